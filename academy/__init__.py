@@ -1,0 +1,5 @@
+"""The reference service: the academy platform of the seed, thin on top of jobbox.
+
+Tenants and users (`tenants`), videos transcoded to HLS (`videos`), the demo commands
+(`demo`), and the embedded default's Redis (`embedded`). DESIGN.md, "The three parts".
+"""

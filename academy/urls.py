@@ -1,0 +1,11 @@
+from django.urls import path
+
+from academy.videos.views import VideoDetailView
+from jobbox.metrics import metrics_view
+from jobbox.views import healthz
+
+urlpatterns = [
+    path("api/videos/<str:job_id>/", VideoDetailView.as_view(), name="video-detail"),
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
+]

@@ -1,0 +1,37 @@
+"""The seed's Video: UPLOADED → PROCESSING → READY / FAILED, versioned for jobbox."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Video(models.Model):
+    class Status(models.TextChoices):
+        UPLOADED = "UPLOADED"
+        PROCESSING = "PROCESSING"
+        READY = "READY"
+        FAILED = "FAILED"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="videos")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="videos"
+    )
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADED)
+    source = models.FileField(upload_to="uploads/videos/", blank=True)
+    hls_path = models.CharField(max_length=500, blank=True, default="")
+    duration = models.PositiveIntegerField(null=True, blank=True)
+    error_reason = models.TextField(blank=True, default="")
+    leased_by = models.CharField(max_length=200, blank=True, default="")
+    leased_until = models.DateTimeField(null=True, blank=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Bumped by every transition; Redis applies a snapshot only if its version is newer.
+    version = models.PositiveBigIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "status"])]
+
+    def __str__(self) -> str:
+        return f"video {self.pk} ({self.status})"

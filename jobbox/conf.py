@@ -1,0 +1,39 @@
+"""Jobbox settings, read on every access from Django's `JOBBOX` dict so `override_settings` works.
+
+DESIGN.md, "Redis layout": the TTLs are the seed's (2 h running, 1 h terminal).
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Falls back to settings.REDIS_URL, then to a local server.
+    "REDIS_URL": None,
+    # Separates environments sharing one Redis; goes before every key name.
+    "KEY_PREFIX": "",
+    # The seed's 2 h: long enough for a long encode; every progress report refreshes it.
+    "RUNNING_TTL_SECONDS": 2 * 60 * 60,
+    # The seed's 1 h: a finished job is polled for a while, then the DB answers on demand.
+    "TERMINAL_TTL_SECONDS": 60 * 60,
+    # A poll must not wait on a sick Redis longer than a DB read would take.
+    "SOCKET_TIMEOUT_SECONDS": 0.25,
+    "CONNECT_TIMEOUT_SECONDS": 0.25,
+    # Cached user/tenant of a token or session; invalidated by signals, the TTL is a backstop.
+    "PRINCIPAL_TTL_SECONDS": 60 * 60,
+    # Dotted path to `f(user) -> str | None`: the tenant a user acts in.
+    "TENANT_RESOLVER": None,
+    # "app_label.Model" names whose rows carry `user_id` and change a user's tenant.
+    "PRINCIPAL_MODELS": [],
+    # Bearer token a Prometheus scraper sends to /metrics; unset: staff users only.
+    "METRICS_TOKEN": None,
+}
+
+
+def get(name: str) -> Any:
+    overrides = getattr(settings, "JOBBOX", {})
+    if name in overrides:
+        return overrides[name]
+    if name == "REDIS_URL":
+        return getattr(settings, "REDIS_URL", None) or "redis://127.0.0.1:6379/0"
+    return DEFAULTS[name]

@@ -1,0 +1,58 @@
+"""Every Redis key name jobbox uses, built here and nowhere else (DESIGN.md, "Redis layout").
+
+The seed's braces are literal: `video:{42}:status` and `job:video:{42}:progress` share the
+hash tag `{42}`, so a job's status and progress live in one Redis Cluster slot and one
+round trip reads both. Anything that came from a request is validated before it becomes
+part of a key.
+"""
+
+import hashlib
+import re
+
+from jobbox import conf
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAMESPACE = re.compile(r"^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*)*$")
+
+
+class InvalidKeyPart(ValueError):
+    """A value that must not become part of a Redis key name."""
+
+
+def _checked_id(job_id: str) -> str:
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        raise InvalidKeyPart("job id")
+    return job_id
+
+
+def _checked_namespace(namespace: str) -> str:
+    if not _NAMESPACE.match(namespace):
+        raise InvalidKeyPart("namespace")
+    return namespace
+
+
+def status_key(namespace: str, job_id: str) -> str:
+    """`video:{42}:status` (namespace "video"), `job:{ab12}:status` (namespace "job")."""
+    return (
+        f"{conf.get('KEY_PREFIX')}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:status"
+    )
+
+
+def progress_key(namespace: str, job_id: str) -> str:
+    """`job:video:{42}:progress` (namespace "job:video"), `job:{ab12}:progress`."""
+    return (
+        f"{conf.get('KEY_PREFIX')}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:progress"
+    )
+
+
+def _digest(secret: str) -> str:
+    # Secrets never appear in key names: a KEYS or MONITOR must not leak a token.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_principal_key(token: str) -> str:
+    return f"{conf.get('KEY_PREFIX')}auth:token:{_digest(token)}"
+
+
+def user_principal_key(user_id: int | str) -> str:
+    return f"{conf.get('KEY_PREFIX')}auth:user:{int(user_id)}"

@@ -1,0 +1,27 @@
+-- Store a job's status snapshot only if it is newer than the one stored (DESIGN.md, invariant 3).
+-- KEYS[1] status key, KEYS[2] progress key
+-- ARGV[1] the snapshot's row version, ARGV[2] the snapshot JSON, ARGV[3] TTL in seconds,
+-- ARGV[4] "clear" to drop the progress hash (a job back in the queue), "keep" otherwise,
+-- ARGV[5] the snapshot format: a stored value of another format counts as garbage.
+-- Returns 1 when stored, 0 when the stored snapshot is as new or newer.
+local version = tonumber(ARGV[1])
+-- A value of another Redis type at our key is garbage too: remove it rather than fail on it.
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then redis.call('DEL', KEYS[1]) end
+if redis.call('TYPE', KEYS[2]).ok ~= 'hash' then redis.call('DEL', KEYS[2]) end
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, doc = pcall(cjson.decode, current)
+  -- Garbage (not JSON, not our shape) counts as older than anything: it is replaced.
+  if ok and type(doc) == 'table' and doc['f'] == tonumber(ARGV[5])
+      and tonumber(doc['version']) and tonumber(doc['version']) >= version then
+    return 0
+  end
+end
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
+if ARGV[4] == 'clear' then
+  redis.call('DEL', KEYS[2])
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return 1

@@ -1,0 +1,85 @@
+"""Tracked jobs: how jobbox reads, versions and renders a model it knows nothing else about.
+
+A project subclasses `TrackedJob` once per model (a video, a spreadsheet job, ...) and calls
+`register()` from its AppConfig.ready(). Jobbox never imports the project's models; it asks
+the registered job. DESIGN.md, "The three parts".
+"""
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from django.db import models
+
+from jobbox.progress import Progress
+
+
+class UnknownJobKind(LookupError):
+    pass
+
+
+class InvalidJobId(ValueError):
+    """A job id from a request that cannot name any job (answered as 404, never a 500)."""
+
+
+class TrackedJob:
+    """One kind of job. Override the class attributes and `snapshot_fields` / `render`."""
+
+    kind: ClassVar[str]
+    model: ClassVar[type[models.Model]]
+    # Key namespaces (DESIGN.md's layout): `<status_namespace>:{id}:status`, ...
+    status_namespace: ClassVar[str]
+    progress_namespace: ClassVar[str]
+    running_statuses: ClassVar[frozenset[str]]
+    terminal_statuses: ClassVar[frozenset[str]]
+    id_field: ClassVar[str] = "pk"
+    tenant_field: ClassVar[str] = "tenant_id"
+    owner_field: ClassVar[str | None] = None
+    version_field: ClassVar[str] = "version"
+    status_field: ClassVar[str] = "status"
+
+    def parse_id(self, raw: str) -> str:
+        """Validate an id from a URL; default: a positive integer primary key."""
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or int(raw) == 0:
+            raise InvalidJobId(raw)
+        return str(int(raw))
+
+    def load(self, job_id: str) -> models.Model | None:
+        """The one database read of the read path (a miss or a fallback)."""
+        return self.model._default_manager.filter(**{self.id_field: job_id}).first()
+
+    def job_id_of(self, instance: models.Model) -> str:
+        return str(getattr(instance, self.id_field))
+
+    def snapshot_fields(self, instance: models.Model) -> dict[str, Any]:
+        """The durable fields of the representation, JSON-native values only."""
+        raise NotImplementedError
+
+    def render(self, fields: Mapping[str, Any], progress: Progress | None) -> dict[str, Any]:
+        """The response body: durable fields plus live progress, in the contract's order."""
+        raise NotImplementedError
+
+
+_registry: dict[str, TrackedJob] = {}
+
+
+def register(job: TrackedJob) -> TrackedJob:
+    _registry[job.kind] = job
+    return job
+
+
+def get(kind: str) -> TrackedJob:
+    try:
+        return _registry[kind]
+    except KeyError:
+        raise UnknownJobKind(kind) from None
+
+
+def for_model(model: type[models.Model]) -> TrackedJob:
+    for job in _registry.values():
+        if job.model is model or issubclass(model, job.model):
+            return job
+    raise UnknownJobKind(model.__name__)
+
+
+def all_jobs() -> list[TrackedJob]:
+    return list(_registry.values())
