@@ -1,15 +1,27 @@
-"""Shared fixtures: real Redis (flushed per test), tenants with users and tokens, clients."""
+"""Shared fixtures: real Redis (flushed per test), tenants with users and tokens, clients,
+and a real Celery worker process on the test database."""
 
+import os
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from academy.celery import app as celery_app
 from academy.tenants.models import Membership, Tenant
+from jobbox import conf
 from jobbox.client import get_redis, reset_clients
+
+# A worker process imports Django and connects to the broker in a few seconds here.
+WORKER_START_TIMEOUT_SECONDS = 60
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +60,50 @@ def alice(db: None) -> Member:
 @pytest.fixture
 def bob(db: None) -> Member:
     return make_member("beta")
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL for the database the tests run on, for processes they start."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def start_worker(*extra_args: str) -> subprocess.Popen:
+    """A real `celery worker` process on the test database and the test Redis; waits until up."""
+    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    env = {**os.environ, "DATABASE_URL": test_database_url(),
+           "REDIS_URL": conf.get("REDIS_URL"), "CELERY_BROKER_URL": celery_app.conf.broker_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "academy", "worker", "--loglevel", "WARNING",
+         "--hostname", name, "--without-gossip", "--without-mingle", *extra_args],
+        env=env,
+    )
+    deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
+    while not celery_app.control.ping(destination=[name], timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the Celery worker did not start")
+    return process
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def worker(transactional_db: None) -> Iterator[subprocess.Popen]:
+    """One worker (solo pool) for the test; tests that kill it start their own."""
+    process = start_worker("--pool", "solo")
+    yield process
+    stop_worker(process)

@@ -3,3 +3,7 @@
 Tenants and users (`tenants`), videos transcoded to HLS (`videos`), the demo commands
 (`demo`), and the embedded default's Redis (`embedded`). DESIGN.md, "The three parts".
 """
+
+from academy.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -2,7 +2,8 @@
 
 Starts a private Redis (unless `REDIS_URL` is set), migrates the database (SQLite under
 .run/ unless `DATABASE_URL` is set), creates the demo tenants, then serves the API at
-http://127.0.0.1:$PORT (8000) and prints tokens and a curl line to try.
+http://127.0.0.1:$PORT (8000), runs the Celery worker (with beat) and prints tokens and a
+curl line to try.
 """
 
 import contextlib
@@ -46,6 +47,12 @@ def main() -> int:
              "--workers", "2", "--threads", "4", "--access-logfile", "-"],
             cwd=BASE_DIR,
         ))
+        # The worker, with the periodic scheduler (beat) embedded: one process to run here.
+        children.append(subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "academy", "worker", "--beat", "--loglevel", "INFO",
+             "--concurrency", "2", "--schedule", str(RUN_DIR / "celerybeat-schedule")],
+            cwd=BASE_DIR,
+        ))
         return _wait(children)
     finally:
         for child in children:
@@ -65,7 +72,8 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> int:
             for child in children:
                 code = child.poll()
                 if code is not None:
-                    print(f"{child.args[2]} exited with {code}; stopping", file=sys.stderr)
+                    print(f"{' '.join(child.args[1:4])} exited with {code}; stopping",
+                          file=sys.stderr)
                     return code or 1
             with contextlib.suppress(subprocess.TimeoutExpired):
                 children[0].wait(timeout=1)
