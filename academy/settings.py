@@ -117,3 +117,44 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+# Videos (README, "Videos"): uploads and HLS output go through Django's storage API. The
+# default is the local MEDIA_ROOT under .run/; S3 by configuration: install the `s3` extra
+# and set DJANGO_STORAGE_BACKEND=storages.backends.s3.S3Storage plus AWS_STORAGE_BUCKET_NAME
+# (credentials come from the usual AWS_* environment variables).
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(RUN_DIR / "media")
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {
+        "BACKEND": os.environ.get("DJANGO_STORAGE_BACKEND")
+        or "django.core.files.storage.FileSystemStorage",
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME")
+# An upload larger than this is refused before it is probed or stored (2 GiB: a long lecture
+# in 1080p; raise it for longer sources).
+VIDEO_MAX_UPLOAD_BYTES = int(os.environ.get("VIDEO_MAX_UPLOAD_BYTES", str(2 * 1024**3)))
+# A worker holds a video this long and renews the lease every third of it while ffmpeg
+# reports progress; a dead worker's video is re-queued once the lease has run out.
+VIDEO_LEASE_SECONDS = int(os.environ.get("VIDEO_LEASE_SECONDS", "300"))
+# How often the reaper looks for expired leases: a dead worker's video waits at most
+# lease + this long before another worker picks it up.
+VIDEO_REAP_INTERVAL_SECONDS = float(os.environ.get("VIDEO_REAP_INTERVAL_SECONDS", "60"))
+# Attempts (lease expiries included) before a video ends FAILED instead of being re-queued.
+VIDEO_MAX_ATTEMPTS = int(os.environ.get("VIDEO_MAX_ATTEMPTS", "3"))
+# The HLS ladder, "WIDTHxHEIGHT:VIDEO_KBPS" comma-separated (360p and 720p by default).
+VIDEO_HLS_LADDER = os.environ.get("VIDEO_HLS_LADDER", "640x360:800,1280x720:2800")
+# x264 preset: "veryfast" trades a little size for a lot of CPU on small hosts.
+VIDEO_X264_PRESET = os.environ.get("VIDEO_X264_PRESET", "veryfast")
+# Input read speed as a multiple of real time (0 = as fast as the CPU allows); a positive
+# value caps the CPU one transcode takes on a shared host.
+VIDEO_FFMPEG_READRATE = float(os.environ.get("VIDEO_FFMPEG_READRATE", "0"))
+# Threads per ffmpeg process (0 = ffmpeg decides from the core count).
+VIDEO_FFMPEG_THREADS = int(os.environ.get("VIDEO_FFMPEG_THREADS", "0"))
+# A transcode of one rendition that takes longer than this is killed and the video fails.
+VIDEO_FFMPEG_TIMEOUT_SECONDS = int(os.environ.get("VIDEO_FFMPEG_TIMEOUT_SECONDS", "7200"))
+CELERY_BEAT_SCHEDULE["reap-expired-video-leases"] = {
+    "task": "academy.videos.tasks.reap_expired_video_leases",
+    "schedule": VIDEO_REAP_INTERVAL_SECONDS,
+}

@@ -1,11 +1,14 @@
 from django.urls import path
 
-from academy.videos.views import VideoDetailView
+from academy.videos.views import VideoDetailView, VideoHLSFileView, VideoUploadView
 from jobbox.metrics import metrics_view
 from jobbox.views import healthz
 
 urlpatterns = [
+    path("api/videos/", VideoUploadView.as_view(), name="video-upload"),
     path("api/videos/<str:job_id>/", VideoDetailView.as_view(), name="video-detail"),
+    path("api/videos/<str:job_id>/hls/<str:file_name>", VideoHLSFileView.as_view(),
+         name="video-hls-file"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
 ]

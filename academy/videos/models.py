@@ -31,7 +31,14 @@ class Video(models.Model):
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["tenant", "status"])]
+        indexes = [
+            models.Index(fields=["tenant", "status"]),
+            # The reaper's one query: PROCESSING videos by lease expiry.
+            models.Index(
+                fields=["leased_until"], name="videos_processing_lease_idx",
+                condition=models.Q(status="PROCESSING"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"video {self.pk} ({self.status})"

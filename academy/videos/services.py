@@ -3,14 +3,24 @@
 Each runs in one transaction on the row locked for update, bumps the version through
 `jobbox.writers.save_transition`, and so reaches Redis only after commit. Transitions are
 idempotent: a duplicate delivery answers "idempotent" and changes nothing.
+
+A worker holds a lease (`leased_by`, `leased_until`) while it transcodes; given its
+`worker_id`, the end transitions refuse a worker that no longer holds the lease (the reaper
+re-queued its video), so a video ends READY once however many workers touched it.
 """
 
 import logging
-from datetime import timedelta
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
 
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from academy.queue import send_on_commit
+from academy.videos import storage, transcoding
 from academy.videos.models import Video
 from jobbox import progress
 from jobbox.client import RedisUnavailable
@@ -23,6 +33,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_LEASE_SECONDS = 5 * 60
 # The seed stores at most this much of a failure reason.
 ERROR_REASON_MAX_CHARS = 2000
+
+
+class VideoRejected(ValueError):
+    """An upload that is refused; the message is safe to show to the uploader."""
 
 
 def get_video_for_update(video_id: int) -> Video | None:
@@ -41,6 +55,52 @@ def create_video(
     return video
 
 
+def upload_video(
+    *, tenant_id: int, uploaded_by_id: int | None, title: str, upload: UploadedFile
+) -> Video:
+    """Probe, store and create an UPLOADED video, queued for transcoding after commit.
+
+    Anything that is not a playable video raises `VideoRejected` with nothing stored or queued.
+    """
+    limit = settings.VIDEO_MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise VideoRejected(f"The file is larger than the limit of {limit} bytes.")
+    with tempfile.TemporaryDirectory(prefix="jobbox-upload-") as scratch:
+        local = _local_copy(upload, Path(scratch))
+        if local.stat().st_size > limit:
+            raise VideoRejected(f"The file is larger than the limit of {limit} bytes.")
+        try:
+            transcoding.probe(local)
+        except transcoding.NotAVideo as exc:
+            raise VideoRejected(str(exc)) from None
+        name = storage.save_source(tenant_id=tenant_id, local_path=local)
+    try:
+        with transaction.atomic():
+            video = create_video(tenant_id=tenant_id, uploaded_by_id=uploaded_by_id,
+                                 title=title, source=name)
+            _queue_transcode(video.pk)
+    except BaseException:
+        storage.delete(name)  # no row points at it
+        raise
+    return video
+
+
+def _local_copy(upload: UploadedFile, scratch: Path) -> Path:
+    if hasattr(upload, "temporary_file_path"):  # Django spooled it to disk already
+        return Path(upload.temporary_file_path())
+    local = scratch / "source"
+    with local.open("wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+    return local
+
+
+def _queue_transcode(video_id: int) -> None:
+    from academy.videos.tasks import transcode_video  # tasks import this module
+
+    send_on_commit(transcode_video, video_id)
+
+
 @transaction.atomic
 def mark_processing(
     video_id: int, *, worker_id: str = "", lease_seconds: int = DEFAULT_LEASE_SECONDS
@@ -50,7 +110,12 @@ def mark_processing(
     if not video:
         return False
     if video.status == Video.Status.PROCESSING:
-        return True
+        # The lease holder asking again (a retry of its own) may go on; a duplicate delivery
+        # to another worker may not.
+        if video.leased_by != worker_id:
+            logger.info("video %s is leased by %s; %s leaves it", video_id, video.leased_by,
+                        worker_id)
+        return video.leased_by == worker_id
     if video.status != Video.Status.UPLOADED:
         logger.warning("Cannot mark video %s as PROCESSING: status=%s", video_id, video.status)
         return False
@@ -66,14 +131,45 @@ def mark_processing(
     return True
 
 
+def renew_video_lease(video_id: int, *, worker_id: str, lease_seconds: int) -> bool:
+    """Extend the lease the worker holds; False if it lost it (the reaper re-queued the video).
+
+    Not a transition: nothing a poll shows changes, so no version bump and no Redis write.
+    """
+    until = timezone.now() + timedelta(seconds=lease_seconds)
+    return bool(Video.objects.filter(
+        pk=video_id, status=Video.Status.PROCESSING, leased_by=worker_id,
+    ).update(leased_until=until))
+
+
+def expire_video_lease(video_id: int, *, worker_id: str) -> bool:
+    """Give up the lease now (the worker failed unexpectedly): the reaper re-queues it next."""
+    return bool(Video.objects.filter(
+        pk=video_id, status=Video.Status.PROCESSING, leased_by=worker_id,
+    ).update(leased_until=timezone.now()))
+
+
+def _lease_lost(video: Video, worker_id: str | None) -> bool:
+    return worker_id is not None and (
+        video.status != Video.Status.PROCESSING or video.leased_by != worker_id
+    )
+
+
 @transaction.atomic
-def complete_video(video_id: int, hls_path: str, duration: int | None = None) -> tuple[bool, str]:
-    """→ READY with its HLS path and duration; the lease is released."""
+def complete_video(
+    video_id: int, hls_path: str, duration: int | None = None, *, worker_id: str | None = None
+) -> tuple[bool, str]:
+    """→ READY with its HLS path and duration; the lease is released.
+
+    With `worker_id`, only the lease holder may complete it ("lease_lost" otherwise).
+    """
     video = get_video_for_update(video_id)
     if not video:
         return False, "not_found"
     if video.status == Video.Status.READY and bool(video.hls_path):
         return True, "idempotent"
+    if _lease_lost(video, worker_id):
+        return False, "lease_lost"
     video.hls_path = str(hls_path)
     if duration is not None and duration >= 0:
         video.duration = int(duration)
@@ -87,13 +183,18 @@ def complete_video(video_id: int, hls_path: str, duration: int | None = None) ->
 
 
 @transaction.atomic
-def fail_video(video_id: int, reason: str) -> tuple[bool, str]:
-    """→ FAILED with its reason; the lease is released."""
+def fail_video(video_id: int, reason: str, *, worker_id: str | None = None) -> tuple[bool, str]:
+    """→ FAILED with its reason; the lease is released.
+
+    With `worker_id`, only the lease holder may fail it ("lease_lost" otherwise).
+    """
     video = get_video_for_update(video_id)
     if not video:
         return False, "not_found"
     if video.status == Video.Status.FAILED:
         return True, "idempotent"
+    if _lease_lost(video, worker_id):
+        return False, "lease_lost"
     video.status = Video.Status.FAILED
     video.error_reason = str(reason)[:ERROR_REASON_MAX_CHARS]
     _release_lease(video)
@@ -116,6 +217,37 @@ def requeue_video(video_id: int) -> tuple[bool, str]:
     _release_lease(video)
     save_transition(video, update_fields=["status", "error_reason", "leased_by", "leased_until"])
     return True, "ok"
+
+
+@transaction.atomic
+def requeue_expired_video(video_id: int, *, max_attempts: int, now: datetime) -> str:
+    """The reaper's transition for a video whose lease ran out before `now`.
+
+    "requeued": → UPLOADED with a newer version, sent to a worker after commit;
+    "failed": it used up `max_attempts`, → FAILED with the reason; "skipped": not expired
+    (any more), e.g. its worker renewed the lease or finished meanwhile.
+    """
+    video = get_video_for_update(video_id)
+    if (not video or video.status != Video.Status.PROCESSING or video.leased_until is None
+            or video.leased_until >= now):
+        return "skipped"
+    if video.attempts >= max_attempts:
+        video.status = Video.Status.FAILED
+        video.error_reason = (
+            f"Transcoding did not finish in {video.attempts} attempts "
+            "(the worker stopped answering)."
+        )
+        _release_lease(video)
+        save_transition(video, update_fields=[
+            "status", "error_reason", "leased_by", "leased_until"])
+        return "failed"
+    logger.warning("video %s: lease of %s expired at %s; re-queued", video_id,
+                   video.leased_by, video.leased_until)
+    video.status = Video.Status.UPLOADED
+    _release_lease(video)
+    save_transition(video, update_fields=["status", "leased_by", "leased_until"])
+    _queue_transcode(video.pk)
+    return "requeued"
 
 
 def _release_lease(video: Video) -> None:

@@ -1,9 +1,104 @@
-"""The video API: the seed's VideoDetailView, served by jobbox's read path."""
+"""The video API: upload, the seed's VideoDetailView (jobbox's read path), HLS playback.
 
-from jobbox.views import JobStatusAPIView
+DESIGN.md, "HTTP API" and invariants 1 and 5: every view authenticates through jobbox's
+cached principals, reads status Redis-first, and answers another tenant's video exactly
+like a missing one.
+"""
+
+import posixpath
+import re
+from typing import ClassVar
+
+from django.conf import settings
+from django.http import FileResponse
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from academy.videos import services, storage
+from academy.videos.jobs import VideoJob
+from academy.videos.models import Video
+from jobbox.readers import JobNotFound, read_job
+from jobbox.views import JobboxAPIView, JobStatusAPIView
+
+# The multipart envelope and the title around the file; a body larger than the file limit
+# plus this is refused before it is read.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+TITLE_MAX_CHARS = Video._meta.get_field("title").max_length
+# HLS names the worker writes: `master.m3u8`, `360p.m3u8`, `360p_0001.ts`. Nothing else
+# (no slash, no dot-dot) can name a file, so no path can leave the video's folder.
+HLS_FILE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}\.(m3u8|ts)$")
+HLS_CONTENT_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
+# Each attempt writes its own folder, so a file never changes once READY points at it;
+# private: only this tenant may see it.
+HLS_CACHE_CONTROL = "private, max-age=3600"
+
+
+def _bad_request(detail: str) -> Response:
+    return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class VideoUploadView(JobboxAPIView):
+    """POST /api/videos/ (multipart `file`, `title`) → 201 with the UPLOADED video."""
+
+    parser_classes: ClassVar[list[type]] = [MultiPartParser]
+
+    def post(self, request: Request) -> Response:
+        tenant = self.request_tenant(request)
+        limit = settings.VIDEO_MAX_UPLOAD_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit + MULTIPART_OVERHEAD_BYTES:
+            return _bad_request(f"The file is larger than the limit of {limit} bytes.")
+        upload = request.FILES.get("file")
+        title = str(request.data.get("title") or "").strip()
+        if upload is None:
+            return _bad_request("A video file is required (multipart field `file`).")
+        if not title or len(title) > TITLE_MAX_CHARS:
+            return _bad_request(f"A title of 1 to {TITLE_MAX_CHARS} characters is required.")
+        try:
+            video = services.upload_video(
+                tenant_id=int(tenant), uploaded_by_id=request.user.pk, title=title,
+                upload=upload,
+            )
+        except services.VideoRejected as exc:
+            return _bad_request(str(exc))
+        job = VideoJob()
+        return Response(job.render(job.snapshot_fields(video), None),
+                        status=status.HTTP_201_CREATED)
 
 
 class VideoDetailView(JobStatusAPIView):
     """GET /api/videos/<id>/ — zero SQL while PROCESSING and within 1 h of READY / FAILED."""
 
     kind = "video"
+
+
+class VideoHLSFileView(JobboxAPIView):
+    """GET /api/videos/<id>/hls/<file> — a READY video's playlists and segments, its tenant only.
+
+    The status check is jobbox's Redis-first read, so serving a segment costs no SQL.
+    """
+
+    def get(self, request: Request, job_id: str, file_name: str) -> FileResponse:
+        match = HLS_FILE_NAME.match(file_name)
+        if not match:
+            raise NotFound()
+        try:
+            body = read_job("video", job_id, tenant=self.request_tenant(request))
+        except JobNotFound:
+            raise NotFound() from None
+        if body["status"] != Video.Status.READY or not body["hls_path"]:
+            raise NotFound()
+        name = posixpath.join(posixpath.dirname(body["hls_path"]), file_name)
+        try:
+            handle = storage.open_file(name)
+        except FileNotFoundError:
+            raise NotFound() from None
+        response = FileResponse(handle, content_type=HLS_CONTENT_TYPES[match.group(1)])
+        response["Cache-Control"] = HLS_CACHE_CONTROL
+        return response
