@@ -359,7 +359,7 @@ def test_a_good_upload_is_stored_and_queued_once(alice, media, clip):
 
 
 @pytest.mark.parametrize("kind", ["text renamed .mp4", "empty", "over the limit",
-                                  "a playlist renamed .mp4"])
+                                  "far over the limit", "a playlist renamed .mp4"])
 def test_bad_uploads_are_refused_with_nothing_stored_or_queued(
     alice, media, clip, settings, tmp_path, kind
 ):
@@ -371,6 +371,9 @@ def test_bad_uploads_are_refused_with_nothing_stored_or_queued(
     elif kind == "over the limit":
         path.write_bytes(clip.read_bytes())
         settings.VIDEO_MAX_UPLOAD_BYTES = clip.stat().st_size - 1
+    elif kind == "far over the limit":  # refused by its Content-Length, before it is read
+        path.write_bytes(clip.read_bytes())
+        settings.VIDEO_MAX_UPLOAD_BYTES = 1000
     else:  # ffmpeg's playlist demuxers would follow it to other files; never opened
         path.write_text(f"#EXTM3U\n#EXTINF:2,\n{clip}\n#EXT-X-ENDLIST\n")
     response = upload(alice, path)
@@ -393,3 +396,42 @@ def test_upload_needs_a_file_a_title_and_a_user(alice, media, clip):
                                      format="multipart")
     assert anonymous.status_code in (401, 403)
     assert Video.objects.count() == 0 and stored_files(media) == []
+
+
+def test_a_worker_that_loses_its_lease_mid_transcode_stops_and_leaves_the_video_alone(
+    alice, media, clip, settings, monkeypatch
+):
+    settings.VIDEO_LEASE_SECONDS = 1
+    settings.VIDEO_FFMPEG_READRATE = 1
+    name = storage.save_source(tenant_id=alice.tenant.pk, local_path=clip)
+    video = services.create_video(tenant_id=alice.tenant.pk, uploaded_by_id=alice.user.pk,
+                                  title="slow", source=name)
+    report = services.report_video_progress
+
+    def report_then_lose_the_lease(video_id, **progress):
+        # The worker stalls past its lease in the middle of a rendition: the reaper hands
+        # the video on. Its next renewal fails and it must stop.
+        if progress.get("step_name") == "transcode 180p" and Video.objects.filter(
+                pk=video_id, status="PROCESSING").exists():
+            expire_lease(video_id)
+            assert reaper.reap_expired_leases().requeued == [video_id]
+        return report(video_id, **progress)
+
+    monkeypatch.setattr(services, "report_video_progress", report_then_lose_the_lease)
+    assert processing.transcode(video_id=video.pk, worker_id="w1") == "lease_lost"
+    video.refresh_from_db()
+    assert (video.status, video.version, video.hls_path) == ("UPLOADED", 3, "")
+    assert stored_snapshot(video.pk)["status"] == "UPLOADED"
+    assert not [f for f in stored_files(media) if f.startswith("hls/")]
+    assert not ffmpeg_processes_for(video.pk)
+
+
+def test_an_unexpected_error_gives_the_lease_up_for_the_reaper(alice, media):
+    # A source that storage cannot read as a file (here a folder): not the video's fault.
+    (media / "uploads" / "videos" / "odd").mkdir(parents=True)
+    video = services.create_video(tenant_id=alice.tenant.pk, uploaded_by_id=alice.user.pk,
+                                  title="odd", source="uploads/videos/odd")
+    assert transcode_video.apply(args=[video.pk]).failed()
+    video.refresh_from_db()
+    assert video.status == "PROCESSING" and video.leased_until <= services.timezone.now()
+    assert reaper.reap_expired_leases().requeued == [video.pk]
