@@ -9,11 +9,13 @@ import re
 import signal
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from academy.videos import processing, reaper, services, storage, transcoding
@@ -297,8 +299,7 @@ def test_a_duplicate_while_another_worker_holds_the_lease_leaves_it_alone(alice,
 
 
 def expire_lease(video_id: int) -> None:
-    Video.objects.filter(pk=video_id).update(leased_until=services.timezone.now()
-                                             - services.timedelta(seconds=1))
+    Video.objects.filter(pk=video_id).update(leased_until=timezone.now() - timedelta(seconds=1))
 
 
 def test_reaper_requeues_an_expired_lease_with_a_newer_version_and_a_new_message(alice, media):
@@ -346,8 +347,13 @@ def test_a_source_ffmpeg_cannot_read_ends_failed_with_a_reason(alice, media, tmp
     assert (body["status"], body["error_reason"]) == ("FAILED", "The file is not a playable video.")
 
 
-def test_a_good_upload_is_stored_and_queued_once(alice, media, clip):
-    response = upload(alice, clip)
+@pytest.mark.parametrize("container", ["mp4", "ts", "mkv"])
+def test_a_good_upload_is_stored_and_queued_once(alice, media, clip, tmp_path, container):
+    source = tmp_path / f"lecture.{container}"
+    subprocess.run([transcoding.ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(clip),
+                    "-c", "copy", str(source)], check=True, timeout=60,
+                   env=transcoding.ffmpeg_env())
+    response = upload(alice, source)
     assert response.status_code == 201
     body = response.json()
     assert (body["status"], body["title"], body["hls_path"]) == ("UPLOADED", "Lecture 1", None)
@@ -433,5 +439,5 @@ def test_an_unexpected_error_gives_the_lease_up_for_the_reaper(alice, media):
                                   title="odd", source="uploads/videos/odd")
     assert transcode_video.apply(args=[video.pk]).failed()
     video.refresh_from_db()
-    assert video.status == "PROCESSING" and video.leased_until <= services.timezone.now()
+    assert video.status == "PROCESSING" and video.leased_until <= timezone.now()
     assert reaper.reap_expired_leases().requeued == [video.pk]
