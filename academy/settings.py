@@ -141,6 +141,10 @@ VIDEO_LEASE_SECONDS = int(os.environ.get("VIDEO_LEASE_SECONDS", "300"))
 # How often the reaper looks for expired leases: a dead worker's video waits at most
 # lease + this long before another worker picks it up.
 VIDEO_REAP_INTERVAL_SECONDS = float(os.environ.get("VIDEO_REAP_INTERVAL_SECONDS", "60"))
+# A video still UPLOADED this long after its transcode message was sent gets another one
+# (the send may have been lost after commit; a duplicate is harmless). Longer than a normal
+# wait in the queue, so a busy queue is not flooded with duplicates.
+VIDEO_RESEND_AFTER_SECONDS = int(os.environ.get("VIDEO_RESEND_AFTER_SECONDS", "1800"))
 # Attempts (lease expiries included) before a video ends FAILED instead of being re-queued.
 VIDEO_MAX_ATTEMPTS = int(os.environ.get("VIDEO_MAX_ATTEMPTS", "3"))
 # The HLS ladder, "WIDTHxHEIGHT:VIDEO_KBPS" comma-separated (360p and 720p by default).

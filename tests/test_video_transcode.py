@@ -336,6 +336,18 @@ def test_reaper_ends_a_video_that_failed_too_often_as_failed_with_a_reason(
     assert outside_redis().llen(CELERY_QUEUE) == 1  # only the first expiry was re-queued
 
 
+def test_reaper_resends_a_video_whose_queue_message_was_lost(alice, media, clip, settings):
+    video_id = upload(alice, clip).json()["id"]
+    outside_redis().delete(CELERY_QUEUE)  # the send after commit never reached the broker
+    assert reaper.reap_expired_leases().resent == []  # not waiting long enough yet
+    Video.objects.filter(pk=video_id).update(
+        queued_at=timezone.now() - timedelta(seconds=settings.VIDEO_RESEND_AFTER_SECONDS + 1))
+    assert reaper.reap_expired_leases().resent == [video_id]
+    assert outside_redis().llen(CELERY_QUEUE) == 1
+    assert reaper.reap_expired_leases().resent == []  # once per wait, not once per run
+    assert stored_snapshot(video_id)["version"] == 1  # nothing a poll shows changed
+
+
 def test_a_source_ffmpeg_cannot_read_ends_failed_with_a_reason(alice, media, tmp_path):
     junk = tmp_path / "junk"
     junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))

@@ -25,6 +25,9 @@ class Video(models.Model):
     leased_until = models.DateTimeField(null=True, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # When a transcode message was last sent for it: the reaper re-sends one for a video that
+    # waited UPLOADED too long (a send lost after commit). Not shown, so not versioned.
+    queued_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every transition; Redis applies a snapshot only if its version is newer.
     version = models.PositiveBigIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -37,6 +40,10 @@ class Video(models.Model):
             models.Index(
                 fields=["leased_until"], name="videos_processing_lease_idx",
                 condition=models.Q(status="PROCESSING"),
+            ),
+            models.Index(
+                fields=["queued_at"], name="videos_uploaded_queued_idx",
+                condition=models.Q(status="UPLOADED"),
             ),
         ]
 

@@ -75,13 +75,12 @@ def upload_video(
             raise VideoRejected(str(exc)) from None
         name = storage.save_source(tenant_id=tenant_id, local_path=local)
     try:
-        with transaction.atomic():
-            video = create_video(tenant_id=tenant_id, uploaded_by_id=uploaded_by_id,
-                                 title=title, source=name)
-            _queue_transcode(video.pk)
+        video = create_video(tenant_id=tenant_id, uploaded_by_id=uploaded_by_id,
+                             title=title, source=name)
     except BaseException:
         storage.delete(name)  # no row points at it
         raise
+    queue_transcode(video.pk)  # after the row's commit (at once outside a transaction)
     return video
 
 
@@ -95,10 +94,26 @@ def _local_copy(upload: UploadedFile, scratch: Path) -> Path:
     return local
 
 
-def _queue_transcode(video_id: int) -> None:
+def queue_transcode(video_id: int) -> None:
+    """Send the video to a worker after commit, noting when (the reaper's resend clock)."""
     from academy.videos.tasks import transcode_video  # tasks import this module
 
+    Video.objects.filter(pk=video_id).update(queued_at=timezone.now())
     send_on_commit(transcode_video, video_id)
+
+
+@transaction.atomic
+def resend_transcode(video_id: int, *, queued_before: datetime) -> bool:
+    """Send again a video still UPLOADED since a send before `queued_before` (that send may
+    have been lost after commit; a duplicate is harmless). False if it moved on meanwhile."""
+    from academy.videos.tasks import transcode_video
+
+    resent = Video.objects.filter(
+        pk=video_id, status=Video.Status.UPLOADED, queued_at__lt=queued_before,
+    ).update(queued_at=timezone.now())
+    if resent:
+        send_on_commit(transcode_video, video_id)
+    return bool(resent)
 
 
 @transaction.atomic
@@ -246,7 +261,7 @@ def requeue_expired_video(video_id: int, *, max_attempts: int, now: datetime) ->
     video.status = Video.Status.UPLOADED
     _release_lease(video)
     save_transition(video, update_fields=["status", "leased_by", "leased_until"])
-    _queue_transcode(video.pk)
+    queue_transcode(video.pk)
     return "requeued"
 
 

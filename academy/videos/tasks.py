@@ -35,4 +35,4 @@ def transcode_video(self: Task, video_id: int) -> str:
 @shared_task
 def reap_expired_video_leases() -> dict[str, list[int]]:
     result = reaper.reap_expired_leases()
-    return {"requeued": result.requeued, "failed": result.failed}
+    return {"requeued": result.requeued, "failed": result.failed, "resent": result.resent}
