@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -190,6 +191,23 @@ def test_playback_of_a_ready_video_runs_no_sql(alice, media, tmp_path,
     with django_assert_num_queries(0):
         response = client.get(f"/api/videos/{video.pk}/hls/master.m3u8")
     assert b"".join(response.streaming_content) == b"#EXTM3U\n"
+
+
+def test_playback_with_the_session_cookie_as_hls_js_sends_it(alice, bob, media, tmp_path):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    prefix = storage.hls_prefix(video_id=video.pk, attempt=1)
+    segment = tmp_path / "90p_0000.ts"
+    segment.write_bytes(b"G" * 188)
+    storage.publish([segment], prefix=prefix)
+    services.complete_video(video.pk, f"{prefix}/master.m3u8", 2, worker_id="w1")
+    browser, stranger = Client(), Client()
+    browser.force_login(alice.user)
+    stranger.force_login(bob.user)
+    response = browser.get(f"/api/videos/{video.pk}/hls/90p_0000.ts")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"G" * 188
+    assert stranger.get(f"/api/videos/{video.pk}/hls/90p_0000.ts").status_code == 404
 
 
 def test_playback_of_a_video_that_is_not_ready_is_not_found(alice, media):
