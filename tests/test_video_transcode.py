@@ -153,6 +153,7 @@ def test_upload_is_transcoded_to_playable_hls_with_forward_named_progress_and_ze
                           master_text)
     assert [(res, name) for _, res, name in variants] == [
         ("160x90", "90p.m3u8"), ("320x180", "180p.m3u8")]
+    assert len(re.findall(r'CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"', master_text)) == 2
     for _, resolution, name in variants:
         playlist = b"".join(client.get(f"/api/videos/{video_id}/hls/{name}")
                             .streaming_content).decode()

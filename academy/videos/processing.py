@@ -135,7 +135,7 @@ def _run(video: Video, scratch: Path, lease: Lease) -> tuple[str, int]:
 
     report = reporter.step(len(steps) - 1)
     master = out_dir / "master.m3u8"
-    master.write_text(transcoding.master_playlist(written, has_audio=probed.has_audio))
+    master.write_text(transcoding.master_playlist(written))
     files = [out_dir / name for _, playlist in written
              for name in transcoding.segment_names(playlist)]
     files += [playlist for _, playlist in written]

@@ -48,6 +48,8 @@ _DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _VIDEO_STREAM = re.compile(r"Stream #0:\d+.*?: Video: .*?, (\d{2,5})x(\d{2,5})", re.MULTILINE)
 _AUDIO_STREAM = re.compile(r"Stream #0:\d+.*?: Audio: ", re.MULTILINE)
 _FRAMES = re.compile(r"frame=\s*(\d+)")
+# The codecs ffmpeg read from the stream it wrote (x264 may pick a lower profile than asked).
+_CODECS = re.compile(r'CODECS="([A-Za-z0-9.,]+)"')
 _LADDER_ITEM = re.compile(r"^(\d{2,5})x(\d{2,5}):(\d{2,6})$")
 
 
@@ -81,6 +83,11 @@ class Rendition:
     @property
     def playlist_name(self) -> str:
         return f"{self.name}.m3u8"
+
+    @property
+    def probe_master_name(self) -> str:
+        """ffmpeg's own one-variant master, read for the CODECS it found (not published)."""
+        return f"{self.name}_codecs.m3u8"
 
 
 def ffmpeg_exe() -> str:
@@ -189,6 +196,7 @@ def transcode_rendition(
         "-threads", str(threads),
         "-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_playlist_type", "vod",
         "-hls_segment_filename", str(out_dir / f"{rendition.name}_%04d.ts"),
+        "-master_pl_name", rendition.probe_master_name,
         "-progress", "pipe:1", "-nostats", "-stats_period", str(PROGRESS_PERIOD_SECONDS),
         str(playlist),
     ]
@@ -200,7 +208,13 @@ def transcode_rendition(
     stderr_reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()),
                                      daemon=True)
     stderr_reader.start()
-    watchdog = threading.Timer(timeout_seconds, process.kill)
+    timed_out = threading.Event()
+
+    def stop_overdue() -> None:
+        timed_out.set()
+        process.kill()
+
+    watchdog = threading.Timer(timeout_seconds, stop_overdue)
     watchdog.start()
     try:
         for line in process.stdout:
@@ -214,6 +228,9 @@ def transcode_rendition(
             process.kill()
             process.wait()
         stderr_reader.join(timeout=5)
+    if timed_out.is_set():
+        raise TranscodeFailed(
+            f"Transcoding the {rendition.name} rendition took longer than {timeout_seconds} s.")
     if process.returncode != 0 or not playlist.is_file():
         logger.warning("ffmpeg failed on rendition %s (exit %s): %s", rendition.name,
                        process.returncode, "".join(stderr_chunks)[-STDERR_TAIL_CHARS:])
@@ -225,15 +242,16 @@ def transcode_rendition(
     return playlist
 
 
-def master_playlist(renditions: list[tuple[Rendition, Path]], *, has_audio: bool) -> str:
-    """The master playlist over written renditions; BANDWIDTH is each one's measured peak."""
+def master_playlist(renditions: list[tuple[Rendition, Path]]) -> str:
+    """The master playlist over written renditions: BANDWIDTH is each one's measured peak,
+    RESOLUTION its real frame size, CODECS what ffmpeg found in the stream it wrote."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    codecs = 'avc1.4d401f,mp4a.40.2' if has_audio else "avc1.4d401f"
     for rendition, playlist in renditions:
         width, height = _output_size(playlist) or (rendition.width, rendition.height)
+        codecs = _CODECS.search((playlist.parent / rendition.probe_master_name).read_text())
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={peak_bits_per_second(playlist)},"
-            f'RESOLUTION={width}x{height},CODECS="{codecs}"'
+            f"RESOLUTION={width}x{height}" + (f',CODECS="{codecs.group(1)}"' if codecs else "")
         )
         lines.append(playlist.name)
     return "\n".join(lines) + "\n"
