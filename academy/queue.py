@@ -2,13 +2,27 @@
 
 A task sent before commit could run before its row is visible, or for a row that is then
 rolled back; `send_on_commit` sends only once the transaction that created the work commits.
+A send that fails (the broker is down) must not turn the committed request into a 500: it
+is logged for a person, and the periodic re-senders pick up work left waiting.
 """
 
+import logging
 from typing import Any
 
 from celery import Task
 from django.db import transaction
+from kombu.exceptions import OperationalError
+
+logger = logging.getLogger(__name__)
 
 
 def send_on_commit(task: Task, *args: Any, **kwargs: Any) -> None:
-    transaction.on_commit(lambda: task.apply_async(args=args, kwargs=kwargs))
+    transaction.on_commit(lambda: _send(task, args, kwargs))
+
+
+def _send(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    try:
+        task.apply_async(args=args, kwargs=kwargs)
+    except OperationalError:
+        logger.warning("queue: %s%r not sent, the broker is unavailable; left to the re-sender",
+                       task.name, args)
