@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from django.db import models, transaction
 
 from jobbox import keys, registry, snapshots
-from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.client import CircuitOpen, RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import CACHE_WRITES
 from jobbox.scripts import script
 from jobbox.snapshots import Snapshot
@@ -50,15 +50,21 @@ def cache_committed(instance: models.Model) -> bool:
 
 
 def store_after_commit(snapshot: Snapshot) -> bool:
+    """Store a committed transition's snapshot, retrying briefly; never raises for Redis.
+
+    A write that still fails is left to the reconciler (`jobbox.reconcile`), which repairs it
+    within the README's staleness bound; meanwhile Redis holds the previous version (never a
+    wrong newer one) or nothing. With the breaker open there is no point in retrying now.
+    """
     for attempt in range(1, STORE_ATTEMPTS + 1):
         try:
             return store_snapshot(snapshot)
         except RedisUnavailable as exc:
-            if attempt == STORE_ATTEMPTS:
+            if attempt == STORE_ATTEMPTS or isinstance(exc, CircuitOpen):
                 CACHE_WRITES.labels(snapshot.kind, "failed").inc()
                 logger.warning(
-                    "jobbox: snapshot of %s %s v%s not stored in Redis (%s); left to repair",
-                    snapshot.kind, snapshot.job_id, snapshot.version, exc,
+                    "jobbox: snapshot of %s %s v%s not stored in Redis (%s); left to the "
+                    "reconciler", snapshot.kind, snapshot.job_id, snapshot.version, exc,
                 )
                 return False
             time.sleep(STORE_RETRY_PAUSE_SECONDS * attempt)
