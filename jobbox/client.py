@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 _clients: dict[str, redis.Redis] = {}
 _breakers: dict[str, CircuitBreaker] = {}
 _lock = threading.Lock()
+# Set by `breaker_bypassed()`: this thread's calls go to Redis even while the breaker is open.
+_bypass_breaker: ContextVar[bool] = ContextVar("jobbox_bypass_breaker", default=False)
 # Called by `reset_clients()`: in-process state that must not outlive a client (fallback caches).
 _reset_hooks: list[Callable[[], None]] = []
 
@@ -78,7 +81,7 @@ def get_breaker() -> CircuitBreaker:
 @contextmanager
 def redis_errors() -> Iterator[None]:
     breaker = get_breaker()
-    if not breaker.allow():
+    if not _bypass_breaker.get() and not breaker.allow():
         raise CircuitOpen("circuit open")
     try:
         yield
@@ -96,6 +99,17 @@ def redis_errors() -> Iterator[None]:
         raise RedisUnavailable(type(exc).__name__) from exc
     else:
         breaker.record_success()
+
+
+@contextmanager
+def breaker_bypassed() -> Iterator[None]:
+    """Try Redis even if the breaker is open: for rare writes worth a timeout (a transition's
+    snapshot after commit), never for polls. Outcomes still feed the breaker."""
+    token = _bypass_breaker.set(True)
+    try:
+        yield
+    finally:
+        _bypass_breaker.reset(token)
 
 
 def on_reset(hook: Callable[[], None]) -> None:
