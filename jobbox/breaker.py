@@ -63,7 +63,9 @@ class CircuitBreaker:
         if self._state is State.CLOSED and self._failures == 0:
             return  # the hot path: no lock
         with self._lock:
-            if self._state is not State.CLOSED:
+            if self._state is State.OPEN:
+                return  # a call that began before the failure proves nothing; wait for a probe
+            if self._state is State.HALF_OPEN:
                 logger.warning("jobbox: Redis answers again; circuit breaker closed")
             self._failures = 0
             self._set(State.CLOSED)

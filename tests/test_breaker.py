@@ -74,3 +74,12 @@ def test_a_higher_threshold_counts_consecutive_failures_only():
     b.record_failure("x")
     b.record_failure("x")
     assert b.state is State.OPEN
+
+
+def test_a_success_of_a_call_begun_before_the_failure_does_not_close_it():
+    clock = Clock()
+    b = breaker(clock)
+    b.record_failure("ConnectionError")
+    b.record_success()  # an in-flight call that had started before Redis went away
+    assert b.state is State.OPEN
+    assert not b.allow()
