@@ -121,3 +121,61 @@ def test_the_fill_stores_the_snapshot_so_the_next_poll_is_a_hit(alice, django_as
     with django_assert_num_queries(0):
         assert poll(alice, video.pk).status_code == 200
     assert VideoJob().kind == "video"
+
+
+PROCESSES = 4
+THREADS_PER_PROCESS = 25
+
+
+def _child_polls(member, video_id: int, barrier, results) -> None:
+    """In a forked process: threads miss together after every process is ready."""
+    import os
+
+    from django.db import connections
+
+    from jobbox.client import reset_clients
+
+    try:
+        reset_clients()
+        threads_ready = threading.Barrier(THREADS_PER_PROCESS)
+        with SqlCounter() as sql, ThreadPoolExecutor(THREADS_PER_PROCESS) as pool:
+            barrier.wait(timeout=30)
+
+            @closing_connections
+            def one(_: int) -> str:
+                threads_ready.wait(timeout=30)
+                return read(member, video_id)
+
+            statuses = list(pool.map(one, range(THREADS_PER_PROCESS)))
+        results.put((statuses.count("UPLOADED"), sql.count(VIDEO_TABLE)))
+    except BaseException as exc:
+        results.put((0, repr(exc)))
+    finally:
+        connections.close_all()
+        results.close()
+        results.join_thread()  # flush the queue before leaving without pytest's teardown
+        os._exit(0)
+
+
+def test_concurrent_misses_in_several_processes_share_one_database_read(alice):
+    import multiprocessing
+
+    from django.db import connections
+
+    from jobbox.client import reset_clients
+
+    video = new_video(alice)
+    outside_redis().delete(keys.status_key("video", str(video.pk)))
+    connections.close_all()  # children must not share our sockets
+    reset_clients()
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(PROCESSES), context.Queue()
+    children = [context.Process(target=_child_polls, args=(alice, video.pk, barrier, results))
+                for _ in range(PROCESSES)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=90) for _ in children]
+    for child in children:
+        child.join(timeout=30)
+    assert [answered for answered, _ in outcomes] == [THREADS_PER_PROCESS] * PROCESSES
+    assert sum(reads for _, reads in outcomes) == 1
