@@ -15,6 +15,7 @@ value that does not parse is garbage: a miss, replaced, never an "unknown token"
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -28,9 +29,10 @@ from django.utils.module_loading import import_string
 from rest_framework import authentication, exceptions
 
 from jobbox import conf, keys
-from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.client import RedisUnavailable, breaker_bypassed, get_redis, redis_errors
 from jobbox.localcache import FallbackCache
 from jobbox.metrics import PRINCIPAL_READS
+from jobbox.singleflight import Flights
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ class Principal:
 _fallback_principals: "FallbackCache[Principal | None]" = FallbackCache(
     "PRINCIPAL_FALLBACK_SECONDS"
 )
+
+
+_principal_fills: "Flights[Principal | None]" = Flights()
 
 
 def principal_of(user: object) -> Principal | None:
@@ -128,8 +133,9 @@ def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
             return decoded  # type: ignore[return-value]
     if raw is not None:
         logger.warning("jobbox: unreadable cached principal replaced")
-    PRINCIPAL_READS.labels("db_fill").inc()
-    principal = load()
+    # Threads of this process missing the same principal (after a restart) share one read.
+    principal, led = _principal_fills.run(key, load)
+    PRINCIPAL_READS.labels("db_fill" if led else "shared").inc()
     ttl = conf.get("PRINCIPAL_TTL_SECONDS") if principal else UNKNOWN_TOKEN_TTL_SECONDS
     value = json.dumps(asdict(principal)) if principal else _UNKNOWN
     try:
@@ -237,13 +243,24 @@ def _delete_now_and_on_commit(names: list[str]) -> None:
     transaction.on_commit(lambda: _delete(names))
 
 
+# Invalidations are rare and matter for security: tried this often whatever the breaker says.
+INVALIDATE_ATTEMPTS = 3
+INVALIDATE_RETRY_PAUSE_SECONDS = 0.05
+
+
 def _delete(names: list[str]) -> None:
-    try:
-        with redis_errors():
-            get_redis().delete(*names)
-    except RedisUnavailable:
-        logger.warning("jobbox: could not invalidate %d cached principals; TTL bounds them",
-                       len(names))
+    for name in names:
+        _fallback_principals.discard(name)  # this process's outage copies, too
+    for attempt in range(1, INVALIDATE_ATTEMPTS + 1):
+        try:
+            with breaker_bypassed(), redis_errors():
+                get_redis().delete(*names)
+            return
+        except RedisUnavailable:
+            if attempt < INVALIDATE_ATTEMPTS:
+                time.sleep(INVALIDATE_RETRY_PAUSE_SECONDS * attempt)
+    logger.warning("jobbox: could not invalidate %d cached principals; PRINCIPAL_TTL_SECONDS "
+                   "bounds them", len(names))
 
 
 def connect_invalidation_signals() -> None:

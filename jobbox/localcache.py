@@ -42,6 +42,11 @@ class FallbackCache(Generic[T]):
 
         return self._flights.run(key, load_and_keep)
 
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            if self._cache is not None:
+                self._cache.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._cache = None  # rebuilt with the settings then in force

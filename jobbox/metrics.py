@@ -19,10 +19,32 @@ CACHE_WRITES = Counter(
 PRINCIPAL_READS = Counter(
     "jobbox_principal_reads_total",
     "Token or session resolutions by where the answer came from.",
-    ["source"],  # source: redis, db_fill, db_fallback, fallback_cache
+    ["source"],  # source: redis, db_fill, db_fallback
 )
-# READS sources added by the resilience work: negative (a remembered missing id) and
-# fallback_cache (Redis unavailable, answered by this process's short-lived copy).
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text, for a scraper holding `Bearer <JOBBOX["METRICS_TOKEN"]>` or staff."""
+    if not _may_scrape(request):
+        return HttpResponse(status=401, headers={"WWW-Authenticate": "Bearer"})
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _may_scrape(request: HttpRequest) -> bool:
+    from jobbox.auth import principal_for_request
+
+    expected = conf.get("METRICS_TOKEN")
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if expected and constant_time_compare(header, f"Bearer {expected}"):
+        return True
+    principal = principal_for_request(request)
+    return bool(principal and principal.is_active and principal.is_staff)
+
+
+# --- Resilience (DESIGN.md, invariants 6-8) ---
+# READS sources added: negative (a remembered missing id), fallback_cache (Redis unavailable,
+# answered by this process's short-lived copy). PRINCIPAL_READS sources added:
+# fallback_cache, shared (another thread of this process read the same principal).
 REDIS_BREAKER_STATE = Gauge(
     "jobbox_redis_breaker_state",
     "The Redis circuit breaker: 0 closed, 1 open (answering from the database), 2 half-open.",
@@ -47,21 +69,3 @@ DATABASE_UNAVAILABLE = Counter(
     "jobbox_database_unavailable_total",
     "Requests answered 503 because the database could not be reached.",
 )
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text, for a scraper holding `Bearer <JOBBOX["METRICS_TOKEN"]>` or staff."""
-    if not _may_scrape(request):
-        return HttpResponse(status=401, headers={"WWW-Authenticate": "Bearer"})
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
-
-
-def _may_scrape(request: HttpRequest) -> bool:
-    from jobbox.auth import principal_for_request
-
-    expected = conf.get("METRICS_TOKEN")
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if expected and constant_time_compare(header, f"Bearer {expected}"):
-        return True
-    principal = principal_for_request(request)
-    return bool(principal and principal.is_active and principal.is_staff)

@@ -186,3 +186,21 @@ def test_a_membership_change_while_redis_is_down_applies_within_the_fallback_int
     membership.tenant = bob.tenant
     membership.save()
     assert wait_until(lambda: poll(alice, video.pk).status_code == 404, timeout_seconds=5)
+
+
+def test_a_deactivation_while_the_breaker_is_open_still_invalidates_the_cached_principal(
+        alice, private_redis, settings):
+    settings.JOBBOX = {**settings.JOBBOX, "BREAKER_OPEN_SECONDS": 60}
+    (video,) = running_videos(alice, 1)
+    assert poll(alice, video.pk).status_code == 200  # the principal is cached in Redis
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.execute_command("CLIENT", "PAUSE", 400, "ALL")
+    assert poll(alice, video.pk).status_code == 200  # a timeout: the breaker opens
+    assert get_breaker().state is State.OPEN
+    assert wait_until(lambda: admin.ping(), timeout_seconds=5)  # Redis answers again
+    cached = [k for k in admin.keys("auth:token:*")]
+    assert cached
+    alice.user.is_active = False
+    alice.user.save()  # the invalidation is worth a try whatever the breaker says
+    assert admin.keys("auth:token:*") == []
+    admin.close()
