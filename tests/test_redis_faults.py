@@ -67,7 +67,11 @@ class Load:
         i = n
         while not self.stop.is_set():
             video = self.videos[i % len(self.videos)]
-            response = client.get(f"/api/videos/{video.pk}/")
+            try:
+                response = client.get(f"/api/videos/{video.pk}/")
+            except Exception as exc:  # the test client re-raises a view's exception: a 500
+                self.answers.append((time.monotonic(), 500, repr(exc)))
+                continue
             body = response.json() if response.status_code == 200 else None
             ok = body is not None and body["id"] == video.pk and body["status"] == "PROCESSING"
             self.answers.append((time.monotonic(), response.status_code, "ok" if ok else None))
@@ -119,8 +123,8 @@ def test_redis_stopped_and_restarted_mid_load_fails_no_request_and_bounds_sql(
              + 2 * (down / conf.get("PRINCIPAL_FALLBACK_SECONDS") + 2))
     print(f"Redis down {down:.1f} s: {polls_while_down} polls, {sql_while_down} SQL statements "
           f"(bound {bound:.0f}); zero SQL again {quiet_at - restarted_at:.1f} s after restart")
-    assert sql_while_down <= bound
-    assert back_to_zero
+    assert sql_while_down <= bound, (sql_while_down, bound)
+    assert back_to_zero, sql.statements[-20:]
     assert get_breaker().state is State.CLOSED
 
 
