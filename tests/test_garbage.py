@@ -18,10 +18,6 @@ def running_video(member):
     return video
 
 
-def snapshot_doc(video_id: int) -> dict:
-    return stored_snapshot(video_id)
-
-
 STRING_GARBAGE = {
     "not json": lambda doc: b"\xff\xfe{not json",
     "json of another shape": lambda doc: json.dumps({"f": 1, "version": 10**6}),
@@ -38,7 +34,7 @@ def test_garbage_string_at_the_status_key_is_replaced_and_never_served(alice, na
     video = running_video(alice)
     good = poll(alice, video.pk)
     key = keys.status_key("video", str(video.pk))
-    outside_redis().set(key, STRING_GARBAGE[name](snapshot_doc(video.pk)))
+    outside_redis().set(key, STRING_GARBAGE[name](stored_snapshot(video.pk)))
     assert get_video_status_from_redis(video.pk) is None  # the seed helper never serves it
     response = poll(alice, video.pk)
     assert response.status_code == 200
