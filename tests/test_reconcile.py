@@ -24,21 +24,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 STATED_BOUND_SECONDS = 60.0
 
 
-@pytest.fixture
-def redis_refusing_writes(monkeypatch):
-    """Every snapshot write fails as if Redis had timed out; reads still work."""
-
-    def refuse(snapshot):
-        raise RedisUnavailable("TimeoutError (injected)")
-
-    monkeypatch.setattr(writers, "store_snapshot", refuse)
-    yield
-    monkeypatch.undo()
-
-
-def lose_the_processing_write(video: Video, fault) -> None:
-    with fault:
-        services.mark_processing(video.pk, worker_id="w1")
+def refuse_write(snapshot):
+    """A snapshot write failing as if Redis had timed out (reads still work)."""
+    raise RedisUnavailable("TimeoutError (injected)")
 
 
 def test_a_write_that_fails_once_after_commit_is_stored_by_the_retry(alice, monkeypatch):
@@ -59,8 +47,7 @@ def test_a_write_that_fails_once_after_commit_is_stored_by_the_retry(alice, monk
 
 def test_a_write_lost_after_commit_is_repaired_by_the_reconciler(alice, monkeypatch):
     video = new_video(alice)
-    monkeypatch.setattr(writers, "store_snapshot",
-                        lambda s: (_ for _ in ()).throw(RedisUnavailable("injected")))
+    monkeypatch.setattr(writers, "store_snapshot", refuse_write)
     services.mark_processing(video.pk, worker_id="w1")
     monkeypatch.undo()
     assert Video.objects.get(pk=video.pk).status == "PROCESSING"
@@ -117,8 +104,7 @@ def test_the_reconciler_runs_every_interval_from_celery_beat():
 def test_a_lost_write_is_repaired_by_the_task_in_a_real_worker_within_the_bound(
         alice, monkeypatch, worker):
     video = new_video(alice)
-    monkeypatch.setattr(writers, "store_snapshot",
-                        lambda s: (_ for _ in ()).throw(RedisUnavailable("injected")))
+    monkeypatch.setattr(writers, "store_snapshot", refuse_write)
     services.mark_processing(video.pk, worker_id="w1")
     monkeypatch.undo()
     lost_at = time.monotonic()

@@ -36,16 +36,25 @@ def test_metrics_show_reads_by_source_breaker_state_repairs_and_waits(alice, cli
         assert line in text, line
 
 
-def test_redis_going_away_logs_one_warning_and_counts_fallback_reads(alice, caplog):
-    video = new_video(alice)
+@pytest.fixture
+def private_redis():
     with private_redis_server() as server:
-        poll(alice, video.pk)
-        server.stop()
-        fallback_before = READS.labels("video", "db_fallback")._value.get()
-        cached_before = READS.labels("video", "fallback_cache")._value.get()
-        with caplog.at_level(logging.WARNING, logger="jobbox"):
-            for _ in range(5):
-                assert poll(alice, video.pk).status_code == 200
+        yield server
+
+
+def test_redis_going_away_logs_one_warning_and_counts_fallback_reads(alice, caplog,
+                                                                     private_redis, settings):
+    # Long intervals: a slow machine must not reach a probe or a re-read by accident.
+    settings.JOBBOX = {**settings.JOBBOX, "BREAKER_OPEN_SECONDS": 60,
+                       "FALLBACK_CACHE_SECONDS": 60}
+    video = new_video(alice)
+    poll(alice, video.pk)
+    private_redis.stop()
+    fallback_before = READS.labels("video", "db_fallback")._value.get()
+    cached_before = READS.labels("video", "fallback_cache")._value.get()
+    with caplog.at_level(logging.WARNING, logger="jobbox"):
+        for _ in range(5):
+            assert poll(alice, video.pk).status_code == 200
     opened = [r for r in caplog.records if "circuit breaker open" in r.getMessage()]
     assert len(opened) == 1
     assert READS.labels("video", "db_fallback")._value.get() == fallback_before + 1
