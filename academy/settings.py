@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "academy.tenants",
     "academy.videos",
     "academy.demo",
+    "academy.maintenance",
 ]
 
 MIDDLEWARE = [
@@ -37,6 +38,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "academy.tenants.middleware.TenantMiddleware",
+    "jobbox.errors.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "academy.urls"
@@ -94,6 +96,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Periodic work (reapers, reconcilers) is added here by the apps that need it.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Lost cache writes repaired every 30 s (README, "Staleness bound"); a run missed while the
+# workers are busy expires rather than piling up.
+CELERY_BEAT_SCHEDULE["jobbox-reconcile-snapshots"] = {
+    "task": "academy.maintenance.reconcile_job_snapshots",
+    "schedule": 30.0,
+    "options": {"expires": 30.0},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -102,6 +111,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "jobbox.errors.exception_handler",
 }
 
 STATIC_URL = "static/"

@@ -6,10 +6,16 @@ the database on a miss and deleted by signals whenever the token, the user or th
 membership changes. Sessions themselves live in signed cookies (no store to read); the
 cookie's session hash is checked against the cached one, so a password change still ends
 old sessions.
+
+While Redis is unavailable, principals come from the database through a per-process cache
+(`jobbox.localcache`, PRINCIPAL_FALLBACK_SECONDS), so authentication too costs at most one
+read per principal per interval, not one per request (DESIGN.md, invariant 6). A cached
+value that does not parse is garbage: a miss, replaced, never an "unknown token".
 """
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -23,14 +29,17 @@ from django.utils.module_loading import import_string
 from rest_framework import authentication, exceptions
 
 from jobbox import conf, keys
-from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.client import RedisUnavailable, breaker_bypassed, get_redis, redis_errors
+from jobbox.localcache import FallbackCache
 from jobbox.metrics import PRINCIPAL_READS
+from jobbox.singleflight import Flights
 
 logger = logging.getLogger(__name__)
 
 # A bad token is remembered briefly so a client retrying it does not read the DB each time.
 UNKNOWN_TOKEN_TTL_SECONDS = 60
 _UNKNOWN = "null"
+_GARBAGE = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,15 @@ class Principal:
         user._state.adding = False
         user._jobbox_principal = self
         return user
+
+
+# Principals (None: unknown) read from the database while Redis is unavailable, by cache key.
+_fallback_principals: "FallbackCache[Principal | None]" = FallbackCache(
+    "PRINCIPAL_FALLBACK_SECONDS"
+)
+
+
+_principal_fills: "Flights[Principal | None]" = Flights()
 
 
 def principal_of(user: object) -> Principal | None:
@@ -98,31 +116,54 @@ def principal_for_user_id(user_id: int) -> Principal | None:
 def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
     try:
         with redis_errors():
-            raw = get_redis().get(key)
+            pipe = get_redis().pipeline(transaction=False)
+            pipe.get(key)
+            # A value of another Redis type comes back as a value, not an outage: garbage.
+            (raw,) = pipe.execute(raise_on_error=False)
     except RedisUnavailable:
-        PRINCIPAL_READS.labels("db_fallback").inc()
-        return load()
+        # At most one database read per principal per interval in this process, however
+        # many requests arrive while Redis is away (DESIGN.md, invariant 6).
+        principal, loaded = _fallback_principals.get_or_load(key, load)
+        PRINCIPAL_READS.labels("db_fallback" if loaded else "fallback_cache").inc()
+        return principal
+    if raw is not None and not isinstance(raw, Exception):
+        decoded = _decode(raw)
+        if decoded is not _GARBAGE:
+            PRINCIPAL_READS.labels("redis").inc()
+            return decoded  # type: ignore[return-value]
     if raw is not None:
-        PRINCIPAL_READS.labels("redis").inc()
-        return _decode(raw)
-    PRINCIPAL_READS.labels("db_fill").inc()
-    principal = load()
+        logger.warning("jobbox: unreadable cached principal replaced")
+    # Threads of this process missing the same principal (after a restart) share one read.
+    principal, led = _principal_fills.run(key, load)
+    PRINCIPAL_READS.labels("db_fill" if led else "shared").inc()
     ttl = conf.get("PRINCIPAL_TTL_SECONDS") if principal else UNKNOWN_TOKEN_TTL_SECONDS
     value = json.dumps(asdict(principal)) if principal else _UNKNOWN
     try:
         with redis_errors():
-            get_redis().set(key, value, ex=ttl)
+            get_redis().set(key, value, ex=ttl)  # SET replaces a value of any type
     except RedisUnavailable:
         pass
     return principal
 
 
-def _decode(raw: bytes) -> Principal | None:
+def _decode(raw: bytes) -> Principal | object | None:
+    """The cached principal, None for a remembered unknown token, `_GARBAGE` for anything else."""
     try:
         doc = json.loads(raw)
-        return Principal(**doc) if doc is not None else None
+        if doc is None:
+            return None
+        principal = Principal(**doc)
     except (ValueError, TypeError):
-        return None
+        return _GARBAGE
+    well_formed = (
+        type(principal.user_id) is int
+        and isinstance(principal.username, str)
+        and all(isinstance(flag, bool) for flag in
+                (principal.is_active, principal.is_staff, principal.is_superuser))
+        and (principal.tenant is None or isinstance(principal.tenant, str))
+        and isinstance(principal.session_hash, str)
+    )
+    return principal if well_formed else _GARBAGE
 
 
 def _load_token(token: str) -> Principal | None:
@@ -202,13 +243,24 @@ def _delete_now_and_on_commit(names: list[str]) -> None:
     transaction.on_commit(lambda: _delete(names))
 
 
+# Invalidations are rare and matter for security: tried this often whatever the breaker says.
+INVALIDATE_ATTEMPTS = 3
+INVALIDATE_RETRY_PAUSE_SECONDS = 0.05
+
+
 def _delete(names: list[str]) -> None:
-    try:
-        with redis_errors():
-            get_redis().delete(*names)
-    except RedisUnavailable:
-        logger.warning("jobbox: could not invalidate %d cached principals; TTL bounds them",
-                       len(names))
+    for name in names:
+        _fallback_principals.discard(name)  # this process's outage copies, too
+    for attempt in range(1, INVALIDATE_ATTEMPTS + 1):
+        try:
+            with breaker_bypassed(), redis_errors():
+                get_redis().delete(*names)
+            return
+        except RedisUnavailable:
+            if attempt < INVALIDATE_ATTEMPTS:
+                time.sleep(INVALIDATE_RETRY_PAUSE_SECONDS * attempt)
+    logger.warning("jobbox: could not invalidate %d cached principals; PRINCIPAL_TTL_SECONDS "
+                   "bounds them", len(names))
 
 
 def connect_invalidation_signals() -> None:

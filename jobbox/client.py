@@ -4,27 +4,42 @@ Callers wrap Redis work in `redis_errors()`: any connection error, timeout or se
 becomes `RedisUnavailable`, a result distinct from "key missing", so the caller can choose
 the database fallback knowingly. Clients are created lazily, per URL, so nothing connects at
 import time and `override_settings(JOBBOX=...)` takes effect.
+
+Each URL has a circuit breaker (`jobbox.breaker`, DESIGN.md invariant 6): while it is open,
+`redis_errors()` raises `RedisUnavailable` before any network call, so a dead or slow Redis
+costs a request nothing but its database fallback.
 """
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from jobbox import conf
+from jobbox.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
 
 _clients: dict[str, redis.Redis] = {}
+_breakers: dict[str, CircuitBreaker] = {}
 _lock = threading.Lock()
+# Set by `breaker_bypassed()`: this thread's calls go to Redis even while the breaker is open.
+_bypass_breaker: ContextVar[bool] = ContextVar("jobbox_bypass_breaker", default=False)
+# Called by `reset_clients()`: in-process state that must not outlive a client (fallback caches).
+_reset_hooks: list[Callable[[], None]] = []
 
 
 class RedisUnavailable(Exception):
     """Redis could not answer: down, slow past the timeout, or refusing the command."""
+
+
+class CircuitOpen(RedisUnavailable):
+    """Not even tried: the breaker is open after a recent failure (retrying now is useless)."""
 
 
 def get_redis() -> redis.Redis:
@@ -49,16 +64,57 @@ def _make_client(url: str) -> redis.Redis:
     )
 
 
+def get_breaker() -> CircuitBreaker:
+    url = conf.get("REDIS_URL")
+    found = _breakers.get(url)
+    if found is None:
+        with _lock:
+            found = _breakers.get(url)
+            if found is None:
+                found = _breakers[url] = CircuitBreaker(
+                    failure_threshold=conf.get("BREAKER_FAILURE_THRESHOLD"),
+                    open_seconds=conf.get("BREAKER_OPEN_SECONDS"),
+                )
+    return found
+
+
 @contextmanager
 def redis_errors() -> Iterator[None]:
+    breaker = get_breaker()
+    if not _bypass_breaker.get() and not breaker.allow():
+        raise CircuitOpen("circuit open")
     try:
         yield
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        breaker.record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
     except redis.exceptions.ResponseError as exc:
-        # NOSCRIPT is handled by redis-py's Script; anything else here (OOM, READONLY,
-        # BUSY) means this Redis cannot serve us right now.
+        if str(exc).startswith("WRONGTYPE"):
+            # Redis answered: the key holds garbage of another type, not an outage.
+            breaker.record_success()
+        else:
+            # NOSCRIPT is handled by redis-py's Script; anything else here (OOM, READONLY,
+            # BUSY) means this Redis cannot serve us right now.
+            breaker.record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
+    else:
+        breaker.record_success()
+
+
+@contextmanager
+def breaker_bypassed() -> Iterator[None]:
+    """Try Redis even if the breaker is open: for rare writes worth a timeout (a transition's
+    snapshot after commit), never for polls. Outcomes still feed the breaker."""
+    token = _bypass_breaker.set(True)
+    try:
+        yield
+    finally:
+        _bypass_breaker.reset(token)
+
+
+def on_reset(hook: Callable[[], None]) -> None:
+    """Run `hook` whenever clients are reset (state tied to one Redis, one settings set)."""
+    _reset_hooks.append(hook)
 
 
 def reset_clients() -> None:
@@ -67,6 +123,9 @@ def reset_clients() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
+        _breakers.clear()
+    for hook in _reset_hooks:
+        hook()
 
 
 def connect_settings_reset() -> None:

@@ -27,6 +27,35 @@ DEFAULTS: dict[str, Any] = {
     "PRINCIPAL_MODELS": [],
     # Bearer token a Prometheus scraper sends to /metrics; unset: staff users only.
     "METRICS_TOKEN": None,
+    # --- Resilience (DESIGN.md, invariants 6-8) ---
+    # One failed or timed-out Redis call opens the breaker: with a 0.25 s timeout, a second
+    # try would double what a poll waits on a sick Redis, and an open breaker costs little.
+    "BREAKER_FAILURE_THRESHOLD": 1,
+    # While open, every read goes to the database (bounded below); then one probe. Short, so
+    # a restarted Redis is back in use within seconds.
+    "BREAKER_OPEN_SECONDS": 2.0,
+    # While Redis is unavailable, each process reads a job from the database at most once
+    # per this interval; polls come about once a second, so staleness stays at one poll.
+    "FALLBACK_CACHE_SECONDS": 1.0,
+    # A revoked token or session keeps working at most this long in a process while Redis
+    # is unavailable (the principal is then read at most once per interval per process).
+    "PRINCIPAL_FALLBACK_SECONDS": 5.0,
+    # Entries of each in-process fallback cache: enough for every live job and user of a
+    # large process; evicted least recently used beyond that.
+    "FALLBACK_CACHE_MAX_ENTRIES": 10_000,
+    # A polled id that names no job is remembered this long; creating the job replaces it
+    # at once (the snapshot wins), so the TTL only bounds a lost creation write.
+    "NEGATIVE_TTL_SECONDS": 10,
+    # The fill lease: far above one indexed read (~1 ms), short enough that waiters on a
+    # holder that died read the database themselves within a second.
+    "FILL_LEASE_MILLISECONDS": 1000,
+    # How often a waiter looks for the fill: a few round trips per fill, a 10 ms delay.
+    "FILL_WAIT_POLL_SECONDS": 0.01,
+    # The reconciler re-checks rows changed within this window (it runs every 30 s from
+    # beat: the window covers 30 missed runs or a 15 min Redis outage).
+    "RECONCILE_WINDOW_SECONDS": 15 * 60,
+    # At most this many rows per job kind per run: one bounded, indexed query.
+    "RECONCILE_BATCH_LIMIT": 2000,
 }
 
 

@@ -45,6 +45,20 @@ def progress_key(namespace: str, job_id: str) -> str:
     )
 
 
+def missing_key(namespace: str, job_id: str) -> str:
+    """`video:{42}:missing`: a negative entry, the id named no job when last read."""
+    return (
+        f"{conf.get('KEY_PREFIX')}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:missing"
+    )
+
+
+def fill_lease_key(namespace: str, job_id: str) -> str:
+    """`video:{42}:filling`: held by the one reader filling the snapshot from the database."""
+    return (
+        f"{conf.get('KEY_PREFIX')}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:filling"
+    )
+
+
 def _digest(secret: str) -> str:
     # Secrets never appear in key names: a KEYS or MONITOR must not leak a token.
     return hashlib.sha256(secret.encode()).hexdigest()

@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from jobbox import conf
 
@@ -39,3 +39,33 @@ def _may_scrape(request: HttpRequest) -> bool:
         return True
     principal = principal_for_request(request)
     return bool(principal and principal.is_active and principal.is_staff)
+
+
+# --- Resilience (DESIGN.md, invariants 6-8) ---
+# READS sources added: negative (a remembered missing id), fallback_cache (Redis unavailable,
+# answered by this process's short-lived copy). PRINCIPAL_READS sources added:
+# fallback_cache, shared (another thread of this process read the same principal).
+REDIS_BREAKER_STATE = Gauge(
+    "jobbox_redis_breaker_state",
+    "The Redis circuit breaker: 0 closed, 1 open (answering from the database), 2 half-open.",
+)
+REDIS_BREAKER_OPENS = Counter(
+    "jobbox_redis_breaker_opens_total",
+    "Times the Redis circuit breaker opened after a failure or timeout.",
+)
+REPAIRS = Counter(
+    "jobbox_repairs_total",
+    "Stale or missing snapshots the reconciler stored again.",
+    ["kind"],
+)
+SINGLE_FLIGHT_WAITS = Counter(
+    "jobbox_single_flight_waits_total",
+    "Misses that waited for another reader's fill instead of reading the database.",
+    # outcome: shared (another thread of this process read it), filled (another reader's
+    # fill arrived in Redis), gave_up (the lease outlived the wait: read the database)
+    ["kind", "outcome"],
+)
+DATABASE_UNAVAILABLE = Counter(
+    "jobbox_database_unavailable_total",
+    "Requests answered 503 because the database could not be reached.",
+)

@@ -36,6 +36,9 @@ class TrackedJob:
     owner_field: ClassVar[str | None] = None
     version_field: ClassVar[str] = "version"
     status_field: ClassVar[str] = "status"
+    # An indexed timestamp every transition updates: the reconciler's bounded query
+    # (jobbox.reconcile) reads rows changed recently by it. None: not reconciled.
+    updated_field: ClassVar[str | None] = "updated_at"
 
     def parse_id(self, raw: str) -> str:
         """Validate an id from a URL; default: a positive integer primary key."""

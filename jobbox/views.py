@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobbox import errors
 from jobbox.auth import CachedSessionAuthentication, CachedTokenAuthentication, principal_of
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.readers import JobNotFound, read_job
@@ -30,6 +31,10 @@ class JobboxAPIView(APIView):
     ]
     permission_classes: ClassVar[list[type]] = [IsAuthenticated]
     renderer_classes: ClassVar[list[type]] = [JSONRenderer]
+
+    def get_exception_handler(self):  # noqa: ANN201 - DRF's signature
+        # The database down answers 503 on jobbox's views whatever the project's settings.
+        return errors.exception_handler
 
     def request_tenant(self, request: Request) -> str:
         principal = principal_of(request.user)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from django.db import models, transaction
 
 from jobbox import keys, registry, snapshots
-from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.client import RedisUnavailable, breaker_bypassed, get_redis, redis_errors
 from jobbox.metrics import CACHE_WRITES
 from jobbox.scripts import script
 from jobbox.snapshots import Snapshot
@@ -50,15 +50,24 @@ def cache_committed(instance: models.Model) -> bool:
 
 
 def store_after_commit(snapshot: Snapshot) -> bool:
+    """Store a committed transition's snapshot, retrying briefly; never raises for Redis.
+
+    Polls may have opened the breaker, but a transition's write is rare and worth its own
+    try (with the tight socket timeout), so it bypasses the breaker. A write that still
+    fails is left to the reconciler (`jobbox.reconcile`), which repairs it within the
+    README's staleness bound; meanwhile Redis holds the previous version or nothing, never
+    a wrong newer one.
+    """
     for attempt in range(1, STORE_ATTEMPTS + 1):
         try:
-            return store_snapshot(snapshot)
+            with breaker_bypassed():
+                return store_snapshot(snapshot)
         except RedisUnavailable as exc:
             if attempt == STORE_ATTEMPTS:
                 CACHE_WRITES.labels(snapshot.kind, "failed").inc()
                 logger.warning(
-                    "jobbox: snapshot of %s %s v%s not stored in Redis (%s); left to repair",
-                    snapshot.kind, snapshot.job_id, snapshot.version, exc,
+                    "jobbox: snapshot of %s %s v%s not stored in Redis (%s); left to the "
+                    "reconciler", snapshot.kind, snapshot.job_id, snapshot.version, exc,
                 )
                 return False
             time.sleep(STORE_RETRY_PAUSE_SECONDS * attempt)
