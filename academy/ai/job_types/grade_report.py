@@ -60,8 +60,14 @@ class GradeReport(JobType):
 
     def run(self, context: JobContext) -> JobOutput:
         context.report_step(1, 0)
-        with context.open_upload() as content:
-            sheet_name, rows = read_sheet(content)
+        limit = conf.get("UPLOAD_MAX_BYTES")
+        with context.open_upload() as upload:
+            # Read whole, within the upload limit: openpyxl needs a seekable file, and a remote
+            # storage's stream need not be one.
+            data = upload.read(limit + 1)
+        if len(data) > limit:
+            raise JobFailed(f"The file is larger than {limit} bytes.")
+        sheet_name, rows = read_sheet(io.BytesIO(data))
         context.report_step(1, 100)
         if not rows:
             raise JobFailed("The sheet is empty.")
