@@ -33,8 +33,7 @@ class AIJobCreateView(JobboxAPIView):
 
     def post(self, request: Request) -> Response:
         tenant = self.request_tenant(request)
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > conf.get("UPLOAD_MAX_BYTES") + MULTIPART_OVERHEAD_BYTES:
+        if _declared_length(request) > conf.get("UPLOAD_MAX_BYTES") + MULTIPART_OVERHEAD_BYTES:
             return _refused(UploadRefused("file_too_large", "The upload is too large."))
         upload = request.FILES.get("file")
         job_type = request.data.get("job_type")
@@ -79,6 +78,13 @@ class AIJobReportView(JobboxAPIView):
             filename=f"report-{job.job_id[:8]}.xlsx",
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
+
+
+def _declared_length(request: Request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django refuses a malformed length itself when it reads the body
 
 
 def _refused(refusal: UploadRefused) -> Response:
