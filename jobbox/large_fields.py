@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from jobbox.metrics import LARGE_FIELD_READS
+
 # Suffix of the marker field that replaces a value left out of the snapshot.
 SPILLED_SUFFIX = "__spilled_version"
 # Memory the process-local cache may hold: a few large results of popular jobs, not all.
@@ -123,5 +125,14 @@ def unpack(fields: Mapping[str, Any], name: str, *, kind: str, job_id: str,
     version = fields.get(name + SPILLED_SUFFIX)
     if version is None:
         return fields.get(name)
-    return cache.get_or_load((kind, job_id, name, int(version)), load,
-                             window_seconds=window_seconds)
+    loaded = False
+
+    def counted_load() -> Any:
+        nonlocal loaded
+        loaded = True
+        return load()
+
+    value = cache.get_or_load((kind, job_id, name, int(version)), counted_load,
+                              window_seconds=window_seconds)
+    LARGE_FIELD_READS.labels(kind, "db" if loaded else "process").inc()
+    return value

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from academy.ai import conf
 from jobbox import large_fields
@@ -15,6 +16,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 INLINE_LIMIT_BYTES = 1024
 LARGE = {"students": [{"student": f"학생 {n}", "total": n} for n in range(200)]}
+
+
+def reads(source):
+    return REGISTRY.get_sample_value("jobbox_large_field_reads_total",
+                                     {"kind": "ai_job", "source": source}) or 0.0
 
 
 class SteppedClock:
@@ -61,6 +67,7 @@ def test_polls_of_a_large_result_read_the_database_once_per_window(
     job_id = done_job(alice, LARGE)
     poll(alice, job_id)  # principal cache filled
     large_fields.cache.clear()  # a process that has not seen this job yet
+    before = {source: reads(source) for source in ("db", "process")}
     with django_assert_num_queries(1):
         first = poll(alice, job_id)
     with django_assert_num_queries(0):
@@ -68,6 +75,8 @@ def test_polls_of_a_large_result_read_the_database_once_per_window(
             again = poll(alice, job_id)
     assert first.json()["result"] == LARGE
     assert again.content == first.content
+    assert reads("db") - before["db"] == 1
+    assert reads("process") - before["process"] == 20
 
     clock.now += conf.get("RESULT_WINDOW_SECONDS") - 1
     with django_assert_num_queries(0):

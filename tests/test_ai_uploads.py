@@ -96,6 +96,20 @@ def test_a_sheet_over_the_row_limit_is_refused(alice, media, settings):
     assert_nothing_stored_or_queued(media)
 
 
+def test_a_sheet_whose_rows_sit_far_apart_is_refused_unread(alice, media, settings):
+    import openpyxl
+
+    settings.AI_JOBS = {"MAX_ROWS": 10}
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Student", "Math"])
+    workbook.active.cell(row=50_000, column=1, value="Far away")
+    out = io.BytesIO()
+    workbook.save(out)
+    response = submit(alice, out.getvalue())  # two data rows, 50,000 rows apart
+    assert (response.status_code, response.json()["code"]) == (400, "too_many_rows")
+    assert_nothing_stored_or_queued(media)
+
+
 def test_a_missing_file_or_job_type_is_refused(alice, media):
     response = alice.client().post("/api/ai/jobs/", {"job_type": "excel.grade_report"},
                                    format="multipart")

@@ -13,6 +13,10 @@ import openpyxl
 
 # The parts every .xlsx workbook has (ECMA-376, Part 2 and SpreadsheetML).
 REQUIRED_XLSX_PARTS = ("[Content_Types].xml", "xl/workbook.xml")
+# Blank rows between data rows are fine, but a sheet whose rows sit a million apart would
+# have openpyxl yield every empty row in between: the span is bounded too.
+SPAN_FACTOR = 2
+SPAN_SLACK_ROWS = 1000
 
 
 class UploadRefused(Exception):
@@ -70,7 +74,12 @@ def _count_rows(content: IO[bytes], max_rows: int) -> SheetInfo:
     try:
         sheet = workbook.worksheets[0]
         rows = 0
-        for values in sheet.iter_rows(values_only=True):
+        span_limit = max_rows * SPAN_FACTOR + SPAN_SLACK_ROWS
+        for span, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            if span > span_limit:
+                raise UploadRefused(
+                    "too_many_rows", f"The sheet spans more than {span_limit} rows."
+                )
             if any(value not in (None, "") for value in values):
                 rows += 1
                 if rows > max_rows + 1:  # the header plus the allowed data rows
