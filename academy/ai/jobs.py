@@ -6,6 +6,7 @@ DESIGN.md, invariants 1 and 4: a DONE job's result rides in the snapshot when it
 per `RESULT_WINDOW_SECONDS` per process (jobbox.large_fields). Both paths render one shape.
 """
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -46,7 +47,7 @@ class AIJobTracked(TrackedJob):
             "error_message": instance.error_message or None,
         }
         large_fields.pack(
-            fields, "result", instance.result, kind=KIND, job_id=instance.job_id,
+            fields, "result", canonical(instance.result), kind=KIND, job_id=instance.job_id,
             version=instance.version, max_bytes=conf.get("RESULT_INLINE_MAX_BYTES"),
         )
         return fields
@@ -82,4 +83,13 @@ def _progress_body(progress: Progress) -> dict[str, Any]:
 
 def _load_result(job_id: str) -> Any:
     """The one database read a result too large for Redis costs (once per window)."""
-    return AIJobModel.objects.filter(job_id=job_id).values_list("result", flat=True).first()
+    return canonical(
+        AIJobModel.objects.filter(job_id=job_id).values_list("result", flat=True).first()
+    )
+
+
+def canonical(value: Any) -> Any:
+    """The value with its object keys sorted: PostgreSQL's jsonb hands keys back in its own
+    order, so the row a transition wrote and the row read later render the same bytes only
+    once the order is fixed (invariant 4)."""
+    return json.loads(json.dumps(value, sort_keys=True, ensure_ascii=False))
