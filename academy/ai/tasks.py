@@ -25,6 +25,14 @@ class AIJobTask(Task):
                                  error_message=services.UNEXPECTED_FAILURE_MESSAGE)
 
 
-@shared_task(bind=True, base=AIJobTask, name="ai.run_ai_job")
+# A 10,000-row sheet grades in seconds; ten minutes means the job is stuck. The soft limit
+# raises inside the task (so the failure hook ends the job FAILED); the hard one, a minute
+# later, reclaims a pool process that ignores it (prefork pool only).
+SOFT_TIME_LIMIT_SECONDS = 10 * 60
+HARD_TIME_LIMIT_SECONDS = SOFT_TIME_LIMIT_SECONDS + 60
+
+
+@shared_task(bind=True, base=AIJobTask, name="ai.run_ai_job",
+             soft_time_limit=SOFT_TIME_LIMIT_SECONDS, time_limit=HARD_TIME_LIMIT_SECONDS)
 def run_ai_job(self: Task, job_id: str) -> str:
     return services.run_ai_job(job_id=job_id, worker_id=self.request.hostname or "")
