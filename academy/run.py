@@ -95,6 +95,8 @@ def _print_welcome(demo: dict, port: str) -> None:
           f"--videos 3 --seconds 60")
     print(f"Poll one:         curl -s -H 'Authorization: Token {token}' {base}/api/videos/1/\n",
           flush=True)
+    print(f"Grade a sheet:    curl -s -H 'Authorization: Token {token}' -F file=@scores.xlsx "
+          f"-F job_type=excel.grade_report {base}/api/ai/jobs/\n", flush=True)
 
 
 if __name__ == "__main__":

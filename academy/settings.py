@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "jobbox",
     "academy.tenants",
     "academy.videos",
+    "academy.ai",
     "academy.demo",
     "academy.maintenance",
 ]
@@ -115,6 +116,12 @@ REST_FRAMEWORK = {
 }
 
 STATIC_URL = "static/"
+# Uploaded files and generated reports (Django's storage API); workers share this directory.
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(RUN_DIR / "media")
+
+# AI jobs (academy.ai.conf holds the defaults and why): upload limits, result size in Redis.
+AI_JOBS: dict[str, int] = {}
+
 LANGUAGE_CODE = "ko"
 TIME_ZONE = "UTC"
 USE_I18N = True

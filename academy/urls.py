@@ -1,5 +1,6 @@
 from django.urls import path
 
+from academy.ai.views import AIJobCreateView, AIJobReportView, JobStatusView
 from academy.videos.views import VideoDetailView, VideoHLSFileView, VideoUploadView
 from jobbox.metrics import metrics_view
 from jobbox.views import healthz
@@ -9,6 +10,9 @@ urlpatterns = [
     path("api/videos/<str:job_id>/", VideoDetailView.as_view(), name="video-detail"),
     path("api/videos/<str:job_id>/hls/<str:file_name>", VideoHLSFileView.as_view(),
          name="video-hls-file"),
+    path("api/ai/jobs/", AIJobCreateView.as_view(), name="ai-job-create"),
+    path("api/ai/jobs/<str:job_id>/", JobStatusView.as_view(), name="ai-job-status"),
+    path("api/ai/jobs/<str:job_id>/report/", AIJobReportView.as_view(), name="ai-job-report"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -16,6 +16,11 @@ CACHE_WRITES = Counter(
     "Snapshot writes to Redis by outcome.",
     ["kind", "outcome"],  # outcome: stored, stale, failed
 )
+LARGE_FIELD_READS = Counter(
+    "jobbox_large_field_reads_total",
+    "Reads of snapshot fields too large for Redis (a job's result) by where they came from.",
+    ["kind", "source"],  # source: process (the windowed cache), db
+)
 PRINCIPAL_READS = Counter(
     "jobbox_principal_reads_total",
     "Token or session resolutions by where the answer came from.",

@@ -1,7 +1,9 @@
 """Drive jobs of a tenant through the real service functions so a person can watch them move.
 
-Each job goes UPLOADED → PROCESSING → (named steps with progress) → READY, or FAILED for the
-ones `--fail` picks, over `--seconds`. One JSON line per job is printed as it is created.
+Each video goes UPLOADED → PROCESSING → (named steps with progress) → READY, and each AI job
+(`--ai N`, through the AI job repository's `save`) PENDING → PROCESSING → (the grade report's
+named steps) → DONE with a grade report result; the first `--fail` of each kind end FAILED
+instead. Each runs over `--seconds`; one JSON line per job is printed as it is created.
 """
 
 import json
@@ -11,10 +13,20 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from academy.ai import services as ai
+from academy.ai.job_types.grade_report import (
+    GradeReport,
+    StudentRow,
+    rank_students,
+    subject_statistics,
+)
 from academy.tenants.models import Membership, Tenant
 from academy.videos import services as videos
 
 VIDEO_STEPS = ["probe", "transcode 360p", "transcode 720p", "package"]
+AI_STEPS = list(GradeReport.steps)
+SIMULATED_SUBJECTS = ["Korean", "Math", "English"]
+SIMULATED_STUDENTS = 12
 # Progress is reported this often per job: the job box polls once a second.
 TICK_SECONDS = 0.5
 
@@ -22,7 +34,7 @@ TICK_SECONDS = 0.5
 @dataclass
 class SimulatedJob:
     kind: str
-    job_id: int
+    job_id: int | str
     fails: bool
     done: bool = False
 
@@ -34,11 +46,13 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="tenant slug")
         parser.add_argument("--videos", type=int, default=3, help="how many videos")
         parser.add_argument("--seconds", type=float, default=30.0, help="how long each job runs")
-        parser.add_argument("--fail", type=int, default=0, help="how many of them end FAILED")
+        parser.add_argument("--ai", type=int, default=0, help="how many AI (grade report) jobs")
+        parser.add_argument("--fail", type=int, default=0,
+                            help="how many of each kind end FAILED")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["videos"] < 0 or options["seconds"] <= 0 or options["fail"] < 0:
-            raise CommandError("--videos and --fail must be >= 0 and --seconds > 0")
+        if min(options["videos"], options["ai"], options["fail"]) < 0 or options["seconds"] <= 0:
+            raise CommandError("--videos, --ai and --fail must be >= 0 and --seconds > 0")
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
         if tenant is None:
             raise CommandError(f"no tenant {options['tenant']!r} (run bootstrap_demo first)")
@@ -47,8 +61,15 @@ class Command(BaseCommand):
             self._create_video(tenant, member.user_id if member else None, n, n < options["fail"])
             for n in range(options["videos"])
         ]
+        jobs += [
+            self._create_ai_job(tenant, member.user_id if member else None, n < options["fail"])
+            for n in range(options["ai"])
+        ]
         for job in jobs:
-            videos.mark_processing(job.job_id, worker_id="simulate_jobs")
+            if job.kind == "video":
+                videos.mark_processing(job.job_id, worker_id="simulate_jobs")
+            else:
+                ai.ai_job_start(job_id=str(job.job_id), worker_id="simulate_jobs")
         self._drive(jobs, options["seconds"])
 
     def _create_video(
@@ -61,6 +82,15 @@ class Command(BaseCommand):
         self.stdout.flush()
         return SimulatedJob("video", video.pk, fails)
 
+    def _create_ai_job(self, tenant: Tenant, user_id: int | None, fails: bool) -> SimulatedJob:
+        job = ai.ai_job_create(
+            tenant_id=tenant.pk, created_by_id=user_id, job_type=GradeReport.name,
+            payload={"simulated": True}, queue=False,  # driven here, not by a worker
+        )
+        self.stdout.write(json.dumps({"kind": "ai_job", "id": job.job_id, "tenant": tenant.slug}))
+        self.stdout.flush()
+        return SimulatedJob("ai_job", job.job_id, fails)
+
     def _drive(self, jobs: list[SimulatedJob], seconds: float) -> None:
         started = time.monotonic()
         while not all(job.done for job in jobs):
@@ -72,6 +102,9 @@ class Command(BaseCommand):
                 time.sleep(TICK_SECONDS)
 
     def _advance(self, job: SimulatedJob, fraction: float) -> None:
+        if job.kind == "ai_job":
+            self._advance_ai_job(job, fraction)
+            return
         if fraction >= 1.0:
             if job.fails:
                 videos.fail_video(job.job_id, "simulated failure")
@@ -85,3 +118,38 @@ class Command(BaseCommand):
             job.job_id, percent=fraction * 100, step_index=index + 1, step_total=steps,
             step_name=VIDEO_STEPS[index], step_percent=(fraction * steps - index) * 100,
         )
+
+    def _advance_ai_job(self, job: SimulatedJob, fraction: float) -> None:
+        job_id = str(job.job_id)
+        if fraction >= 1.0:
+            if job.fails:
+                ai.ai_job_fail(job_id=job_id, error_message="simulated failure")
+            else:
+                ai.ai_job_complete(job_id=job_id, result=simulated_grade_report(job_id))
+            job.done = True
+            return
+        steps = len(AI_STEPS)
+        index = min(steps - 1, int(fraction * steps))
+        ai.ai_job_report_progress(
+            job_id=job_id, percent=fraction * 100, step_index=index + 1, step_total=steps,
+            step_name=AI_STEPS[index], step_percent=(fraction * steps - index) * 100,
+        )
+
+
+def simulated_grade_report(seed: str) -> dict[str, Any]:
+    """A grade report's result computed by the real functions from made-up scores."""
+    salt = sum(map(ord, seed))
+    students = [
+        StudentRow(row=n + 2, student=f"Student {n + 1}",
+                   scores={s: (salt + n * 37 + i * 11) % 61 + 40
+                           for i, s in enumerate(SIMULATED_SUBJECTS)})
+        for n in range(SIMULATED_STUDENTS)
+    ]
+    return {
+        "sheet": "Simulated",
+        "subjects": SIMULATED_SUBJECTS,
+        "summary": {"rows": len(students), "valid_rows": len(students), "bad_rows": 0},
+        "students": rank_students(SIMULATED_SUBJECTS, students),
+        "subject_stats": [subject_statistics(s, students) for s in SIMULATED_SUBJECTS],
+        "bad_rows": [],
+    }

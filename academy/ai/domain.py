@@ -1,0 +1,92 @@
+"""The AI job as the seed's code knows it (`AIJob`), and the rules of its transitions.
+
+DESIGN.md, "States": PENDING → PROCESSING → DONE / FAILED; a run whose worker died goes back
+to PENDING (a newer version, so Redis follows) and starts again. Transitions answer a short
+outcome instead of raising: "ok", "idempotent" (a duplicate delivery, nothing changed) or
+"invalid_state". Persistence is the repository's (academy.ai.repositories).
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+# The seed stores at most this much of an error message.
+ERROR_MESSAGE_MAX_CHARS = 2000
+
+
+class AIJobStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+TERMINAL = frozenset({AIJobStatus.DONE, AIJobStatus.FAILED})
+
+
+@dataclass
+class AIJob:
+    job_id: str
+    tenant_id: int
+    job_type: str
+    status: AIJobStatus = AIJobStatus.PENDING
+    payload: dict[str, Any] = field(default_factory=dict)
+    created_by_id: int | None = None
+    result: Any = None
+    error_message: str = ""
+    upload_name: str = ""
+    report_name: str = ""
+    leased_by: str = ""
+    attempts: int = 0
+    # The row version this object was loaded at (0: never saved); the repository refuses to
+    # save over a row that changed since.
+    version: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def start(self, *, worker_id: str) -> str:
+        if self.status == AIJobStatus.PROCESSING:
+            return "idempotent"
+        if self.status != AIJobStatus.PENDING:
+            return "invalid_state"
+        self.status = AIJobStatus.PROCESSING
+        self.leased_by = worker_id
+        self.attempts += 1
+        return "ok"
+
+    def requeue(self) -> str:
+        """Back to PENDING (a dead worker's run, or a retry of a failure), results cleared."""
+        if self.status == AIJobStatus.PENDING:
+            return "idempotent"
+        if self.status == AIJobStatus.DONE:
+            return "invalid_state"
+        self.status = AIJobStatus.PENDING
+        self.leased_by = ""
+        self.error_message = ""
+        self.result = None
+        self.report_name = ""
+        return "ok"
+
+    def complete(self, *, result: Any, report_name: str = "") -> str:
+        if self.status == AIJobStatus.DONE:
+            return "idempotent"
+        if self.status != AIJobStatus.PROCESSING:
+            return "invalid_state"
+        self.status = AIJobStatus.DONE
+        self.result = result
+        self.report_name = report_name
+        self.error_message = ""
+        self.leased_by = ""
+        return "ok"
+
+    def fail(self, *, error_message: str) -> str:
+        if self.status == AIJobStatus.FAILED:
+            return "idempotent"
+        if self.status == AIJobStatus.DONE:
+            return "invalid_state"  # a job ends in one terminal state
+        self.status = AIJobStatus.FAILED
+        self.error_message = str(error_message)[:ERROR_MESSAGE_MAX_CHARS]
+        self.leased_by = ""
+        return "ok"

@@ -1,0 +1,95 @@
+"""How jobbox tracks an AI job: the seed's keys (`job:{id}:status`, `job:{id}:progress`),
+states and `JobStatusView` fields, with the result served from Redis up to a size.
+
+DESIGN.md, invariants 1 and 4: a DONE job's result rides in the snapshot when its JSON fits
+`AI_JOBS["RESULT_INLINE_MAX_BYTES"]`; a larger one is read from the database at most once
+per `RESULT_WINDOW_SECONDS` per process (jobbox.large_fields). Both paths render one shape.
+"""
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from academy.ai import conf
+from academy.ai.models import AIJobModel
+from jobbox import large_fields
+from jobbox.progress import Progress
+from jobbox.registry import InvalidJobId, TrackedJob
+
+# What `secrets.token_urlsafe` produces, no shorter than a guess-proof id and no longer than
+# jobbox.keys accepts.
+JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+KIND = "ai_job"
+
+
+class AIJobTracked(TrackedJob):
+    kind = KIND
+    model = AIJobModel
+    status_namespace = "job"  # job:{id}:status
+    progress_namespace = "job"  # job:{id}:progress
+    running_statuses = frozenset({AIJobModel.Status.PROCESSING})
+    terminal_statuses = frozenset({AIJobModel.Status.DONE, AIJobModel.Status.FAILED})
+    id_field = "job_id"
+    owner_field = "created_by_id"
+
+    def parse_id(self, raw: str) -> str:
+        if not isinstance(raw, str) or not raw.isascii() or not JOB_ID_PATTERN.fullmatch(raw):
+            raise InvalidJobId(raw)
+        return raw
+
+    def snapshot_fields(self, instance: AIJobModel) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "job_id": instance.job_id,
+            "job_type": instance.job_type,
+            "status": instance.status,
+            "error_message": instance.error_message or None,
+        }
+        large_fields.pack(
+            fields, "result", canonical(instance.result), kind=KIND, job_id=instance.job_id,
+            version=instance.version, max_bytes=conf.get("RESULT_INLINE_MAX_BYTES"),
+        )
+        return fields
+
+    def render(self, fields: Mapping[str, Any], progress: Progress | None) -> dict[str, Any]:
+        job_id = fields["job_id"]
+        result = large_fields.unpack(
+            fields, "result", kind=KIND, job_id=job_id,
+            load=lambda: _load_result(job_id),
+            window_seconds=conf.get("RESULT_WINDOW_SECONDS"),
+        )
+        running = fields["status"] == AIJobModel.Status.PROCESSING
+        # The seed's JobStatusView: progress while running; a finished job has none.
+        return {
+            "job_id": job_id,
+            "job_type": fields["job_type"],
+            "status": fields["status"],
+            "progress": _progress_body(progress) if running and progress else None,
+            "error_message": fields["error_message"],
+            "result": result,
+        }
+
+
+def _progress_body(progress: Progress) -> dict[str, Any]:
+    return {
+        "percent": progress.percent,
+        "step_index": progress.step_index,
+        "step_total": progress.step_total,
+        "step_name": progress.step_name,
+        "step_percent": progress.step_percent,
+    }
+
+
+def _load_result(job_id: str) -> Any:
+    """The one database read a result too large for Redis costs (once per window)."""
+    return canonical(
+        AIJobModel.objects.filter(job_id=job_id).values_list("result", flat=True).first()
+    )
+
+
+def canonical(value: Any) -> Any:
+    """The value with its object keys sorted: PostgreSQL's jsonb hands keys back in its own
+    order, so the row a transition wrote and the row read later render the same bytes only
+    once the order is fixed (invariant 4)."""
+    return json.loads(json.dumps(value, sort_keys=True, ensure_ascii=False))

@@ -1,0 +1,50 @@
+"""The seed's AI job row: PENDING → PROCESSING → DONE / FAILED, versioned for jobbox.
+
+DESIGN.md, "States". The row is the durable record; the domain object and its repository
+(academy.ai.domain, academy.ai.repositories) are how the code changes it.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+# 24 random bytes: 32 URL-safe characters, unguessable, and within jobbox.keys' id pattern.
+JOB_ID_BYTES = 24
+
+
+def new_job_id() -> str:
+    return secrets.token_urlsafe(JOB_ID_BYTES)
+
+
+class AIJobModel(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        PROCESSING = "PROCESSING"
+        DONE = "DONE"
+        FAILED = "FAILED"
+
+    job_id = models.CharField(max_length=64, unique=True, default=new_job_id, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="ai_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="ai_jobs"
+    )
+    job_type = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    payload = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error_message = models.TextField(blank=True, default="")
+    upload = models.FileField(max_length=300, blank=True)
+    report = models.FileField(max_length=300, blank=True)
+    leased_by = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    # Bumped by every transition; Redis applies a snapshot only if its version is newer.
+    version = models.PositiveBigIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "status"])]
+
+    def __str__(self) -> str:
+        return f"ai job {self.job_id} ({self.status})"

@@ -1,0 +1,91 @@
+"""Checks on an uploaded spreadsheet before anything is stored or queued (`POST /api/ai/jobs/`).
+
+A real .xlsx is recognised by its content, not its name: a zip holding the parts of a
+workbook, that openpyxl opens, whose first sheet has no more rows than allowed. Each refusal
+is an `UploadRefused` with a stable code and a message meant for the person uploading.
+"""
+
+import zipfile
+from dataclasses import dataclass
+from typing import IO
+
+import openpyxl
+
+# The parts every .xlsx workbook has (ECMA-376, Part 2 and SpreadsheetML).
+REQUIRED_XLSX_PARTS = ("[Content_Types].xml", "xl/workbook.xml")
+# Blank rows between data rows are fine, but a sheet whose rows sit a million apart would
+# have openpyxl yield every empty row in between: the span is bounded too.
+SPAN_FACTOR = 2
+SPAN_SLACK_ROWS = 1000
+
+
+class UploadRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SheetInfo:
+    sheet_name: str
+    data_rows: int
+
+
+def check_xlsx(
+    content: IO[bytes], *, size_bytes: int, max_bytes: int, max_uncompressed_bytes: int,
+    max_rows: int,
+) -> SheetInfo:
+    """Refuse anything but a workbook within the limits; `max_rows` counts rows after the header."""
+    if size_bytes > max_bytes:
+        raise UploadRefused("file_too_large", f"The file is larger than {max_bytes} bytes.")
+    if size_bytes == 0:
+        raise UploadRefused("not_xlsx", "The file is empty.")
+    not_xlsx = UploadRefused("not_xlsx", "The file is not an Excel workbook (.xlsx).")
+    content.seek(0)
+    if not zipfile.is_zipfile(content):
+        raise not_xlsx
+    content.seek(0)
+    try:
+        with zipfile.ZipFile(content) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise not_xlsx from None
+    names = {info.filename for info in infos}
+    if not all(part in names for part in REQUIRED_XLSX_PARTS):
+        raise not_xlsx
+    if sum(info.file_size for info in infos) > max_uncompressed_bytes:
+        raise UploadRefused("file_too_large", "The workbook expands to more than allowed.")
+    content.seek(0)
+    try:
+        info = _count_rows(content, max_rows)
+    except UploadRefused:
+        raise
+    except Exception:
+        # openpyxl raises many kinds of errors on malformed parts; all mean "not a workbook".
+        raise not_xlsx from None
+    finally:
+        content.seek(0)
+    return info
+
+
+def _count_rows(content: IO[bytes], max_rows: int) -> SheetInfo:
+    workbook = openpyxl.load_workbook(content, read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        rows = 0
+        span_limit = max_rows * SPAN_FACTOR + SPAN_SLACK_ROWS
+        for span, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            if span > span_limit:
+                raise UploadRefused(
+                    "too_many_rows", f"The sheet spans more than {span_limit} rows."
+                )
+            if any(value not in (None, "") for value in values):
+                rows += 1
+                if rows > max_rows + 1:  # the header plus the allowed data rows
+                    raise UploadRefused(
+                        "too_many_rows", f"The sheet has more than {max_rows} data rows."
+                    )
+        return SheetInfo(sheet_name=sheet.title, data_rows=max(0, rows - 1))
+    finally:
+        workbook.close()

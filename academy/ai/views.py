@@ -1,0 +1,92 @@
+"""The AI job API: submit a sheet, the seed's JobStatusView, and the report download.
+
+Thin (STYLE.md, 9): the services decide, the views translate. Every call is authenticated
+through jobbox's cached principal and tenant-checked; another tenant's job and a missing one
+answer the same 404, and refusals carry a code and a message, never exception text.
+"""
+
+from typing import ClassVar
+
+from django.http import FileResponse
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from academy.ai import conf, services, storage
+from academy.ai.jobs import JOB_ID_PATTERN, KIND
+from academy.ai.models import AIJobModel
+from academy.ai.uploads import UploadRefused
+from jobbox import registry, snapshots
+from jobbox.views import JobboxAPIView, JobStatusAPIView
+
+# Multipart framing around the file: a request longer than the file limit plus this is
+# refused before its body is read.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+class AIJobCreateView(JobboxAPIView):
+    """POST /api/ai/jobs/ (multipart `file`, `job_type`) → 201 with the job, or 400."""
+
+    parser_classes: ClassVar[list[type]] = [MultiPartParser]
+
+    def post(self, request: Request) -> Response:
+        tenant = self.request_tenant(request)
+        if _declared_length(request) > conf.get("UPLOAD_MAX_BYTES") + MULTIPART_OVERHEAD_BYTES:
+            return _refused(UploadRefused("file_too_large", "The upload is too large."))
+        upload = request.FILES.get("file")
+        job_type = request.data.get("job_type")
+        if upload is None or not isinstance(job_type, str) or not job_type:
+            return _refused(UploadRefused(
+                "missing_field", "Send the sheet as `file` and its `job_type`."))
+        try:
+            job = services.ai_job_submit(
+                tenant_id=int(tenant), created_by_id=request.user.pk, job_type=job_type,
+                content=upload, size_bytes=upload.size,
+            )
+        except UploadRefused as refusal:
+            return _refused(refusal)
+        row = AIJobModel.objects.get(job_id=job.job_id)
+        tracked = registry.get(KIND)
+        body = tracked.render(snapshots.from_instance(tracked, row).fields, None)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class JobStatusView(JobStatusAPIView):
+    """GET /api/ai/jobs/<job_id>/ — zero SQL while PENDING / PROCESSING and within 1 h of
+    DONE / FAILED, the result included (up to AI_JOBS["RESULT_INLINE_MAX_BYTES"])."""
+
+    kind = KIND
+
+
+class AIJobReportView(JobboxAPIView):
+    """GET /api/ai/jobs/<job_id>/report/ — the .xlsx report, for the job's tenant only."""
+
+    def get(self, request: Request, job_id: str) -> FileResponse:
+        tenant = self.request_tenant(request)
+        if not JOB_ID_PATTERN.fullmatch(job_id):
+            raise NotFound()
+        try:
+            job = services.get_ai_job_for_tenant(job_id=job_id, tenant_id=tenant)
+        except services.AIJobNotFound:
+            raise NotFound() from None
+        if job.status != AIJobModel.Status.DONE or not job.report.name:
+            raise NotFound()
+        return FileResponse(
+            storage.open_file(job.report.name), as_attachment=True,
+            filename=f"report-{job.job_id[:8]}.xlsx",
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+
+
+def _declared_length(request: Request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django refuses a malformed length itself when it reads the body
+
+
+def _refused(refusal: UploadRefused) -> Response:
+    return Response({"detail": refusal.message, "code": refusal.code},
+                    status=status.HTTP_400_BAD_REQUEST)

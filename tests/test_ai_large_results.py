@@ -1,0 +1,162 @@
+"""A result too large for the Redis snapshot: kept out of Redis, read from the database at
+most once per window per process (never once per poll), the same JSON on every path."""
+
+import threading
+import time
+
+import pytest
+from prometheus_client import REGISTRY
+
+from academy.ai import conf
+from jobbox import large_fields
+from tests.ai_helpers import done_job, poll, status_key, stored_snapshot, submit
+from tests.helpers import outside_redis
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+INLINE_LIMIT_BYTES = 1024
+LARGE = {"students": [{"student": f"학생 {n}", "total": n} for n in range(200)]}
+
+
+def reads(source):
+    return REGISTRY.get_sample_value("jobbox_large_field_reads_total",
+                                     {"kind": "ai_job", "source": source}) or 0.0
+
+
+class SteppedClock:
+    """A clock the test moves by hand (the only fake: time itself)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def small_limit(settings):
+    settings.AI_JOBS = {"RESULT_INLINE_MAX_BYTES": INLINE_LIMIT_BYTES}
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    stepped = SteppedClock()
+    monkeypatch.setattr(large_fields.cache, "clock", stepped)
+    large_fields.cache.clear()
+    yield stepped
+    large_fields.cache.clear()
+
+
+def test_the_default_limit_is_64_kib():
+    assert conf.get("RESULT_INLINE_MAX_BYTES") == 64 * 1024
+
+
+def test_a_result_over_the_limit_stays_out_of_redis_and_one_under_it_rides_in(
+        alice, small_limit, clock):
+    large = done_job(alice, LARGE)
+    snapshot = stored_snapshot(large)
+    assert snapshot["fields"]["result"] is None
+    assert len(outside_redis().get(status_key(large))) < INLINE_LIMIT_BYTES
+    small = done_job(alice, {"students": [{"student": "Kim", "total": 1}]})
+    assert stored_snapshot(small)["fields"]["result"] == {"students": [{"student": "Kim",
+                                                                        "total": 1}]}
+
+
+def test_polls_of_a_large_result_read_the_database_once_per_window(
+        alice, small_limit, clock, django_assert_num_queries):
+    job_id = done_job(alice, LARGE)
+    poll(alice, job_id)  # principal cache filled
+    large_fields.cache.clear()  # a process that has not seen this job yet
+    before = {source: reads(source) for source in ("db", "process")}
+    with django_assert_num_queries(1):
+        first = poll(alice, job_id)
+    with django_assert_num_queries(0):
+        for _ in range(20):
+            again = poll(alice, job_id)
+    assert first.json()["result"] == LARGE
+    assert again.content == first.content
+    assert reads("db") - before["db"] == 1
+    assert reads("process") - before["process"] == 20
+
+    clock.now += conf.get("RESULT_WINDOW_SECONDS") - 1
+    with django_assert_num_queries(0):
+        poll(alice, job_id)
+    clock.now += 1  # the window is over: one read for the next window
+    with django_assert_num_queries(1):
+        later = poll(alice, job_id)
+    with django_assert_num_queries(0):
+        poll(alice, job_id)
+    assert later.content == first.content
+
+
+def test_a_cold_cache_with_a_large_result_costs_one_read_and_renders_the_same_json(
+        alice, small_limit, clock, django_assert_num_queries):
+    job_id = done_job(alice, LARGE)
+    from_redis = poll(alice, job_id)
+    outside_redis().delete(status_key(job_id))
+    large_fields.cache.clear()
+    with django_assert_num_queries(1):  # the row read fills Redis and this process' cache
+        from_database = poll(alice, job_id)
+    with django_assert_num_queries(0):
+        warm = poll(alice, job_id)
+    assert from_redis.content == from_database.content == warm.content
+
+
+def test_concurrent_polls_in_one_process_share_one_read():
+    cache = large_fields.WindowedCache()
+    reads = []
+    start = threading.Barrier(8)
+
+    def load():
+        reads.append(1)
+        time.sleep(0.05)  # a slow database: the other threads arrive meanwhile
+        return {"big": True}
+
+    answers = []
+
+    def poller():
+        start.wait()
+        answers.append(cache.get_or_load(("ai_job", "j", "result", 3), load, window_seconds=30))
+
+    threads = [threading.Thread(target=poller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(reads) == 1
+    assert answers == [{"big": True}] * 8
+
+
+def test_the_process_cache_is_bounded_in_bytes_and_drops_the_least_recent():
+    cache = large_fields.WindowedCache(max_bytes=100)
+    cache.put(("k", "a", "r", 1), "a", 40)
+    cache.put(("k", "b", "r", 1), "b", 40)
+    assert cache.get(("k", "a", "r", 1), window_seconds=30) == (True, "a")  # a is recent now
+    cache.put(("k", "c", "r", 1), "c", 40)
+    assert cache.get(("k", "b", "r", 1), window_seconds=30) == (False, None)
+    assert cache.get(("k", "a", "r", 1), window_seconds=30) == (True, "a")
+    cache.put(("k", "huge", "r", 1), "x", 101)  # larger than the whole cache: not kept
+    assert cache.get(("k", "huge", "r", 1), window_seconds=30) == (False, None)
+
+
+def test_a_worker_made_result_over_64_kib_is_served_at_one_read_per_window(
+        worker, alice, clock, django_assert_num_queries):
+    from tests.ai_helpers import sheet_bytes
+
+    rows = [["Student", "Korean", "Math", "English"]]
+    rows += [[f"student {n:04d}", n % 101, (n * 7) % 101, (n * 13) % 101] for n in range(900)]
+    job_id = submit(alice, sheet_bytes(rows)).json()["job_id"]
+    deadline = time.monotonic() + 60
+    while poll(alice, job_id).json()["status"] not in ("DONE", "FAILED"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert stored_snapshot(job_id)["fields"]["result"] is None  # over 64 KiB: not in Redis
+    large_fields.cache.clear()
+    with django_assert_num_queries(1):
+        body = poll(alice, job_id).json()
+    with django_assert_num_queries(0):
+        assert poll(alice, job_id).json() == body
+    assert body["status"] == "DONE"
+    assert body["result"]["summary"] == {"rows": 900, "valid_rows": 900, "bad_rows": 0}
+    assert body["result"]["students"][0]["total"] == max(
+        n % 101 + (n * 7) % 101 + (n * 13) % 101 for n in range(900))
