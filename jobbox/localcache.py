@@ -58,3 +58,9 @@ class FallbackCache(Generic[T]):
                 ttl=conf.get(self._ttl_setting),
             )
         return self._cache
+
+
+# Job snapshots (None: no such job) read from the database while Redis is unavailable. A
+# transition committed in this process drops its job's copy (jobbox.writers), so the process
+# that made a change never serves the state before it.
+job_snapshots: "FallbackCache[object]" = FallbackCache("FALLBACK_CACHE_SECONDS")

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from jobbox import conf, keys, registry, snapshots
+from jobbox import conf, keys, localcache, registry, snapshots
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.localcache import FallbackCache
 from jobbox.metrics import READS, SINGLE_FLIGHT_WAITS
@@ -30,7 +30,7 @@ from jobbox.writers import store_snapshot
 logger = logging.getLogger(__name__)
 
 # Snapshot of a job (None: no such job) read from the database while Redis is unavailable.
-_fallback_cache: FallbackCache[Snapshot | None] = FallbackCache("FALLBACK_CACHE_SECONDS")
+_fallback_cache: FallbackCache[Snapshot | None] = localcache.job_snapshots  # type: ignore[assignment]
 # Concurrent misses of one job in this process share one claim (and at most one DB read).
 _fills: Flights[Snapshot | None] = Flights()
 

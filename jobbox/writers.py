@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from django.db import models, transaction
 
-from jobbox import keys, registry, snapshots
+from jobbox import keys, localcache, registry, snapshots
 from jobbox.client import RedisUnavailable, breaker_bypassed, get_redis, redis_errors
 from jobbox.metrics import CACHE_WRITES
 from jobbox.scripts import script
@@ -58,6 +58,7 @@ def store_after_commit(snapshot: Snapshot) -> bool:
     README's staleness bound; meanwhile Redis holds the previous version or nothing, never
     a wrong newer one.
     """
+    localcache.job_snapshots.discard((snapshot.kind, snapshot.job_id))
     for attempt in range(1, STORE_ATTEMPTS + 1):
         try:
             with breaker_bypassed():
