@@ -164,14 +164,16 @@ class Monitor:
         self._activity.close()
 
     def counters(self) -> DatabaseCounters:
-        """A fresh connection to the database, closed at once so its own counts flush."""
-        database_row = self._activity.execute(
-            "SELECT * FROM pg_stat_database WHERE datname = %s", [self.database]
-        ).fetchone() or {}
+        """One statement on a fresh connection, closed at once so its own counts flush."""
         with psycopg.connect(self.dsn, dbname=self.database, autocommit=True,
                              row_factory=dict_row, application_name="bench-monitor") as conn:
-            table_rows = conn.execute("SELECT * FROM pg_stat_user_tables").fetchall()
-        return counters_from_rows(database_row, table_rows)
+            row = conn.execute(
+                "SELECT (SELECT row_to_json(d) FROM pg_stat_database d "
+                "        WHERE d.datname = current_database()) AS db, "
+                "       (SELECT coalesce(json_agg(t), '[]') FROM pg_stat_user_tables t) AS tables"
+            ).fetchone()
+        assert row is not None
+        return counters_from_rows(row["db"] or {}, row["tables"])
 
     def activity(self) -> ActivitySample:
         rows = self._activity.execute(

@@ -268,12 +268,16 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         out += [f"## {SCENARIO_TITLES[scenario]}", ""]
         if scenario == "s1":
             out += [f"Each way was measured for {p['s1_window']:.0f} s; per 10 minutes is that "
-                    "window scaled (x 600 / window). Jobs driven by `manage.py simulate_jobs`.",
+                    "window scaled (x 600 / window), after one unmeasured poll of each job "
+                    "(the steady state: caches a running service has are filled). Jobs driven by "
+                    "`manage.py simulate_jobs`.",
                     "", *polling_table(records), ""]
         elif scenario == "s2":
             out += [f"Each way was measured for {p['s2_window']:.0f} s while one job elsewhere "
                     f"started and finished every {1 / p['churn_per_second']:.0f} s (an insert and "
-                    "two updates on the job table: the writes an ORM cache must see).", "",
+                    "two updates on the job table: the writes an ORM cache must see; the writers "
+                    "run with cachalot installed, as a team using it would run its workers, so "
+                    "they invalidate its cache), after one unmeasured poll of each job.", "",
                     *polling_table(records), "",
                     f"Highest rate: open-loop steps of {p['rate_step_seconds']:.0f} s over all "
                     f"running jobs at {', '.join(str(r) for r in p['rate_steps'])} req/s; a "
@@ -344,14 +348,15 @@ def plot(results: dict[str, Any], stem: Path) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(8, 3.8))
         for variant, t in timelines.items():
             ax.plot(range(len(t["reads_per_second"])), t["reads_per_second"],
-                    label=f"{title(variant)}: job reads/s")
+                    label=f"{title(variant)}: job SELECTs/s")
             if any(t["errors_per_second"]):
                 ax.plot(range(len(t["errors_per_second"])), t["errors_per_second"], ":",
                         label=f"{title(variant)}: failed polls/s")
         any_t = next(iter(timelines.values()))
         ax.axvspan(any_t["stopped_at"], any_t["returned_at"], color="grey", alpha=0.2,
                    label="Redis stopped")
-        ax.set_xlabel("seconds")
+        ax.set_xlabel("seconds since the load began")
+        ax.set_ylabel("per second")
         ax.legend(fontsize=7)
         fig.tight_layout()
         made["s5"] = _save(fig, stem, "redis-outage")
