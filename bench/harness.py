@@ -51,7 +51,7 @@ class PhaseRecord:
     other_reads: float = 0.0
     transactions: float = 0.0
     tup_fetched: int = 0
-    backend_cpu_s: float = 0.0
+    backend_cpu_s: float | None = 0.0  # None: not measurable for this phase
     app_cpu_s: float = 0.0
     autovacuum: bool = False
     writer_steps: int = 0

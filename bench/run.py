@@ -77,6 +77,7 @@ def main(argv: list[str]) -> int:
 
     stack.database_name(args.database_url)  # refuses `test` before anything is touched
     started_at = dt.datetime.now(dt.UTC)
+    machine_at_start = machine()
     wall0 = time.monotonic()
     stack.recreate_database(args.database_url)
     redis_server = RedisServer().start()
@@ -111,15 +112,19 @@ def main(argv: list[str]) -> int:
         servers["main"] = stack.Server("main", "bench.settings", {}).spawn(log_dir)
         servers["cachalot"] = stack.Server("cachalot", "bench.settings_cachalot",
                                            {}).spawn(log_dir)
+        if "before-conn0" in profile.s2_extra_variants:
+            servers["conn0"] = stack.Server("conn0", "bench.settings",
+                                            {"BENCH_CONN_MAX_AGE": "0"}).spawn(log_dir)
         for server in servers.values():
             server.wait_ready()
         monitor = Monitor(stack.maintenance_dsn(args.database_url),
                           stack.database_name(args.database_url),
                           stack.APP_PREFIX, stack.SERVER_PREFIX)
         harness = Harness(monitor, job_tables())
-        harness.commands += [" ".join(["python", *s.command()[1:]])
-                             + f"  # DJANGO_SETTINGS_MODULE={s.settings_module}"
-                             for s in servers.values()]
+        harness.commands += [
+            " ".join([*(f"{k}={v}" for k, v in s.env.items()),
+                      f"DJANGO_SETTINGS_MODULE={s.settings_module}", "python", *s.command()[1:]])
+            for s in servers.values()]
         kind = ai_kind()
         b = scenarios.Bench(profile=profile, harness=harness, servers=servers,
                             redis=redis_server, cache_url=cache_url, tenant_id=tenant_id,
@@ -161,10 +166,11 @@ def main(argv: list[str]) -> int:
                           "transactions": late.xact_commit}
         results = {
             "profile": profile.name, "started_at": started_at.isoformat(timespec="seconds"),
-            "duration_seconds": round(time.monotonic() - wall0, 1), "machine": machine(),
+            "duration_seconds": round(time.monotonic() - wall0, 1), "machine": machine_at_start,
             "versions": versions(args.database_url, redis_server.url),
             "servers": {name: {"workers": stack.SERVER_WORKERS, "threads": stack.SERVER_THREADS,
-                               "settings": s.settings_module} for name, s in servers.items()},
+                               "settings": s.settings_module, "env": s.env}
+                        for name, s in servers.items()},
             "conn_max_age": conn_max_age(), "commands": [command_line(argv), *harness.commands],
             "availability": b.availability,
             "calibration": {"monitor": asdict(harness.monitor_footprint),

@@ -37,6 +37,7 @@ from bench.stack import BASE_DIR, Server
 VARIANTS = ("before", "seed", "cachalot", "jobbox")
 VARIANT_TITLES = {
     "before": "before (DB every poll)",
+    "before-conn0": "before, CONN_MAX_AGE=0",
     "seed": "seed as written",
     "cachalot": "django-cachalot",
     "jobbox": "jobbox",
@@ -46,6 +47,12 @@ VARIANT_TITLES = {
 SIMULATE_START_TIMEOUT_SECONDS = 60.0
 # The load process imports aiohttp and connects within this; events are timed from its start.
 LOAD_START_DELAY_SECONDS = 1.5
+# A rate step that fails is run once more before the search stops (see scenario_2).
+RATE_STEP_ATTEMPTS = 2
+# Which server serves a way (bench.run starts them); the rest are served by "main".
+SERVER_OF = {"cachalot": "cachalot", "before-conn0": "conn0"}
+# The ways of serving that keep a cache of their own (warmed before a steady-state window).
+CACHING_VARIANTS = frozenset({"cachalot", "jobbox"})
 # Long enough to poll every target once without a burst.
 WARM_UP_SECONDS = 1.0
 
@@ -71,23 +78,28 @@ class Profile:
     s5_variants: tuple[str, ...]
     s6_jobs: int
     s6_next_polls: int
+    # Extra ways measured in scenario 2 only: "before-conn0" is the before view on Django's
+    # default CONN_MAX_AGE=0 (a new database connection per request).
+    s2_extra_variants: tuple[str, ...] = ()
 
 
 FULL = Profile(
-    name="full", s1_window=12, people=25, jobs_per_person=20, s2_window=15,
+    name="full", s1_window=10, people=25, jobs_per_person=20, s2_window=12,
     # 500 running jobs of ~8 minutes each: about one starts and one finishes every second.
     churn_per_second=1.0,
-    rate_steps=(200, 300, 450, 650, 900, 1200, 1600, 2100), rate_step_seconds=3,
+    rate_steps=(100, 200, 350, 600, 1000, 1600), rate_step_seconds=3,
     rate_variants=("before", "seed", "cachalot", "jobbox", "ceiling"),
     s3_window=10, burst=1000, s5_pre=4, s5_outage=30, s5_post=12,
-    s5_variants=("before", "seed", "cachalot", "jobbox"), s6_jobs=50, s6_next_polls=4,
+    # "before" reads no status from Redis: its reads stay one per poll (scenario 2).
+    s5_variants=("seed", "cachalot", "jobbox"), s6_jobs=50, s6_next_polls=4,
+    s2_extra_variants=("before-conn0",),
 )
 QUICK = Profile(
     name="quick", s1_window=2, people=10, jobs_per_person=20, s2_window=2,
-    churn_per_second=1.0, rate_steps=(400,), rate_step_seconds=2,
+    churn_per_second=1.0, rate_steps=(150, 400), rate_step_seconds=2,
     rate_variants=("before", "jobbox", "ceiling"),
     s3_window=2, burst=300, s5_pre=1, s5_outage=3, s5_post=3,
-    s5_variants=("seed", "jobbox"), s6_jobs=20, s6_next_polls=1,
+    s5_variants=("jobbox",), s6_jobs=20, s6_next_polls=1,
 )
 
 
@@ -113,7 +125,7 @@ class Bench:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def server(self, variant: str) -> Server:
-        return self.servers["cachalot" if variant == "cachalot" else "main"]
+        return self.servers[SERVER_OF.get(variant, "main")]
 
     def path(self, variant: str, kind: str, job_id: int | str) -> str:
         ai = kind != "video"
@@ -121,7 +133,7 @@ class Bench:
             return f"/api/ai/jobs/{job_id}/" if ai else f"/api/videos/{job_id}/"
         if variant == "ceiling":
             return f"/bench/redis-get/{job_id}/"
-        base = "before" if variant in ("before", "cachalot") else "seed"
+        base = "seed" if variant == "seed" else "before"
         return f"/bench/{base}/ai/jobs/{job_id}/" if ai else f"/bench/{base}/videos/{job_id}/"
 
     def poll_spec(self, variant: str, targets: list[Target], *, seconds: float,
@@ -197,7 +209,10 @@ def expire(b: Bench, video_ids: list[int]) -> None:
 
 def warm_up(b: Bench, variant: str, targets: list[Target]) -> None:
     """One unmeasured poll of each target: the figures are the steady state, with the caches
-    a running service has (jobbox's principals, cachalot's queries) already filled."""
+    a running service has (jobbox's principals, cachalot's queries) already filled. The
+    before and seed-as-written views keep no cache of their own, so they need none."""
+    if variant not in CACHING_VARIANTS:
+        return
     b.harness.run_load(b.poll_spec(variant, targets, seconds=WARM_UP_SECONDS,
                                    rate_hz=1 / WARM_UP_SECONDS))
 
@@ -277,32 +292,45 @@ def scenario_1(b: Bench, prepare: Callable[[], None]) -> None:
 
 
 def scenario_2(b: Bench) -> None:
-    for variant in VARIANTS:
+    for variant in (*VARIANTS, *b.profile.s2_extra_variants):
         warm_up(b, variant, b.job_targets(variant))
-        b.harness.measure(
+        record = b.harness.measure(
             "s2", variant, f"{len(b.jobs)} running jobs, 1 poll/s each", b.server(variant),
             b.poll_spec(variant, b.job_targets(variant), seconds=b.profile.s2_window),
             churn=Churn(churn_step(b), b.profile.churn_per_second),
         )
+        if variant == "before-conn0":
+            # Its backends live for one request, shorter than the CPU sampling interval.
+            record.backend_cpu_s = None
+            record.notes.append("DB backend CPU not measured: a backend per request lives "
+                                "shorter than the sampling interval")
     searches: dict[str, list[dict[str, Any]]] = {}
     for variant in b.profile.rate_variants:
         targets = b.job_targets(variant)
         steps: list[dict[str, Any]] = []
         with Churn(churn_step(b), b.profile.churn_per_second):
             for rate in b.profile.rate_steps:
-                result = b.harness.run_load(b.poll_spec(
-                    variant, targets, seconds=b.profile.rate_step_seconds,
-                    rate_hz=rate / len(targets)))
-                step = analysis.RateStep(
-                    target_rps=rate, achieved_rps=result["achieved_rps"],
-                    p99_ms=result["latency_ms"].get("p99", 0.0), requests=result["requests"],
-                    errors=result["requests"] - result["ok"])
-                steps.append({**step.__dict__, "sustained": step.sustained,
-                              "latency_ms": result["latency_ms"]})
-                if not step.sustained:
+                # A shared machine has bursts of other work: a failed step gets one retry.
+                for attempt in range(1, RATE_STEP_ATTEMPTS + 1):
+                    step = rate_step(b, variant, targets, rate)
+                    steps.append({**step, "attempt": attempt})
+                    if step["sustained"]:
+                        break
+                if not steps[-1]["sustained"]:
                     break
         searches[variant] = steps
     b.extra["rate_search"] = searches
+
+
+def rate_step(b: Bench, variant: str, targets: list[Target], rate: int) -> dict[str, Any]:
+    """Poll every target at `rate` requests per second in total for one step."""
+    result = b.harness.run_load(b.poll_spec(
+        variant, targets, seconds=b.profile.rate_step_seconds, rate_hz=rate / len(targets)))
+    step = analysis.RateStep(
+        target_rps=rate, achieved_rps=result["achieved_rps"],
+        p99_ms=result["latency_ms"].get("p99", 0.0), requests=result["requests"],
+        errors=result["requests"] - result["ok"])
+    return {**step.__dict__, "sustained": step.sustained, "latency_ms": result["latency_ms"]}
 
 
 # --- Scenario 3 -----------------------------------------------------------------------------
