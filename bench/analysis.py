@@ -3,6 +3,8 @@
 Scaling a short window to the seed's per-second and per-10-minute figures, ratios against
 "before", the highest sustained rate of a rate search, and the recovery time after Redis
 returns.
+
+Serves DESIGN.md, "What we measured": ratios, not absolute numbers.
 """
 
 from collections.abc import Sequence

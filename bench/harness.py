@@ -5,6 +5,8 @@ flushed), reads the counters, runs `python -m bench.load` with a spec, samples t
 the backends serving the benchmark database, closes the connections again and reads the
 counters once more. Known writes the harness itself made during the phase (the churn of
 jobs starting and finishing) are subtracted with a footprint calibrated on an idle server.
+
+Serves DESIGN.md, "What we measured": statistics lag, persistent connections.
 """
 
 import json

@@ -8,6 +8,8 @@
 - `stream`: every target is opened as a Server-Sent Events stream and read for the duration.
 
 Bounded in count and time, and only 127.0.0.1 / localhost is accepted as a target.
+
+Serves DESIGN.md, "The three parts": bench drives "the public HTTP API".
 """
 
 import asyncio

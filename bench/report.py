@@ -2,6 +2,8 @@
 
 Everything here renders from the results dictionary `bench.run` collects (also saved as
 JSON beside the report), so a report can be re-rendered and tested without a run.
+
+Serves DESIGN.md, "What we measured": ratios carry over, absolute figures drift.
 """
 
 import json

@@ -6,6 +6,8 @@ Order: recreate the benchmark database, start a private Redis, migrate, create o
 with people and tokens, start two servers (the service with the baseline views, and the
 django-cachalot one), calibrate the counters, run the scenarios, stop everything, and write
 bench/results/<date>-<profile>.md with its plots and raw results (JSON).
+
+Serves DESIGN.md, "The three parts": bench.
 """
 
 import argparse

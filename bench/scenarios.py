@@ -10,6 +10,8 @@
 Jobs are created and moved through the service's own functions (academy.videos.services,
 `manage.py simulate_jobs`); parts another app provides run only when it is installed, and
 the report says so when it was not.
+
+Serves DESIGN.md, "Invariants" 1 and 6 are what scenarios 2-6 put under load.
 """
 
 import contextlib
@@ -128,13 +130,7 @@ class Bench:
         return self.servers[SERVER_OF.get(variant, "main")]
 
     def path(self, variant: str, kind: str, job_id: int | str) -> str:
-        ai = kind != "video"
-        if variant == "jobbox":
-            return f"/api/ai/jobs/{job_id}/" if ai else f"/api/videos/{job_id}/"
-        if variant == "ceiling":
-            return f"/bench/redis-get/{job_id}/"
-        base = "seed" if variant == "seed" else "before"
-        return f"/bench/{base}/ai/jobs/{job_id}/" if ai else f"/bench/{base}/videos/{job_id}/"
+        return poll_path(variant, kind, job_id)
 
     def poll_spec(self, variant: str, targets: list[Target], *, seconds: float,
                   rate_hz: float = 1.0, mode: str = "poll") -> LoadSpec:
@@ -145,6 +141,18 @@ class Bench:
     def job_targets(self, variant: str) -> list[Target]:
         return [Target(self.path(variant, "video", vid), self.people[p].token)
                 for vid, p in self.jobs]
+
+
+def poll_path(variant: str, kind: str, job_id: int | str) -> str:
+    """The URL a way of serving answers a job's poll on (same data, different path)."""
+    ai = kind != "video"
+    if variant == "jobbox":
+        return f"/api/ai/jobs/{job_id}/" if ai else f"/api/videos/{job_id}/"
+    if variant == "ceiling":
+        return f"/bench/redis-get/{job_id}/"
+    # cachalot and CONN_MAX_AGE=0 serve the "before" view from servers of their own.
+    base = "seed" if variant == "seed" else "before"
+    return f"/bench/{base}/ai/jobs/{job_id}/" if ai else f"/bench/{base}/videos/{job_id}/"
 
 
 # --- Driving jobs through the service -------------------------------------------------------

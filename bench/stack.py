@@ -4,6 +4,8 @@ Everything is on 127.0.0.1. The database `bench_db` is the benchmark's own (crea
 each run); Redis is a private redis-server (academy.embedded.RedisServer) because scenario 5
 stops it, and the machine's Redis is shared. Each server is gunicorn serving bench.urls with
 its own settings module and PostgreSQL `application_name`.
+
+Serves DESIGN.md, "Stack": PostgreSQL and Redis on 127.0.0.1.
 """
 
 import os

@@ -1,5 +1,8 @@
 """The benchmark servers' URLs: the service's own (academy.urls) plus the baselines under
-/bench/ (bench.views). The AI job baselines exist when the AI app is installed."""
+/bench/ (bench.views). The AI job baselines exist when the AI app is installed.
+
+Serves DESIGN.md, "The three parts": bench.
+"""
 
 from django.apps import apps
 from django.urls import path

@@ -11,6 +11,8 @@
 
 Bodies render through the job's `TrackedJob.render`, the same representation jobbox serves,
 so every variant answers the same bytes and only the path to them differs.
+
+Serves DESIGN.md, "What we measured": the "before" row.
 """
 
 import contextlib

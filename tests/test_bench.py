@@ -134,6 +134,19 @@ def test_differences_turn_a_cumulative_counter_into_per_interval_counts():
     assert analysis.differences([10, 10, 15, 30]) == [0, 5, 15]
 
 
+def test_each_way_of_serving_polls_its_own_path_for_the_same_job():
+    from bench.scenarios import SERVER_OF, poll_path
+
+    assert poll_path("jobbox", "video", 7) == "/api/videos/7/"
+    assert poll_path("jobbox", "ai", "k3y") == "/api/ai/jobs/k3y/"
+    assert poll_path("before", "video", 7) == "/bench/before/videos/7/"
+    assert poll_path("cachalot", "video", 7) == poll_path("before", "video", 7)
+    assert poll_path("before-conn0", "ai", "k3y") == "/bench/before/ai/jobs/k3y/"
+    assert poll_path("seed", "ai", "k3y") == "/bench/seed/ai/jobs/k3y/"
+    assert poll_path("ceiling", "video", 7) == "/bench/redis-get/7/"
+    assert SERVER_OF == {"cachalot": "cachalot", "before-conn0": "conn0"}
+
+
 # --- the load client ------------------------------------------------------------------------
 
 
@@ -314,3 +327,58 @@ def test_postgres_counts_one_job_select_per_before_poll_and_none_for_jobbox(alic
     assert before.transactions >= 8 * 3  # + token auth and the tenant, at least
     assert jobbox.ok == jobbox.polls == 8
     assert jobbox.job_reads == 0
+
+
+# --- the baseline views ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def running_video(alice):
+    from academy.videos import services
+
+    video = services.create_video(tenant_id=alice.tenant.pk, uploaded_by_id=alice.user.pk,
+                                  title="Baseline")
+    services.mark_processing(video.pk, worker_id="w")
+    services.report_video_progress(video.pk, percent=30, step_name="probe")
+    return video
+
+
+@pytest.mark.urls("bench.urls")
+@pytest.mark.django_db(transaction=True)
+def test_before_reads_the_database_on_every_poll_and_answers_what_jobbox_does(
+        alice, bob, running_video, django_assert_num_queries):
+    path = f"/bench/before/videos/{running_video.pk}/"
+    with django_assert_num_queries(3):  # token + user, membership, the video row
+        before = alice.client().get(path)
+    assert before.status_code == 200
+    assert before.content == alice.client().get(f"/api/videos/{running_video.pk}/").content
+    assert bob.client().get(path).status_code == 404  # another tenant's video
+
+
+@pytest.mark.urls("bench.urls")
+@pytest.mark.django_db(transaction=True)
+def test_seed_as_written_skips_the_database_on_a_hit_and_never_fills_a_miss(
+        alice, running_video, django_assert_num_queries):
+    from jobbox import keys
+    from tests.helpers import outside_redis, stored_snapshot
+
+    path = f"/bench/seed/videos/{running_video.pk}/"
+    with django_assert_num_queries(1):  # stock DRF token auth only
+        assert alice.client().get(path).json()["status"] == "PROCESSING"
+    outside_redis().delete(keys.status_key("video", str(running_video.pk)))
+    for _ in range(2):  # every miss reads the database again: nothing is stored
+        with django_assert_num_queries(3):
+            assert alice.client().get(path).status_code == 200
+    assert stored_snapshot(running_video.pk) is None
+
+
+@pytest.mark.urls("bench.urls")
+@pytest.mark.django_db(transaction=True)
+def test_the_ceiling_is_one_redis_get_with_no_sql(running_video, client,
+                                                   django_assert_num_queries):
+    from tests.helpers import stored_snapshot
+
+    with django_assert_num_queries(0):
+        response = client.get(f"/bench/redis-get/{running_video.pk}/")
+    assert json.loads(response.content) == stored_snapshot(running_video.pk)
+    assert client.get("/bench/redis-get/not%20an%20id/").status_code == 404
