@@ -16,6 +16,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
@@ -154,7 +155,17 @@ def main(argv: list[str]) -> int:
             if number in wanted:
                 print(f"bench: scenario {number}", file=sys.stderr, flush=True)
                 mark = time.monotonic()
-                run(b)
+                try:
+                    run(b)
+                except Exception as exc:
+                    # One broken scenario (say, an app that landed since) must not cost the
+                    # others: the report says which failed and how.
+                    b.availability[f"s{number}-failed"] = (
+                        f"scenario {number} failed: {type(exc).__name__}: {exc}")
+                    print(f"bench: scenario {number} failed", file=sys.stderr, flush=True)
+                    traceback.print_exc()
+                    if redis_server.process is None:  # scenario 5 failed while Redis was down
+                        redis_server.start()
                 timings[f"s{number}"] = round(time.monotonic() - mark, 1)
         # Anything that arrives now was missed by a phase: it must be (close to) nothing.
         # (The quick profile leaves this 11 s check out.)

@@ -382,3 +382,38 @@ def test_the_ceiling_is_one_redis_get_with_no_sql(running_video, client,
         response = client.get(f"/bench/redis-get/{running_video.pk}/")
     assert json.loads(response.content) == stored_snapshot(running_video.pk)
     assert client.get("/bench/redis-get/not%20an%20id/").status_code == 404
+
+
+def test_the_stream_mode_counts_server_sent_events():
+    import asyncio
+
+    from aiohttp import web
+
+    from academy.embedded import free_port
+    from bench import load
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for n in range(3):
+            await response.write(f"id: {n}\ndata: {{\"n\": {n}}}\n\n".encode())
+        await asyncio.sleep(1.5)  # then stays open, as a stream does, past the read window
+        return response
+
+    async def scenario() -> load.LoadResult:
+        app = web.Application()
+        app.router.add_get("/stream", events)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            spec = LoadSpec(f"http://127.0.0.1:{port}", [Target("/stream", "t")] * 2,
+                            mode="stream", duration_seconds=0.5)
+            return await load.run(spec)
+        finally:
+            await runner.cleanup()
+
+    result = asyncio.run(scenario())
+    assert result.ok == 2 and result.events == 6 and result.errors == {}
+    assert result.bytes_read > 0
