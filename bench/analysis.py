@@ -44,6 +44,8 @@ def format_ratio(value: float, baseline: float) -> str:
         return "—"
     if found == 0:
         return "0x"
+    if found < 0.01:
+        return f"{found:.3f}x"
     return f"{found:.2f}x" if found < 10 else f"{found:.0f}x"
 
 

@@ -142,9 +142,12 @@ def outage_table(results: dict[str, Any]) -> list[str]:
     if not timelines:
         return []
     lines = ["| way | polls | failed polls | job SELECTs/s before the stop | during the stop "
+             "| during the stop vs before (scenario 2) "
              "| after Redis returned, until reads and errors are back to normal |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|"]
     records = {r["variant"]: r for r in records_of(results, "s5")}
+    s2_before = next((r for r in variant_rows(records_of(results, "s2"))
+                      if r["variant"] == "before"), None)
     for variant, t in timelines.items():
         reads = t["reads_per_second"]
         stopped = int(t["stopped_at"])
@@ -154,10 +157,12 @@ def outage_table(results: dict[str, Any]) -> list[str]:
         recorded = len(reads) - t["returned_at"]
         recovered = (f"not within the {recorded} s recorded" if recovery is None
                      else f"{recovery} s")
+        vs_before = (format_ratio(t["outage_reads_per_second"], s2_before["job_reads_per_s"])
+                     if s2_before else "—")
         lines.append(
             f"| {title(variant)} | {record['polls']:,} | {sum(record['errors'].values()):,} "
             f"| {fmt(before)} | {fmt(t['outage_reads_per_second'])} "
-            f"| {recovered} |")
+            f"| {vs_before} | {recovered} |")
     return lines
 
 
@@ -176,21 +181,32 @@ def burst_table(records: list[dict[str, Any]]) -> list[str]:
 
 
 def expired_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = ["| way | phase | polls | job SELECTs | per poll | auth-table scans per poll |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| way | phase | polls | job SELECTs | per poll | vs before "
+             "| auth-table scans per poll |", "|---|---|---|---|---|---|---|"]
+    before = {r["label"]: r for r in records if r["variant"] == "before"}
     for r in records:
         polls = r["polls"] or 1
+        base = before.get(r["label"])
         lines.append(f"| {title(r['variant'])} | {r['label']} | {r['polls']:,} "
                      f"| {fmt(r['job_reads'], 0)} | {r['job_reads'] / polls:.2f} "
+                     f"| {format_ratio(r['job_reads'], base['job_reads']) if base else '—'} "
                      f"| {r['auth_reads'] / polls:.2f} |")
     return lines
 
 
-def box_table(records: list[dict[str, Any]]) -> list[str]:
-    lines = ["| way | requests | job SELECTs | all table scans | app CPU s | DB backend CPU s "
-             "| events | bytes |", "|---|---|---|---|---|---|---|---|"]
+def box_table(records: list[dict[str, Any]], results: dict[str, Any]) -> list[str]:
+    """Jobbox's three ways to watch 20 jobs a person, against scenario 2's per-job "before"."""
+    s2_before = next((r for r in records_of(results, "s2") if r["variant"] == "before"), None)
+    lines = ["| way | requests | requests vs before per job (scenario 2) | job SELECTs "
+             "| all table scans | app CPU s | DB backend CPU s | events | bytes |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
-        lines.append(f"| {r['label']} | {r['polls']:,} | {fmt(r['job_reads'], 0)} "
+        ratio_text = "—"
+        if s2_before and r["window_seconds"]:
+            ratio_text = format_ratio(r["polls"] / r["window_seconds"],
+                                      s2_before["polls"] / s2_before["window_seconds"])
+        lines.append(f"| {r['label']} | {r['polls']:,} | {ratio_text} "
+                     f"| {fmt(r['job_reads'], 0)} "
                      f"| {fmt(r['job_reads'] + r['auth_reads'] + r['other_reads'], 0)} "
                      f"| {r['app_cpu_s']:.2f} | {r['backend_cpu_s']:.2f} | {r['events']:,} "
                      f"| {r['bytes_read']:,} |")
@@ -304,7 +320,7 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
                     "The ceiling is one Redis GET through the same server stack, no auth.", "",
                     *rate_table(results), ""]
         elif scenario == "s3":
-            out += [*box_table(records), ""]
+            out += [*box_table(records, results), ""]
         elif scenario == "s4":
             out += [*burst_table(records), ""]
         elif scenario == "s5":

@@ -453,6 +453,6 @@ def scenario_6(b: Bench) -> None:
         targets = [Target(b.path(variant, "video", vid), person.token) for vid in ids]
         b.harness.measure("s6", variant, "first poll of each", b.server(variant),
                           b.poll_spec(variant, targets, seconds=1))
-        b.harness.measure("s6", variant, f"next {b.profile.s6_next_polls} polls of each",
+        b.harness.measure("s6", variant, f"next {b.profile.s6_next_polls} poll(s) of each",
                           b.server(variant),
                           b.poll_spec(variant, targets, seconds=b.profile.s6_next_polls))

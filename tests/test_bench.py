@@ -101,6 +101,7 @@ def test_a_short_window_scales_to_the_seeds_ten_minutes():
 def test_ratios_against_before_say_when_there_is_nothing_to_compare():
     assert analysis.format_ratio(0, 3000) == "0x"
     assert analysis.format_ratio(750, 3000) == "0.25x"
+    assert analysis.format_ratio(1, 300) == "0.003x"  # small, but not zero
     assert analysis.format_ratio(31_000, 1000) == "31x"
     assert analysis.format_ratio(5, 0) == "—"
 
