@@ -208,9 +208,12 @@ async def run(spec: LoadSpec) -> LoadResult:
     timeout = aiohttp.ClientTimeout(total=spec.timeout_seconds)
     samples: list[Sample] = []
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        t0 = time.perf_counter()
         if spec.start_at is not None:
             await asyncio.sleep(min(max(0.0, spec.start_at - time.time()), 30.0))
-        t0 = time.perf_counter()
+            # Second 0 is `start_at` even if this process started late: the caller times
+            # its events (a Redis stop) by the same clock.
+            t0 = time.perf_counter() - max(0.0, time.time() - spec.start_at)
         if spec.mode == "poll":
             budget = [spec.request_budget()]
             await asyncio.gather(*(

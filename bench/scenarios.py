@@ -48,7 +48,7 @@ VARIANT_TITLES = {
 # simulate_jobs prints its jobs within seconds; a loaded machine gets room.
 SIMULATE_START_TIMEOUT_SECONDS = 60.0
 # The load process imports aiohttp and connects within this; events are timed from its start.
-LOAD_START_DELAY_SECONDS = 1.5
+LOAD_START_DELAY_SECONDS = 2.5
 # A rate step that fails is run once more before the search stops (see scenario_2).
 RATE_STEP_ATTEMPTS = 2
 # Which server serves a way (bench.run starts them); the rest are served by "main".
