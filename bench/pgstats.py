@@ -191,28 +191,30 @@ class Monitor:
                 unexpected.append(f"{row['backend_type']}:{name or '?'}")
         return ActivitySample(pids=pids, autovacuum_seen=autovacuum, unexpected=unexpected)
 
-    def close_app_backends(self) -> int:
+    def close_app_backends(self, *, idle_for_seconds: float = 0.0) -> int:
         """End the servers' idle connections so their pending counters flush now.
 
         Django reconnects on the next request (CONN_HEALTH_CHECKS); the one connect per
-        server thread this costs lands in the next phase and is counted there.
+        server thread this costs lands in the next phase and is counted there. Under load,
+        `idle_for_seconds` spares connections used a moment ago: one idle that long is not
+        in the middle of a request, so no request loses its connection.
         """
         rows = self._activity.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-            "AND application_name LIKE %s AND state = 'idle'",
-            [self.database, self.server_prefix + "%"],
+            "SELECT pid, pg_terminate_backend(pid) AS ended FROM pg_stat_activity "
+            "WHERE datname = %s AND application_name LIKE %s AND state = 'idle' "
+            "AND state_change < clock_timestamp() - make_interval(secs => %s)",
+            [self.database, self.server_prefix + "%", idle_for_seconds],
         ).fetchall()
+        pids = [int(row["pid"]) for row in rows if row["ended"]]
         deadline = time.monotonic() + BACKEND_EXIT_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
+        while pids and time.monotonic() < deadline:
             left = self._activity.execute(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = %s "
-                "AND application_name LIKE %s AND state = 'idle'",
-                [self.database, self.server_prefix + "%"],
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
             ).fetchone()
             if not left or not left["n"]:
                 break
             time.sleep(0.05)
-        return len(rows)
+        return len(pids)
 
 
 @dataclass

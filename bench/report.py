@@ -327,7 +327,9 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
             out += [f"Redis stopped {p['s5_pre']:.0f} s into the load, for "
                     f"{p['s5_outage']:.0f} s, and came back empty (no persistence), as a "
                     "restarted cache does; reads per second come from the table counters "
-                    "sampled once a second (up to a second late).", "",
+                    "sampled once a second (up to a second late); failed polls are counted by "
+                    "the second they were sent, so under a backlog they show before the stop.",
+                    "",
                     *outage_table(results), ""]
             if "s5" in plots:
                 out += [f"![Redis outage]({plots['s5']})", ""]

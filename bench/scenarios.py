@@ -49,6 +49,8 @@ VARIANT_TITLES = {
 SIMULATE_START_TIMEOUT_SECONDS = 60.0
 # The load process imports aiohttp and connects within this; events are timed from its start.
 LOAD_START_DELAY_SECONDS = 2.5
+# A server connection unused this long is between requests (a poll takes milliseconds).
+QUIET_CONNECTION_SECONDS = 0.3
 # A rate step that fails is run once more before the search stops (see scenario_2).
 RATE_STEP_ATTEMPTS = 2
 # Which server serves a way (bench.run starts them); the rest are served by "main".
@@ -398,12 +400,13 @@ def scenario_5(b: Bench) -> None:
 
         def outage(spec: LoadSpec = spec, samples: list[float] = samples) -> None:
             assert spec.start_at is not None
-            sampler = threading.Thread(target=_sample_reads,
-                                       args=(b, spec.start_at, total, samples), daemon=True)
+            returns_at = spec.start_at + p.s5_pre + p.s5_outage
+            sampler = threading.Thread(target=_sample_reads, daemon=True,
+                                       args=(b, spec.start_at, total, samples, returns_at))
             sampler.start()
             time.sleep(max(0.0, spec.start_at + p.s5_pre - time.time()))
             b.redis.stop()
-            time.sleep(max(0.0, spec.start_at + p.s5_pre + p.s5_outage - time.time()))
+            time.sleep(max(0.0, returns_at - time.time()))
             b.redis.start()
             sampler.join()
 
@@ -428,12 +431,20 @@ def scenario_5(b: Bench) -> None:
     b.extra["s5"] = timelines
 
 
-def _sample_reads(b: Bench, start_at: float, seconds: float, out: list[float]) -> None:
-    """Job-table scans, cumulative, once a second from `start_at` (a busy backend's counters
-    arrive within about a second, so the curve lags the load by up to one second)."""
+def _sample_reads(b: Bench, start_at: float, seconds: float, out: list[float],
+                  flush_from: float) -> None:
+    """Job-table scans, cumulative, once a second from `start_at`.
+
+    A busy backend's counters arrive within about a second, so the curve lags the load by up
+    to one second; a backend that goes idle sends its last ones ~10 s later, which would
+    show as reads long after they happened. From `flush_from` (Redis is back: recovery is
+    timed) each sample first closes the servers' idle connections, so they arrive now.
+    """
     tables = b.harness.job_tables
     for second in range(int(seconds) + 2):
         time.sleep(max(0.0, start_at + second - time.time()))
+        if time.time() >= flush_from:
+            b.harness.monitor.close_app_backends(idle_for_seconds=QUIET_CONNECTION_SECONDS)
         out.append(float(b.harness.monitor.counters().scans(tables)))
 
 
