@@ -87,6 +87,23 @@ def subtract(measured: Footprint, *known: tuple[Footprint, float]) -> Footprint:
 LOAD_COMMAND = "python -m bench.load < spec.json   # one JSON spec per phase (bench/load.py)"
 
 
+def close_own_connections() -> list[int]:
+    """Close this thread's database connections; the PostgreSQL pids that served them.
+
+    A backend flushes its pending counters as it exits, which takes a moment after the
+    close: the caller waits for these pids to be gone before reading counters.
+    """
+    from django.db import connections
+
+    pids = []
+    for conn in connections.all(initialized_only=True):
+        raw = conn.connection
+        if raw is not None and conn.vendor == "postgresql":
+            pids.append(int(raw.info.backend_pid))
+        conn.close()
+    return pids
+
+
 def run_load(spec: LoadSpec) -> dict[str, Any]:
     """Run the load client as its own process and return its JSON result."""
     spec.validate()
@@ -105,18 +122,17 @@ class Churn:
         self.step = step
         self.interval = 1.0 / steps_per_second
         self.steps = 0
+        self.backend_pids: list[int] = []  # the churn's connection, closed when it stops
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
-        from django.db import connection
-
         try:
             while not self._stop.wait(self.interval):
                 self.step()
                 self.steps += 1
         finally:
-            connection.close()  # the backend exits and flushes its counters now
+            self.backend_pids = close_own_connections()  # its backend flushes as it exits
 
     def __enter__(self) -> "Churn":
         self._thread = threading.Thread(target=self._run, name="bench-churn", daemon=True)
@@ -148,9 +164,8 @@ class Harness:
     def calibrate(self, churn_step: Callable[[], None], steps: int,
                   servers: list[Server]) -> None:
         """The monitor's own work per phase, one churn step's, and each server's idle CPU."""
-        from django.db import connections
-
-        connections.close_all()  # set-up's pending counters (migrate, people) flush first
+        # Set-up's pending counters (migrate, people) flush before anything is measured.
+        self.monitor.wait_gone(close_own_connections())
         cpu0 = {s.name: s.cpu_seconds() for s in servers}
         started = time.perf_counter()
         with Phase(self.monitor) as idle:
@@ -160,12 +175,10 @@ class Harness:
         self.idle_app_cpu = {s.name: max(0.0, (s.cpu_seconds() - cpu0[s.name]) / elapsed)
                              for s in servers}
         self.monitor_footprint = split_reads(idle.result.delta, self.job_tables)
-        from django.db import connection
-
         with Phase(self.monitor) as busy:
             for _ in range(steps):
                 churn_step()
-            connection.close()
+            self.monitor.wait_gone(close_own_connections())
         assert busy.result is not None
         measured = subtract(split_reads(busy.result.delta, self.job_tables),
                             (self.monitor_footprint, 1))
@@ -184,9 +197,8 @@ class Harness:
         churn: Churn | None = None,
     ) -> PhaseRecord:
         """Run `spec` (and/or `during`) as one counted phase; the record is kept and returned."""
-        from django.db import connections
-
-        connections.close_all()  # the driver's own pending counters flush before the phase
+        # The driver's own pending counters flush before the phase begins.
+        self.monitor.wait_gone(close_own_connections())
         app_cpu0 = server.cpu_seconds()
         started = time.perf_counter()
         result: dict[str, Any] = {}
@@ -194,6 +206,7 @@ class Harness:
             if churn is not None:
                 with churn:
                     result = self._drive(spec, during)
+                self.monitor.wait_gone(churn.backend_pids)
             else:
                 result = self._drive(spec, during)
         elapsed = time.perf_counter() - started

@@ -191,6 +191,17 @@ class Monitor:
                 unexpected.append(f"{row['backend_type']}:{name or '?'}")
         return ActivitySample(pids=pids, autovacuum_seen=autovacuum, unexpected=unexpected)
 
+    def wait_gone(self, pids: list[int]) -> None:
+        """Wait until these backends have exited (and so flushed their counters)."""
+        deadline = time.monotonic() + BACKEND_EXIT_TIMEOUT_SECONDS
+        while pids and time.monotonic() < deadline:
+            left = self._activity.execute(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+            ).fetchone()
+            if not left or not left["n"]:
+                return
+            time.sleep(0.02)
+
     def close_app_backends(self, *, idle_for_seconds: float = 0.0) -> int:
         """End the servers' idle connections so their pending counters flush now.
 
@@ -206,14 +217,7 @@ class Monitor:
             [self.database, self.server_prefix + "%", idle_for_seconds],
         ).fetchall()
         pids = [int(row["pid"]) for row in rows if row["ended"]]
-        deadline = time.monotonic() + BACKEND_EXIT_TIMEOUT_SECONDS
-        while pids and time.monotonic() < deadline:
-            left = self._activity.execute(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
-            ).fetchone()
-            if not left or not left["n"]:
-                break
-            time.sleep(0.05)
+        self.wait_gone(pids)
         return len(pids)
 
 

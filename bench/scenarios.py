@@ -31,7 +31,7 @@ from django.urls import Resolver404, resolve
 
 from academy.embedded import RedisServer
 from bench import analysis
-from bench.harness import Churn, Harness
+from bench.harness import Churn, Harness, close_own_connections
 from bench.load import LoadSpec, Target
 from bench.pgstats import STATS_IDLE_FLUSH_SECONDS
 from bench.stack import BASE_DIR, Server
@@ -184,14 +184,12 @@ def churn_step(b: Bench) -> Callable[[], None]:
 
 
 def create_running_jobs(b: Bench) -> None:
-    from django.db import connections
-
     b.jobs = []
     for n in range(b.profile.people * b.profile.jobs_per_person):
         person = n % b.profile.people
         b.jobs.append((start_video(b.tenant_id, b.people[person].user_id, f"lecture {n}"),
                        person))
-    connections.close_all()
+    b.harness.monitor.wait_gone(close_own_connections())
 
 
 def warm(video_ids: list[int]) -> None:
@@ -452,13 +450,11 @@ def _sample_reads(b: Bench, start_at: float, seconds: float, out: list[float],
 
 
 def scenario_6(b: Bench) -> None:
-    from django.db import connections
-
     person = b.people[0]
     ids = [start_video(b.tenant_id, person.user_id, f"old {n}") for n in range(b.profile.s6_jobs)]
     for vid in ids:
         finish_video(vid)
-    connections.close_all()
+    b.harness.monitor.wait_gone(close_own_connections())
     for variant in VARIANTS:
         expire(b, ids)
         targets = [Target(b.path(variant, "video", vid), person.token) for vid in ids]
