@@ -20,7 +20,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed lint
 	$(WITH_REDIS) $(PY) -m pytest $(PYTEST_ARGS)
 
-# The benchmark (bench/README section): PostgreSQL on 127.0.0.1 (BENCH_DATABASE_URL, default
+# The benchmark (README, "Benchmark"): PostgreSQL on 127.0.0.1 (BENCH_DATABASE_URL, default
 # postgres://postgres@127.0.0.1:5432/bench_db) and a private Redis it starts itself. Under
 # 10 minutes; QUICK=1 under 2 (its report is not committed, and the README is left alone).
 bench: $(VENV)/.installed
