@@ -161,6 +161,7 @@ def poll_path(variant: str, kind: str, job_id: int | str) -> str:
 
 
 def start_video(tenant_id: int, user_id: int, title: str) -> int:
+    """A new video moved to PROCESSING with one progress report, as a worker would."""
     from academy.videos import services
 
     video = services.create_video(tenant_id=tenant_id, uploaded_by_id=user_id, title=title)
@@ -171,6 +172,7 @@ def start_video(tenant_id: int, user_id: int, title: str) -> int:
 
 
 def finish_video(video_id: int) -> None:
+    """The worker's success: READY with its HLS path."""
     from academy.videos import services
 
     services.complete_video(video_id, f"hls/{video_id}/master.m3u8", duration=600)
@@ -205,12 +207,14 @@ def expire(b: Bench, video_ids: list[int]) -> None:
     """What an hour without a poll leaves: no snapshot, no progress, a cold ORM cache."""
     import redis
 
-    from jobbox import keys
+    from jobbox import keys, registry
     from jobbox.client import get_redis
 
+    job = registry.get("video")
     names = []
     for vid in video_ids:
-        names += [keys.status_key("video", str(vid)), keys.progress_key("job:video", str(vid))]
+        names += [keys.status_key(job.status_namespace, str(vid)),
+                  keys.progress_key(job.progress_namespace, str(vid))]
     get_redis().delete(*names)
     redis.Redis.from_url(b.cache_url).flushdb()  # the private Redis's cachalot database only
 
@@ -226,6 +230,7 @@ def warm_up(b: Bench, variant: str, targets: list[Target]) -> None:
 
 
 def url_exists(path: str) -> bool:
+    """Whether the servers' URLconf (bench.urls, the service's own included) has `path`."""
     try:
         resolve(path)
     except Resolver404:
@@ -237,6 +242,7 @@ def url_exists(path: str) -> bool:
 
 
 def simulate_supports_ai() -> bool:
+    """Whether this build's `simulate_jobs` can drive AI jobs (`--ai N`)."""
     done = subprocess.run([sys.executable, "manage.py", "simulate_jobs", "--help"], cwd=BASE_DIR,
                           capture_output=True, text=True, check=False, timeout=120)
     return "--ai" in done.stdout
