@@ -1,0 +1,471 @@
+"""The six scenarios of issue 6, each serving the same data the four ways side by side.
+
+1. the seed's: 3 videos (+ 2 AI jobs when the AI app is installed) polled once a second;
+2. a hundredfold: 500 running jobs, 500 pollers at 1 Hz, then the highest sustained rate;
+3. the job box: 20 jobs per person, per-job polls vs one GET /api/jobbox/ vs the stream;
+4. a cold key: 1,000 concurrent polls of one job whose snapshot was just deleted;
+5. Redis stopped for 30 s under the scenario-2 load;
+6. jobs finished more than an hour ago: the first poll and the next ones.
+
+Jobs are created and moved through the service's own functions (academy.videos.services,
+`manage.py simulate_jobs`); parts another app provides run only when it is installed, and
+the report says so when it was not.
+
+Serves DESIGN.md, "Invariants" 1 and 6 are what scenarios 2-6 put under load.
+"""
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from statistics import mean
+from typing import Any
+
+from django.urls import Resolver404, resolve
+
+from academy.embedded import RedisServer
+from bench import analysis
+from bench.harness import Churn, Harness, close_own_connections
+from bench.load import LoadSpec, Target
+from bench.pgstats import STATS_IDLE_FLUSH_SECONDS
+from bench.stack import BASE_DIR, Server
+
+VARIANTS = ("before", "seed", "cachalot", "jobbox")
+VARIANT_TITLES = {
+    "before": "before (DB every poll)",
+    "before-conn0": "before, CONN_MAX_AGE=0",
+    "seed": "seed as written",
+    "cachalot": "django-cachalot",
+    "jobbox": "jobbox",
+    "ceiling": "bare Redis GET (ceiling)",
+}
+# simulate_jobs prints its jobs within seconds; a loaded machine gets room.
+SIMULATE_START_TIMEOUT_SECONDS = 60.0
+# The load process imports aiohttp and connects within this; events are timed from its start.
+LOAD_START_DELAY_SECONDS = 2.5
+# A server connection unused this long is between requests (a poll takes milliseconds).
+QUIET_CONNECTION_SECONDS = 0.3
+# A rate step that fails is run once more before the search stops (see scenario_2).
+RATE_STEP_ATTEMPTS = 2
+# Which server serves a way (bench.run starts them); the rest are served by "main".
+SERVER_OF = {"cachalot": "cachalot", "before-conn0": "conn0"}
+# The ways of serving that keep a cache of their own (warmed before a steady-state window).
+CACHING_VARIANTS = frozenset({"cachalot", "jobbox"})
+# Long enough to poll every target once without a burst.
+WARM_UP_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How long and how big each scenario is; QUICK keeps `make bench` under two minutes."""
+
+    name: str
+    s1_window: float
+    people: int
+    jobs_per_person: int
+    s2_window: float
+    churn_per_second: float
+    rate_steps: tuple[int, ...]
+    rate_step_seconds: float
+    rate_variants: tuple[str, ...]
+    s3_window: float
+    burst: int
+    s5_pre: float
+    s5_outage: float
+    s5_post: float
+    s5_variants: tuple[str, ...]
+    s6_jobs: int
+    s6_next_polls: int
+    # Extra ways measured in scenario 2 only: "before-conn0" is the before view on Django's
+    # default CONN_MAX_AGE=0 (a new database connection per request).
+    s2_extra_variants: tuple[str, ...] = ()
+
+
+FULL = Profile(
+    name="full", s1_window=10, people=25, jobs_per_person=20, s2_window=12,
+    # 500 running jobs of ~8 minutes each: about one starts and one finishes every second.
+    churn_per_second=1.0,
+    rate_steps=(100, 200, 350, 600, 1000, 1600), rate_step_seconds=3,
+    rate_variants=("before", "seed", "cachalot", "jobbox", "ceiling"),
+    s3_window=10, burst=1000, s5_pre=4, s5_outage=30, s5_post=12,
+    # "before" reads no status from Redis: its reads stay one per poll (scenario 2).
+    s5_variants=("seed", "cachalot", "jobbox"), s6_jobs=50, s6_next_polls=4,
+    s2_extra_variants=("before-conn0",),
+)
+QUICK = Profile(
+    name="quick", s1_window=2, people=10, jobs_per_person=20, s2_window=2,
+    churn_per_second=1.0, rate_steps=(150, 400), rate_step_seconds=2,
+    rate_variants=("before", "jobbox", "ceiling"),
+    s3_window=2, burst=300, s5_pre=1, s5_outage=3, s5_post=3,
+    s5_variants=("jobbox",), s6_jobs=20, s6_next_polls=1,
+)
+
+
+@dataclass
+class Person:
+    user_id: int
+    token: str
+
+
+@dataclass
+class Bench:
+    profile: Profile
+    harness: Harness
+    servers: dict[str, Server]
+    redis: RedisServer
+    cache_url: str
+    tenant_id: int
+    tenant_slug: str
+    people: list[Person]
+    ai_kind: str | None
+    jobs: list[tuple[int, int]] = field(default_factory=list)  # (video id, person index)
+    availability: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def server(self, variant: str) -> Server:
+        return self.servers[SERVER_OF.get(variant, "main")]
+
+    def path(self, variant: str, kind: str, job_id: int | str) -> str:
+        return poll_path(variant, kind, job_id)
+
+    def poll_spec(self, variant: str, targets: list[Target], *, seconds: float,
+                  rate_hz: float = 1.0, mode: str = "poll") -> LoadSpec:
+        return LoadSpec(base_url=self.server(variant).base_url, targets=targets, mode=mode,
+                        rate_per_target_hz=rate_hz, duration_seconds=seconds,
+                        max_connections=min(500, max(16, len(targets))))
+
+    def job_targets(self, variant: str) -> list[Target]:
+        return [Target(self.path(variant, "video", vid), self.people[p].token)
+                for vid, p in self.jobs]
+
+
+def poll_path(variant: str, kind: str, job_id: int | str) -> str:
+    """The URL a way of serving answers a job's poll on (same data, different path)."""
+    ai = kind != "video"
+    if variant == "jobbox":
+        return f"/api/ai/jobs/{job_id}/" if ai else f"/api/videos/{job_id}/"
+    if variant == "ceiling":
+        return f"/bench/redis-get/{job_id}/"
+    # cachalot and CONN_MAX_AGE=0 serve the "before" view from servers of their own.
+    base = "seed" if variant == "seed" else "before"
+    return f"/bench/{base}/ai/jobs/{job_id}/" if ai else f"/bench/{base}/videos/{job_id}/"
+
+
+# --- Driving jobs through the service -------------------------------------------------------
+
+
+def start_video(tenant_id: int, user_id: int, title: str) -> int:
+    """A new video moved to PROCESSING with one progress report, as a worker would."""
+    from academy.videos import services
+
+    video = services.create_video(tenant_id=tenant_id, uploaded_by_id=user_id, title=title)
+    services.mark_processing(video.pk, worker_id="bench")
+    services.report_video_progress(video.pk, percent=10, step_index=1, step_total=4,
+                                   step_name="probe", step_percent=40)
+    return video.pk
+
+
+def finish_video(video_id: int) -> None:
+    """The worker's success: READY with its HLS path."""
+    from academy.videos import services
+
+    services.complete_video(video_id, f"hls/{video_id}/master.m3u8", duration=600)
+
+
+def churn_step(b: Bench) -> Callable[[], None]:
+    """One job elsewhere starts and finishes: an insert and two updates on the job table."""
+    def step() -> None:
+        finish_video(start_video(b.tenant_id, b.people[0].user_id, "churn"))
+    return step
+
+
+def create_running_jobs(b: Bench) -> None:
+    b.jobs = []
+    for n in range(b.profile.people * b.profile.jobs_per_person):
+        person = n % b.profile.people
+        b.jobs.append((start_video(b.tenant_id, b.people[person].user_id, f"lecture {n}"),
+                       person))
+    b.harness.monitor.wait_gone(close_own_connections())
+
+
+def warm(video_ids: list[int]) -> None:
+    """Store every job's committed state in Redis again (after a restart emptied it)."""
+    from academy.videos.models import Video
+    from jobbox import writers
+
+    for video in Video.objects.filter(pk__in=video_ids):
+        writers.cache_committed(video)
+
+
+def expire(b: Bench, video_ids: list[int]) -> None:
+    """What an hour without a poll leaves: no snapshot, no progress, a cold ORM cache."""
+    import redis
+
+    from jobbox import keys, registry
+    from jobbox.client import get_redis
+
+    job = registry.get("video")
+    names = []
+    for vid in video_ids:
+        names += [keys.status_key(job.status_namespace, str(vid)),
+                  keys.progress_key(job.progress_namespace, str(vid))]
+    get_redis().delete(*names)
+    redis.Redis.from_url(b.cache_url).flushdb()  # the private Redis's cachalot database only
+
+
+def warm_up(b: Bench, variant: str, targets: list[Target]) -> None:
+    """One unmeasured poll of each target: the figures are the steady state, with the caches
+    a running service has (jobbox's principals, cachalot's queries) already filled. The
+    before and seed-as-written views keep no cache of their own, so they need none."""
+    if variant not in CACHING_VARIANTS:
+        return
+    b.harness.run_load(b.poll_spec(variant, targets, seconds=WARM_UP_SECONDS,
+                                   rate_hz=1 / WARM_UP_SECONDS))
+
+
+def url_exists(path: str) -> bool:
+    """Whether the servers' URLconf (bench.urls, the service's own included) has `path`."""
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
+# --- Scenario 1 -----------------------------------------------------------------------------
+
+
+def simulate_supports_ai() -> bool:
+    """Whether this build's `simulate_jobs` can drive AI jobs (`--ai N`)."""
+    done = subprocess.run([sys.executable, "manage.py", "simulate_jobs", "--help"], cwd=BASE_DIR,
+                          capture_output=True, text=True, check=False, timeout=120)
+    return "--ai" in done.stdout
+
+
+def start_simulation(b: Bench, seconds: float, *, ai: int) -> tuple[subprocess.Popen[str],
+                                                                     list[dict[str, Any]]]:
+    command = [sys.executable, "manage.py", "simulate_jobs", "--tenant", b.tenant_slug,
+               "--videos", "3", "--seconds", str(int(seconds))]
+    if ai:
+        command += ["--ai", str(ai)]
+    b.harness.commands.append(" ".join(["python", *command[1:]]))
+    # Inherits the writers' settings (bench.run: cachalot installed, so it invalidates).
+    env = {**os.environ, "BENCH_APPLICATION_NAME": "bench-sim"}
+    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None
+    jobs: list[dict[str, Any]] = []
+    deadline = time.monotonic() + SIMULATE_START_TIMEOUT_SECONDS
+    while len(jobs) < 3 + ai and time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        if ready:
+            line = process.stdout.readline()
+            if not line:
+                break
+            with contextlib.suppress(ValueError):
+                jobs.append(json.loads(line))
+    if len(jobs) < 3 + ai:
+        process.kill()
+        raise RuntimeError("simulate_jobs did not start its jobs")
+    return process, jobs
+
+
+def scenario_1(b: Bench, prepare: Callable[[], None]) -> None:
+    ai = 2 if b.ai_kind and simulate_supports_ai() else 0
+    if b.ai_kind and not ai:
+        b.availability["s1-ai"] = ("scenario 1's AI jobs: `simulate_jobs --ai` is not "
+                                   "available in this build; 3 videos only")
+    window = b.profile.s1_window
+    lifetime = STATS_IDLE_FLUSH_SECONDS + len(VARIANTS) * (window + 15) + 120
+    process, jobs = start_simulation(b, lifetime, ai=ai)
+    started = time.monotonic()
+    try:
+        prepare()  # scenario 2's jobs are created while simulate_jobs' counters settle
+        # simulate_jobs keeps its connection open: its last counters arrive ~10 s later.
+        time.sleep(max(0.0, started + STATS_IDLE_FLUSH_SECONDS - time.monotonic()))
+        token = b.people[0].token
+        for variant in VARIANTS:
+            targets = [Target(b.path(variant, str(j["kind"]), j.get("id", j.get("job_id"))),
+                              token) for j in jobs]
+            warm_up(b, variant, targets)
+            b.harness.measure("s1", variant, f"{len(jobs)} running jobs, 1 poll/s each",
+                              b.server(variant), b.poll_spec(variant, targets, seconds=window))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    b.extra["s1_jobs"] = jobs
+
+
+# --- Scenario 2 -----------------------------------------------------------------------------
+
+
+def scenario_2(b: Bench) -> None:
+    for variant in (*VARIANTS, *b.profile.s2_extra_variants):
+        warm_up(b, variant, b.job_targets(variant))
+        record = b.harness.measure(
+            "s2", variant, f"{len(b.jobs)} running jobs, 1 poll/s each", b.server(variant),
+            b.poll_spec(variant, b.job_targets(variant), seconds=b.profile.s2_window),
+            churn=Churn(churn_step(b), b.profile.churn_per_second),
+        )
+        if variant == "before-conn0":
+            # Its backends live for one request, shorter than the CPU sampling interval.
+            record.backend_cpu_s = None
+            record.notes.append("DB backend CPU not measured: a backend per request lives "
+                                "shorter than the sampling interval")
+    searches: dict[str, list[dict[str, Any]]] = {}
+    for variant in b.profile.rate_variants:
+        targets = b.job_targets(variant)
+        steps: list[dict[str, Any]] = []
+        with Churn(churn_step(b), b.profile.churn_per_second):
+            for rate in b.profile.rate_steps:
+                # A shared machine has bursts of other work: a failed step gets one retry.
+                for attempt in range(1, RATE_STEP_ATTEMPTS + 1):
+                    step = rate_step(b, variant, targets, rate)
+                    steps.append({**step, "attempt": attempt})
+                    if step["sustained"]:
+                        break
+                if not steps[-1]["sustained"]:
+                    break
+        searches[variant] = steps
+    b.extra["rate_search"] = searches
+
+
+def rate_step(b: Bench, variant: str, targets: list[Target], rate: int) -> dict[str, Any]:
+    """Poll every target at `rate` requests per second in total for one step."""
+    result = b.harness.run_load(b.poll_spec(
+        variant, targets, seconds=b.profile.rate_step_seconds, rate_hz=rate / len(targets)))
+    step = analysis.RateStep(
+        target_rps=rate, achieved_rps=result["achieved_rps"],
+        p99_ms=result["latency_ms"].get("p99", 0.0), requests=result["requests"],
+        errors=result["requests"] - result["ok"])
+    return {**step.__dict__, "sustained": step.sustained, "latency_ms": result["latency_ms"]}
+
+
+# --- Scenario 3 -----------------------------------------------------------------------------
+
+
+def scenario_3(b: Bench) -> None:
+    if not url_exists("/api/jobbox/"):
+        b.availability["s3"] = ("job box: not available in this build (GET /api/jobbox/ does "
+                                "not resolve); scenario 3 skipped")
+        return
+    window = b.profile.s3_window
+    server = b.servers["main"]
+    warm_up(b, "jobbox", b.job_targets("jobbox"))
+    b.harness.measure("s3", "jobbox", f"per job: {len(b.jobs)} polls/s", server,
+                      b.poll_spec("jobbox", b.job_targets("jobbox"), seconds=window))
+    people = [Target("/api/jobbox/", p.token) for p in b.people]
+    warm_up(b, "jobbox", people)
+    b.harness.measure("s3", "jobbox", f"job box: {len(people)} polls/s", server,
+                      b.poll_spec("jobbox", people, seconds=window))
+    if not url_exists("/api/jobbox/stream"):
+        b.availability["s3-stream"] = ("job-box stream: not available in this build "
+                                       "(GET /api/jobbox/stream does not resolve)")
+        return
+    # A stream holds a server thread on this (threaded WSGI) stack: open fewer than it has.
+    streams = [Target("/api/jobbox/stream", p.token) for p in b.people[:4]]
+    b.harness.measure("s3", "jobbox", f"stream: {len(streams)} open streams", server,
+                      b.poll_spec("jobbox", streams, seconds=window, mode="stream"))
+
+
+# --- Scenario 4 -----------------------------------------------------------------------------
+
+
+def scenario_4(b: Bench) -> None:
+    video_id, person = b.jobs[0]
+    for variant in VARIANTS:
+        expire(b, [video_id])
+        targets = [Target(b.path(variant, "video", video_id), b.people[person].token)
+                   ] * b.profile.burst
+        b.harness.measure("s4", variant, f"{b.profile.burst} concurrent polls of a cold job",
+                          b.server(variant), b.poll_spec(variant, targets, seconds=1,
+                                                         mode="burst"))
+        warm([video_id])
+
+
+# --- Scenario 5 -----------------------------------------------------------------------------
+
+
+def scenario_5(b: Bench) -> None:
+    p = b.profile
+    total = p.s5_pre + p.s5_outage + p.s5_post
+    timelines: dict[str, dict[str, Any]] = {}
+    for variant in p.s5_variants:
+        warm([vid for vid, _ in b.jobs])
+        spec = b.poll_spec(variant, b.job_targets(variant), seconds=total)
+        spec.start_at = time.time() + LOAD_START_DELAY_SECONDS
+        samples: list[float] = []
+
+        def outage(spec: LoadSpec = spec, samples: list[float] = samples) -> None:
+            assert spec.start_at is not None
+            returns_at = spec.start_at + p.s5_pre + p.s5_outage
+            sampler = threading.Thread(target=_sample_reads, daemon=True,
+                                       args=(b, spec.start_at, total, samples, returns_at))
+            sampler.start()
+            time.sleep(max(0.0, spec.start_at + p.s5_pre - time.time()))
+            b.redis.stop()
+            time.sleep(max(0.0, returns_at - time.time()))
+            b.redis.start()
+            sampler.join()
+
+        record = b.harness.measure("s5", variant, f"Redis stopped {p.s5_outage:.0f} s",
+                                   b.server(variant), spec, during=outage)
+        reads = analysis.differences(samples)[:int(total)]  # only the seconds under load
+        errors = [0.0] * len(reads)
+        for row in record.timeline:
+            if int(row["t"]) < len(errors):
+                errors[int(row["t"])] = row["errors"]
+        baseline = mean(reads[1:int(p.s5_pre)]) if int(p.s5_pre) > 1 else 0.0
+        returned = int(p.s5_pre + p.s5_outage)
+        timelines[variant] = {
+            "reads_per_second": reads, "errors_per_second": errors,
+            "stopped_at": p.s5_pre, "returned_at": returned,
+            "recovery_seconds": analysis.recovery_seconds(
+                reads, errors, returned_at=returned, baseline_reads=baseline,
+                slack_reads=max(5.0, 0.05 * len(b.jobs))),
+            "outage_reads_per_second": mean(reads[int(p.s5_pre) + 1:returned] or [0.0]),
+        }
+    warm([vid for vid, _ in b.jobs])
+    b.extra["s5"] = timelines
+
+
+def _sample_reads(b: Bench, start_at: float, seconds: float, out: list[float],
+                  flush_from: float) -> None:
+    """Job-table scans, cumulative, once a second from `start_at`.
+
+    A busy backend's counters arrive within about a second, so the curve lags the load by up
+    to one second; a backend that goes idle sends its last ones ~10 s later, which would
+    show as reads long after they happened. From `flush_from` (Redis is back: recovery is
+    timed) each sample first closes the servers' idle connections, so they arrive now.
+    """
+    tables = b.harness.job_tables
+    for second in range(int(seconds) + 2):
+        time.sleep(max(0.0, start_at + second - time.time()))
+        if time.time() >= flush_from:
+            b.harness.monitor.close_app_backends(idle_for_seconds=QUIET_CONNECTION_SECONDS)
+        out.append(float(b.harness.monitor.counters().scans(tables)))
+
+
+# --- Scenario 6 -----------------------------------------------------------------------------
+
+
+def scenario_6(b: Bench) -> None:
+    person = b.people[0]
+    ids = [start_video(b.tenant_id, person.user_id, f"old {n}") for n in range(b.profile.s6_jobs)]
+    for vid in ids:
+        finish_video(vid)
+    b.harness.monitor.wait_gone(close_own_connections())
+    for variant in VARIANTS:
+        expire(b, ids)
+        targets = [Target(b.path(variant, "video", vid), person.token) for vid in ids]
+        b.harness.measure("s6", variant, "first poll of each", b.server(variant),
+                          b.poll_spec(variant, targets, seconds=1))
+        b.harness.measure("s6", variant, f"next {b.profile.s6_next_polls} poll(s) of each",
+                          b.server(variant),
+                          b.poll_spec(variant, targets, seconds=b.profile.s6_next_polls))

@@ -1,0 +1,158 @@
+"""What the benchmark runs against: its database, a private Redis, and the servers (issue 6).
+
+Everything is on 127.0.0.1. The database `bench_db` is the benchmark's own (created afresh
+each run); Redis is a private redis-server (academy.embedded.RedisServer) because scenario 5
+stops it, and the machine's Redis is shared. Each server is gunicorn serving bench.urls with
+its own settings module and PostgreSQL `application_name`.
+
+Serves DESIGN.md, "Stack": PostgreSQL and Redis on 127.0.0.1.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from academy.embedded import free_port
+from bench.pgstats import read_proc_cpu
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Two workers as in `make run` and DESIGN.md's measurement; threads let a slow answer not
+# block the others (the same for every variant, so the comparison stays fair).
+SERVER_WORKERS = 2
+SERVER_THREADS = 4
+# A Django server imports and answers /healthz in a few seconds; a loaded machine gets room.
+SERVER_START_TIMEOUT_SECONDS = 60.0
+# Every connection the benchmark opens is named with this prefix (bench.pgstats counts them).
+APP_PREFIX = "bench-"
+SERVER_PREFIX = "bench-srv-"
+
+
+def maintenance_dsn(database_url: str) -> str:
+    """The same server's `postgres` database, where CREATE/DROP DATABASE run."""
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(path="/postgres"))
+
+
+def database_name(database_url: str) -> str:
+    name = urlsplit(database_url).path.lstrip("/")
+    if not name or name == "test":
+        raise ValueError("the benchmark needs its own database (never `test`)")
+    return name
+
+
+def recreate_database(database_url: str) -> None:
+    """Drop and create the benchmark's database: every run starts from the same empty state."""
+    name = database_name(database_url)
+    with psycopg.connect(maintenance_dsn(database_url), autocommit=True,
+                         application_name="bench-setup") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def quiet_autovacuum(database_url: str) -> list[str]:
+    """Turn autovacuum off for the benchmark's own tables, then ANALYZE them once.
+
+    Its visits would otherwise land in the counters of whichever phase they hit (a fresh
+    database with new rows draws them within a minute); the planner still gets statistics.
+    The launcher still looks in once a minute; the report flags phases where it did.
+    """
+    with psycopg.connect(database_url, autocommit=True, application_name="bench-setup") as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
+        for table in tables:
+            conn.execute(sql.SQL(
+                "ALTER TABLE {} SET (autovacuum_enabled = false, "
+                "toast.autovacuum_enabled = false)").format(sql.Identifier(table)))
+        conn.execute("ANALYZE")
+    return tables
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+    return [int(p) for p in text.split()]
+
+
+@dataclass
+class Server:
+    """One gunicorn serving bench.urls under a settings module."""
+
+    name: str
+    settings_module: str
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def application_name(self) -> str:
+        return f"{SERVER_PREFIX}{self.name}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "academy.wsgi",
+                "--bind", f"127.0.0.1:{self.port}", "--workers", str(SERVER_WORKERS),
+                "--threads", str(SERVER_THREADS), "--worker-class", "gthread",
+                "--log-level", "warning"]
+
+    def start(self, log_dir: Path) -> "Server":
+        self.spawn(log_dir)
+        self.wait_ready()
+        return self
+
+    def spawn(self, log_dir: Path) -> "Server":
+        """Start the process without waiting (servers can then start side by side)."""
+        self.log_path = log_dir / f"server-{self.name}.log"
+        env = {**os.environ, **self.env, "DJANGO_SETTINGS_MODULE": self.settings_module,
+               "BENCH_APPLICATION_NAME": self.application_name}
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.command(), cwd=BASE_DIR, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server {self.name} did not start; see {self.log_path}")
+
+    def worker_pids(self) -> list[int]:
+        return children_of(self.process.pid) if self.process else []
+
+    def cpu_seconds(self) -> float:
+        """CPU the master and its workers have used so far."""
+        pids = [self.process.pid, *self.worker_pids()] if self.process else []
+        return sum(cpu for pid in pids if (cpu := read_proc_cpu(pid)) is not None)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
