@@ -78,6 +78,7 @@ JOBBOX = {
     "TENANT_RESOLVER": "academy.tenants.services.tenant_id_for_user",
     "PRINCIPAL_MODELS": ["tenants.Membership"],
     "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+    "STREAM_HEARTBEAT_SECONDS": float(os.environ.get("JOBBOX_STREAM_HEARTBEAT_SECONDS", "15")),
 }
 
 # Celery: Redis broker by default (the same server), SQS or RabbitMQ by CELERY_BROKER_URL.
