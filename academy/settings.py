@@ -28,10 +28,14 @@ INSTALLED_APPS = [
     "academy.tenants",
     "academy.videos",
     "academy.demo",
+    "academy.web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The page's static files (its script, hls.js) from the app's own process, under WSGI
+    # and ASGI alike: no separate web server needed to run the service.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,7 +110,13 @@ REST_FRAMEWORK = {
 }
 
 STATIC_URL = "static/"
+# Served from the apps' static folders as they are (no collectstatic step to run the page).
+WHITENOISE_USE_FINDERS = True
 LANGUAGE_CODE = "ko"
+# The job-box page: Korean by default, English on request (academy.web).
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

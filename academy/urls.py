@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from academy.videos.views import VideoDetailView
 from jobbox.jobbox_views import JobBoxAPIView
@@ -12,4 +12,5 @@ urlpatterns = [
     path("api/jobbox/stream", jobbox_stream, name="jobbox-stream"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("academy.web.urls")),
 ]
