@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from jobbox import conf, keys, registry, snapshots
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.metrics import JOBBOX_READS
 from jobbox.progress import Progress
 from jobbox.registry import TrackedJob, UnknownJobKind
 from jobbox.scripts import script
@@ -104,7 +105,9 @@ def read_box(*, tenant: str, owner: str) -> Box:
     reply = _read_script(tenant, owner)
     box = parse_reply(reply, tenant=tenant, owner=owner)
     if box is not None:
+        JOBBOX_READS.labels("redis").inc()
         return box
+    JOBBOX_READS.labels("rebuilt").inc()
     rebuild(tenant=tenant, owner=owner)
     box = parse_reply(_read_script(tenant, owner), tenant=tenant, owner=owner)
     if box is None:  # the index vanished again at once: memory pressure; answer, don't loop

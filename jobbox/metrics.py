@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from jobbox import conf
 
@@ -20,6 +20,23 @@ PRINCIPAL_READS = Counter(
     "jobbox_principal_reads_total",
     "Token or session resolutions by where the answer came from.",
     ["source"],  # source: redis, db_fill, db_fallback
+)
+
+# The job box (jobbox.jobbox_index, jobbox.stream).
+JOBBOX_READS = Counter(
+    "jobbox_box_reads_total",
+    "Job-box reads by outcome.",
+    ["outcome"],  # outcome: redis, rebuilt, db_fallback
+)
+STREAMS_OPEN = Gauge(
+    "jobbox_streams_open",
+    "Event streams open in this process.",
+    multiprocess_mode="livesum",
+)
+STREAM_EVENTS = Counter(
+    "jobbox_stream_events_total",
+    "Events sent on event streams, by kind of start or event.",
+    ["event"],  # event: box, resync, replayed, changed, progressed, dropped_slow
 )
 
 

@@ -31,6 +31,7 @@ from jobbox import conf, events, keys
 from jobbox.auth import principal_for_request
 from jobbox.events import JobEvent
 from jobbox.jobbox_index import Box, parse_reply, read_script_arguments, rebuild
+from jobbox.metrics import STREAM_EVENTS, STREAMS_OPEN
 from jobbox.scripts import async_script
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class EventHub:
             if subscription.queue.qsize() >= limit:
                 # Too slow to keep up: end it; the browser reconnects and resumes or resyncs.
                 subscription.overflowed = True
+                STREAM_EVENTS.labels("dropped_slow").inc()
                 self._subscribers.discard(subscription)
                 subscription.queue.put_nowait(None)
                 continue
@@ -225,6 +227,7 @@ def _box_data(box: Box) -> dict[str, Any]:
 
 async def _event_source(subscription: Subscription, resume_from: EventId | None,
                         ) -> AsyncIterator[bytes]:
+    STREAMS_OPEN.inc()
     try:
         yield f"retry: {CLIENT_RETRY_MS}\n\n".encode()
         replay = None
@@ -234,10 +237,12 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
         if replay is None:
             box = await read_box_async(tenant=subscription.tenant, owner=subscription.owner)
             name = "resync" if resume_from is not None else "box"
+            STREAM_EVENTS.labels(name).inc()
             yield format_event(name, _box_data(box), box.last_event_id or None)
             seen = parse_event_id(box.last_event_id) or (0, 0)
         else:
             replayed, seen = replay
+            STREAM_EVENTS.labels("replayed").inc(len(replayed))
             for event in replayed:
                 yield format_event(event.name, event.as_json(), event.event_id)
         heartbeat = conf.get("STREAM_HEARTBEAT_SECONDS")
@@ -255,8 +260,10 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
             if event_id is None or event_id <= seen:
                 continue  # already in the snapshot or the replay
             seen = event_id
+            STREAM_EVENTS.labels(event.name).inc()
             yield format_event(event.name, event.as_json(), event.event_id)
     finally:
+        STREAMS_OPEN.dec()
         hub().unsubscribe(subscription)
 
 

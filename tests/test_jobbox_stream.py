@@ -1,6 +1,10 @@
 """GET /api/jobbox/stream: transitions and progress pushed, resumable, tenant-walled, one Redis
 connection per process however many streams are open. A real uvicorn process serves it."""
 
+import re
+import time
+import urllib.request
+
 import pytest
 import redis
 
@@ -15,6 +19,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # Frequent heartbeats, so the heartbeat test needs no long wait.
 HEARTBEAT_SECONDS = "0.5"
+METRICS_TOKEN = "stream-test-scraper"
+# How long the server may take to notice closed connections (not a speed assertion).
+RELEASE_WAIT_SECONDS = 20
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +32,8 @@ def private_redis():
 
 @pytest.fixture(scope="module")
 def server(private_redis):
-    with serve_asgi(private_redis.url, JOBBOX_STREAM_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS) as base:
+    with serve_asgi(private_redis.url, JOBBOX_STREAM_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS,
+                    METRICS_TOKEN=METRICS_TOKEN) as base:
         yield base
 
 
@@ -151,6 +159,27 @@ def test_many_open_streams_share_one_redis_reader(server, alice, bob, streams, p
         stream.until(is_status("UPLOADED", video.pk))
     clients = redis.Redis.from_url(private_redis.url).client_list()
     assert sum(1 for c in clients if c["cmd"] == "xread") == 1
+
+
+def open_streams_on_server(base):
+    request = urllib.request.Request(f"{base}/metrics",
+                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    return float(re.search(r"^jobbox_streams_open (\S+)$", text, re.M)[1])
+
+
+def test_a_dropped_connection_releases_its_stream(server, alice, streams):
+    opened = [streams(server, alice.token) for _ in range(3)]
+    for stream in opened:
+        stream.next_event()
+    assert open_streams_on_server(server) == 3
+    for stream in opened:
+        stream.close()
+    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
+    while open_streams_on_server(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_streams_on_server(server) == 0
 
 
 def test_heartbeats_keep_an_idle_stream_alive(server, alice, streams):
