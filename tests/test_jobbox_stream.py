@@ -169,17 +169,22 @@ def open_streams_on_server(base):
     return float(re.search(r"^jobbox_streams_open (\S+)$", text, re.M)[1])
 
 
+def wait_for_open_streams(base, count):
+    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
+    while open_streams_on_server(base) != count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return open_streams_on_server(base)
+
+
 def test_a_dropped_connection_releases_its_stream(server, alice, streams):
+    assert wait_for_open_streams(server, 0) == 0  # earlier tests' closed streams included
     opened = [streams(server, alice.token) for _ in range(3)]
     for stream in opened:
         stream.next_event()
     assert open_streams_on_server(server) == 3
     for stream in opened:
         stream.close()
-    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
-    while open_streams_on_server(server) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert open_streams_on_server(server) == 0
+    assert wait_for_open_streams(server, 0) == 0
 
 
 def test_heartbeats_keep_an_idle_stream_alive(server, alice, streams):
