@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -67,15 +68,18 @@ class Subscription:
     owner: str
     queue: asyncio.Queue[JobEvent | None] = field(default_factory=asyncio.Queue)
     overflowed: bool = False
+    released: bool = False
 
 
 class EventHub:
     """The one reader of the Redis event stream in this process (one per event loop)."""
 
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._subscribers: set[Subscription] = set()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._release_lock = threading.Lock()
 
     @property
     def subscriber_count(self) -> int:
@@ -87,10 +91,18 @@ class EventHub:
         await self._ready.wait()
         subscription = Subscription(tenant=tenant, owner=owner)
         self._subscribers.add(subscription)
+        STREAMS_OPEN.inc()
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscribers.discard(subscription)
+    def release(self, subscription: Subscription) -> None:
+        """End a subscription, once, from the loop or from another thread (Django closes a
+        response in a worker thread)."""
+        with self._release_lock:
+            if subscription.released:
+                return
+            subscription.released = True
+        STREAMS_OPEN.dec()
+        self._loop.call_soon_threadsafe(self._subscribers.discard, subscription)
 
     async def _run(self) -> None:
         pause = RECONNECT_PAUSE_SECONDS
@@ -227,7 +239,6 @@ def _box_data(box: Box) -> dict[str, Any]:
 
 async def _event_source(subscription: Subscription, resume_from: EventId | None,
                         ) -> AsyncIterator[bytes]:
-    STREAMS_OPEN.inc()
     try:
         yield f"retry: {CLIENT_RETRY_MS}\n\n".encode()
         replay = None
@@ -263,8 +274,27 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
             STREAM_EVENTS.labels(event.name).inc()
             yield format_event(event.name, event.as_json(), event.event_id)
     finally:
-        STREAMS_OPEN.dec()
-        hub().unsubscribe(subscription)
+        hub().release(subscription)
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """An SSE response that releases its subscription when Django closes it.
+
+    A client that disconnects while an event is being sent leaves the event generator
+    suspended at a `yield` (Django cancels the send, not the generator, and closes only
+    synchronous iterators): without this, the subscription would live until the generator is
+    garbage-collected.
+    """
+
+    def __init__(self, owner: EventHub, subscription: Subscription,
+                 source: AsyncIterator[bytes]) -> None:
+        super().__init__(source, content_type="text/event-stream")
+        self._hub = owner
+        self._subscription = subscription
+
+    def close(self) -> None:
+        self._hub.release(self._subscription)
+        super().close()
 
 
 async def jobbox_stream(request: HttpRequest) -> HttpResponse:
@@ -285,8 +315,8 @@ async def jobbox_stream(request: HttpRequest) -> HttpResponse:
                                              owner=str(principal.user_id))
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         return JsonResponse({"detail": "The event stream is unavailable."}, status=503)
-    response = StreamingHttpResponse(_event_source(subscription, resume_from),
-                                     content_type="text/event-stream")
+    response = EventStreamResponse(hub(), subscription,
+                                   _event_source(subscription, resume_from))
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy must pass events on as they come
     return response
