@@ -169,41 +169,67 @@
     }
   }
 
+  // An AI job's result as tables: a `*_url` field becomes the download link, a list of
+  // records a table under its name, an object or scalars a two-column table.
   function renderResult(container, result) {
     container.append(make("h3", null, L.result));
-    if (result === null || typeof result !== "object") {
-      container.append(make("p", null, result));
+    if (result === null || typeof result !== "object" || Array.isArray(result)) {
+      container.append(make("p", null, cellText(result)));
       return;
     }
     const scalars = [];
+    const links = [];
+    const tables = [];
     Object.entries(result).forEach(([name, value]) => {
       if (typeof value === "string" && /url$/i.test(name)) {
         const link = make("a", "download", L.download);
         link.href = value;
         link.setAttribute("download", "");
-        container.append(link);
-      } else if (Array.isArray(value) && value.length && typeof value[0] === "object") {
-        container.append(table(value, result.columns));
-      } else if (name !== "columns") {
-        scalars.push([name, Array.isArray(value) ? value.join(", ") : value]);
+        links.push(link);
+      } else if (Array.isArray(value) && value.length && value[0] && typeof value[0] === "object") {
+        const section = make("section", "result-section");
+        section.dataset.name = name;
+        section.append(make("h4", null, name), table(value));
+        tables.push(section);
+      } else if (value && typeof value === "object" && !Array.isArray(value)) {
+        Object.entries(value).forEach(([key, inner]) => scalars.push([key, inner]));
+      } else if (!(Array.isArray(value) && !value.length)) {
+        scalars.push([name, value]);
       }
     });
-    if (scalars.length) container.append(table(scalars.map(([k, v]) => ({ k, v })), null, true));
+    container.append(...links, ...(scalars.length ? [pairs(scalars)] : []), ...tables);
   }
 
-  function table(rows, columns, bare) {
-    const node = make("table", "result-table");
-    const names = Array.isArray(rows[0]) ? (columns || rows[0].map((_, i) => String(i + 1)))
-      : (columns || [...new Set(rows.flatMap((row) => Object.keys(row)))]);
-    if (!bare) {
-      const head = node.createTHead().insertRow();
-      names.forEach((name) => head.append(make("th", null, name)));
+  function cellText(value) {
+    if (value === null || value === undefined) return "";
+    if (Array.isArray(value)) return value.map(cellText).join(", ");
+    if (typeof value === "object") {
+      return Object.entries(value).map(([k, v]) => `${k}: ${cellText(v)}`).join(", ");
     }
+    return String(value);
+  }
+
+  function table(rows) {
+    const node = make("table", "result-table");
+    const names = Array.isArray(rows[0]) ? rows[0].map((_, i) => String(i + 1))
+      : [...new Set(rows.flatMap((row) => Object.keys(row)))];
+    const head = node.createTHead().insertRow();
+    names.forEach((name) => head.append(make("th", null, name)));
     const body = node.createTBody();
     rows.forEach((row) => {
       const tr = body.insertRow();
-      const cells = Array.isArray(row) ? row : (bare ? [row.k, row.v] : names.map((n) => row[n]));
-      cells.forEach((cell) => tr.append(make("td", null, cell ?? "")));
+      const cells = Array.isArray(row) ? row : names.map((n) => row[n]);
+      cells.forEach((cell) => tr.append(make("td", null, cellText(cell))));
+    });
+    return node;
+  }
+
+  function pairs(entries) {
+    const node = make("table", "result-table summary");
+    const body = node.createTBody();
+    entries.forEach(([name, value]) => {
+      const tr = body.insertRow();
+      tr.append(make("th", null, name), make("td", null, cellText(value)));
     });
     return node;
   }
