@@ -7,6 +7,7 @@ it is there.
 """
 
 import io
+from urllib.parse import urljoin
 
 import pytest
 
@@ -78,6 +79,6 @@ def test_upload_a_score_sheet_and_read_its_result_and_report(ai_service, alice):
         assert "김민준" in row.locator(".result").inner_text()
         link = row.locator(".result a.download")
         assert link.inner_text() == "보고서 내려받기"
-        report = page.request.get(link.get_attribute("href"))
+        report = page.request.get(urljoin(page.url, link.get_attribute("href")))
         assert report.status == 200
         assert report.body()[:2] == b"PK"  # an .xlsx is a zip file
