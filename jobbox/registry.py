@@ -6,7 +6,7 @@ the registered job. DESIGN.md, "The three parts".
 """
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.db import models
@@ -65,9 +65,10 @@ class TrackedJob:
         if not isinstance(value, str):
             return None
         try:
-            return datetime.fromisoformat(value)
+            changed = datetime.fromisoformat(value)
         except ValueError:
             return None
+        return changed if changed.tzinfo else changed.replace(tzinfo=UTC)
 
     def recent_for_owner(
         self, *, tenant: str, owner: str, since: datetime, limit: int

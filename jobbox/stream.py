@@ -19,12 +19,13 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio
 from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
@@ -53,6 +54,18 @@ START_POOL_CONNECTIONS = 8
 REPLAY_MAX_EVENTS = 5_000
 # The browser's EventSource waits this long before reconnecting a dropped stream.
 CLIENT_RETRY_MS = 2_000
+
+
+T = TypeVar("T")
+
+
+async def off_loop_if_needed(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `func` here; if it needs the database (a job kind whose render may read a large
+    field), run it again in a thread: the ORM refuses to run inside the event loop."""
+    try:
+        return func(*args, **kwargs)
+    except SynchronousOnlyOperation:
+        return await sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
 
 
 def parse_event_id(raw: str | None) -> EventId | None:
@@ -194,13 +207,13 @@ async def read_box_async(*, tenant: str, owner: str) -> Box:
     runs in a thread."""
     client = _start_client()
     script_keys, args = read_script_arguments(tenant, owner)
-    box = parse_reply(await async_script("read_jobbox", client)(keys=script_keys, args=args),
-                      tenant=tenant, owner=owner)
+    reply = await async_script("read_jobbox", client)(keys=script_keys, args=args)
+    box = await off_loop_if_needed(parse_reply, reply, tenant=tenant, owner=owner)
     if box is None:
         await sync_to_async(rebuild, thread_sensitive=False)(tenant=tenant, owner=owner)
         reply = await async_script("read_jobbox", client)(keys=script_keys, args=args)
-        box = parse_reply(reply, tenant=tenant, owner=owner) or Box(entries=[], last_event_id="")
-    return box
+        box = await off_loop_if_needed(parse_reply, reply, tenant=tenant, owner=owner)
+    return box or Box(entries=[], last_event_id="")
 
 
 async def replay_after(event_id: EventId, *, tenant: str,
@@ -255,7 +268,8 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
             replayed, seen = replay
             STREAM_EVENTS.labels("replayed").inc(len(replayed))
             for event in replayed:
-                yield format_event(event.name, event.as_json(), event.event_id)
+                yield format_event(event.name, await off_loop_if_needed(event.as_json),
+                                   event.event_id)
         heartbeat = conf.get("STREAM_HEARTBEAT_SECONDS")
         ends_at = time.monotonic() + conf.get("STREAM_MAX_SECONDS")
         while time.monotonic() < ends_at:
@@ -272,7 +286,8 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
                 continue  # already in the snapshot or the replay
             seen = event_id
             STREAM_EVENTS.labels(event.name).inc()
-            yield format_event(event.name, event.as_json(), event.event_id)
+            yield format_event(event.name, await off_loop_if_needed(event.as_json),
+                               event.event_id)
     finally:
         hub().release(subscription)
 

@@ -202,3 +202,16 @@ def test_a_stream_needs_authentication(server, streams):
 
 def test_the_wsgi_path_declines_to_hold_a_stream(alice):
     assert alice.client().get("/api/jobbox/stream").status_code == 503
+
+
+def test_a_render_that_reads_the_database_runs_off_the_event_loop(alice):
+    import asyncio
+
+    from django.contrib.auth import get_user_model
+
+    from jobbox.stream import off_loop_if_needed
+
+    def usernames():
+        return list(get_user_model().objects.values_list("username", flat=True))
+
+    assert asyncio.run(off_loop_if_needed(usernames)) == [alice.user.username]
