@@ -54,6 +54,8 @@ START_POOL_CONNECTIONS = 8
 REPLAY_MAX_EVENTS = 5_000
 # The browser's EventSource waits this long before reconnecting a dropped stream.
 CLIENT_RETRY_MS = 2_000
+# Heartbeats vary by this fraction of their interval either way.
+HEARTBEAT_JITTER = 0.2
 
 
 T = TypeVar("T")
@@ -66,6 +68,12 @@ async def off_loop_if_needed(func: Callable[..., T], *args: Any, **kwargs: Any) 
         return func(*args, **kwargs)
     except SynchronousOnlyOperation:
         return await sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
+
+
+def heartbeat_after_seconds(interval_seconds: float) -> float:
+    """The next heartbeat's wait: the interval +-20 %, so streams opened together (a deploy,
+    a network blip) do not all beat in the same instant."""
+    return interval_seconds * random.uniform(1 - HEARTBEAT_JITTER, 1 + HEARTBEAT_JITTER)
 
 
 def parse_event_id(raw: str | None) -> EventId | None:
@@ -275,7 +283,7 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
         while time.monotonic() < ends_at:
             try:
                 event = await asyncio.wait_for(subscription.queue.get(),
-                                               timeout=heartbeat * random.uniform(0.8, 1.2))
+                                               timeout=heartbeat_after_seconds(heartbeat))
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue

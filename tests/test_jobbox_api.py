@@ -208,3 +208,24 @@ def test_redis_down_answers_the_box_from_the_database(alice, settings):
 
 def test_requires_authentication(db, client):
     assert client.get("/api/jobbox/").status_code in (401, 403)
+
+
+def test_a_signed_in_browser_session_reads_the_box_with_no_sql(alice, client,
+                                                              django_assert_num_queries):
+    new_video(alice)
+    client.login(username=alice.user.username, password=f"pw-{alice.tenant.slug}")
+    client.get("/api/jobbox/")
+    with django_assert_num_queries(0):
+        response = client.get("/api/jobbox/")
+    assert len(jobs_of(response)) == 1
+
+
+def test_a_rolled_back_job_never_reaches_the_box_or_the_stream(alice):
+    from django.db import transaction
+
+    box(alice)  # the index exists: a write would land in it
+    with pytest.raises(RuntimeError), transaction.atomic():
+        new_video(alice, "rolled back")
+        raise RuntimeError("the transaction fails")
+    assert jobs_of(box(alice)) == []
+    assert outside_redis().xlen(keys.jobbox_events_key()) == 0

@@ -215,3 +215,11 @@ def test_a_render_that_reads_the_database_runs_off_the_event_loop(alice):
         return list(get_user_model().objects.values_list("username", flat=True))
 
     assert asyncio.run(off_loop_if_needed(usernames)) == [alice.user.username]
+
+
+def test_heartbeat_intervals_are_jittered_within_a_fifth():
+    from jobbox.stream import heartbeat_after_seconds
+
+    waits = [heartbeat_after_seconds(15.0) for _ in range(200)]
+    assert all(12.0 <= wait <= 18.0 for wait in waits)
+    assert len({round(wait, 3) for wait in waits}) > 100  # not one shared beat
