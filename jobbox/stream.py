@@ -67,7 +67,8 @@ async def off_loop_if_needed(func: Callable[..., T], *args: Any, **kwargs: Any) 
     try:
         return func(*args, **kwargs)
     except SynchronousOnlyOperation:
-        return await sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
+        # The request's own sync thread: Django closes its connection when the response ends.
+        return await sync_to_async(func)(*args, **kwargs)
 
 
 def heartbeat_after_seconds(interval_seconds: float) -> float:
@@ -218,7 +219,7 @@ async def read_box_async(*, tenant: str, owner: str) -> Box:
     reply = await async_script("read_jobbox", client)(keys=script_keys, args=args)
     box = await off_loop_if_needed(parse_reply, reply, tenant=tenant, owner=owner)
     if box is None:
-        await sync_to_async(rebuild, thread_sensitive=False)(tenant=tenant, owner=owner)
+        await sync_to_async(rebuild)(tenant=tenant, owner=owner)
         reply = await async_script("read_jobbox", client)(keys=script_keys, args=args)
         box = await off_loop_if_needed(parse_reply, reply, tenant=tenant, owner=owner)
     return box or Box(entries=[], last_event_id="")
@@ -282,8 +283,11 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
         ends_at = time.monotonic() + conf.get("STREAM_MAX_SECONDS")
         while time.monotonic() < ends_at:
             try:
-                event = await asyncio.wait_for(subscription.queue.get(),
-                                               timeout=heartbeat_after_seconds(heartbeat))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation (the client left) that lands as its timeout fires, and the
+                # stream would beat on to nobody until STREAM_MAX_SECONDS.
+                async with asyncio.timeout(heartbeat_after_seconds(heartbeat)):
+                    event = await subscription.queue.get()
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue

@@ -208,11 +208,15 @@ def test_a_render_that_reads_the_database_runs_off_the_event_loop(alice):
     import asyncio
 
     from django.contrib.auth import get_user_model
+    from django.db import connection
 
     from jobbox.stream import off_loop_if_needed
 
     def usernames():
-        return list(get_user_model().objects.values_list("username", flat=True))
+        try:
+            return list(get_user_model().objects.values_list("username", flat=True))
+        finally:
+            connection.close()  # the worker thread's own connection, not left open
 
     assert asyncio.run(off_loop_if_needed(usernames)) == [alice.user.username]
 
