@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from django.db import connections
 
 CHROMIUM = os.environ.get("JOBBOX_CHROMIUM", "/usr/bin/chromium")
 # The machine has no outside network: nothing Chromium would fetch on its own is wanted.
@@ -46,6 +47,9 @@ def browsers() -> Iterator:
         try:
             yield open_browser
         finally:
+            # The test's ORM calls made while Playwright's loop runs use their own connection:
+            # closed here, or the test database cannot be dropped at the end.
+            connections.close_all()
             for context in contexts:
                 context.close()
             for folder in folders:
