@@ -8,7 +8,7 @@ from redis.connection import Connection
 
 from academy.tenants.models import Membership
 from academy.videos import services
-from jobbox import keys
+from jobbox import keys, registry
 from tests.helpers import new_video, outside_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,7 +128,8 @@ def test_missing_index_is_rebuilt_with_one_bounded_query_per_kind(alice, django_
     videos = [new_video(alice, f"L{n}") for n in range(3)]
     box(alice)
     outside_redis().delete(keys.jobbox_index_key(str(alice.tenant.pk), str(alice.user.pk)))
-    with django_assert_num_queries(1):
+    kinds_with_owners = [job for job in registry.all_jobs() if job.owner_field]
+    with django_assert_num_queries(len(kinds_with_owners)):
         rebuilt = box(alice)
     assert sorted(job_id for _, job_id, _ in jobs_of(rebuilt)) == [v.pk for v in videos]
     with django_assert_num_queries(0):
@@ -164,7 +165,8 @@ def test_a_transition_during_a_rebuild_is_kept(alice, monkeypatch):
 
     def query_then_a_new_job_commits(self, **kwargs):
         rows = original(self, **kwargs)
-        late["video"] = new_video(alice, "committed after the query")
+        if "video" not in late:  # once, whatever the number of job kinds
+            late["video"] = new_video(alice, "committed after the query")
         return rows
 
     monkeypatch.setattr(TrackedJob, "recent_for_owner", query_then_a_new_job_commits)
