@@ -19,7 +19,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ import redis.asyncio
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from jobbox import conf, events, keys
@@ -56,9 +58,27 @@ REPLAY_MAX_EVENTS = 5_000
 CLIENT_RETRY_MS = 2_000
 # Heartbeats vary by this fraction of their interval either way.
 HEARTBEAT_JITTER = 0.2
+# Threads for the stream's synchronous work (authentication through the principal cache, a
+# rebuild, a render that reads the database). Bounded, so a burst of streams opening at once
+# opens at most this many sync Redis and database connections, not one per stream start.
+SYNC_THREADS = 4
+_sync_executor = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="jobbox-sse")
 
 
 T = TypeVar("T")
+
+
+def in_sync_thread(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """`func` run in one of the stream's few sync threads, with Django's per-request database
+    connection care (a connection past its age or broken is closed)."""
+    def run(*args: Any, **kwargs: Any) -> T:
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False, executor=_sync_executor)
 
 
 async def off_loop_if_needed(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -67,8 +87,7 @@ async def off_loop_if_needed(func: Callable[..., T], *args: Any, **kwargs: Any) 
     try:
         return func(*args, **kwargs)
     except SynchronousOnlyOperation:
-        # The request's own sync thread: Django closes its connection when the response ends.
-        return await sync_to_async(func)(*args, **kwargs)
+        return await in_sync_thread(func)(*args, **kwargs)
 
 
 def heartbeat_after_seconds(interval_seconds: float) -> float:
@@ -219,7 +238,7 @@ async def read_box_async(*, tenant: str, owner: str) -> Box:
     reply = await async_script("read_jobbox", client)(keys=script_keys, args=args)
     box = await off_loop_if_needed(parse_reply, reply, tenant=tenant, owner=owner)
     if box is None:
-        await sync_to_async(rebuild)(tenant=tenant, owner=owner)
+        await in_sync_thread(rebuild)(tenant=tenant, owner=owner)
         reply = await async_script("read_jobbox", client)(keys=script_keys, args=args)
         box = await off_loop_if_needed(parse_reply, reply, tenant=tenant, owner=owner)
     return box or Box(entries=[], last_event_id="")
@@ -329,7 +348,7 @@ async def jobbox_stream(request: HttpRequest) -> HttpResponse:
     if not isinstance(request, ASGIRequest):
         # Under a sync (WSGI) server a stream would hold a worker thread for minutes.
         return JsonResponse({"detail": "The event stream is served over ASGI."}, status=503)
-    principal = await sync_to_async(principal_for_request)(request)
+    principal = await in_sync_thread(principal_for_request)(request)
     if principal is None or not principal.is_active:
         return JsonResponse({"detail": "Authentication credentials were not provided."},
                             status=401)
