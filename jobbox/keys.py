@@ -70,3 +70,13 @@ def token_principal_key(token: str) -> str:
 
 def user_principal_key(user_id: int | str) -> str:
     return f"{conf.get('KEY_PREFIX')}auth:user:{int(user_id)}"
+
+
+def jobbox_index_key(tenant: str, owner: str) -> str:
+    """One person's job box: a sorted set of job references by last change (DESIGN.md)."""
+    return f"{conf.get('KEY_PREFIX')}jobbox:index:{_checked_id(tenant)}:{_checked_id(owner)}"
+
+
+def jobbox_events_key() -> str:
+    """The bounded stream of job events every SSE process reads (resume by event id)."""
+    return f"{conf.get('KEY_PREFIX')}jobbox:events"

@@ -27,6 +27,23 @@ PRINCIPAL_READS = Counter(
     ["source"],  # source: redis, db_fill, db_fallback
 )
 
+# The job box (jobbox.jobbox_index, jobbox.stream).
+JOBBOX_READS = Counter(
+    "jobbox_box_reads_total",
+    "Job-box reads by outcome.",
+    ["outcome"],  # outcome: redis, rebuilt, db_fallback
+)
+STREAMS_OPEN = Gauge(
+    "jobbox_streams_open",
+    "Event streams open in this process.",
+    multiprocess_mode="livesum",
+)
+STREAM_EVENTS = Counter(
+    "jobbox_stream_events_total",
+    "Events sent on event streams, by kind of start or event.",
+    ["event"],  # event: box, resync, replayed, changed, progressed, dropped_slow
+)
+
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text, for a scraper holding `Bearer <JOBBOX["METRICS_TOKEN"]>` or staff."""

@@ -83,8 +83,11 @@ def report_progress(
             keys=[
                 keys.status_key(job.status_namespace, job_id),
                 keys.progress_key(job.progress_namespace, job_id),
+                keys.jobbox_events_key(),
             ],
-            args=[conf.get("RUNNING_TTL_SECONDS"), _clamp_percent(percent), *pairs],
+            args=[conf.get("RUNNING_TTL_SECONDS"), _clamp_percent(percent),
+                  conf.get("PROGRESS_EVENT_INTERVAL_MS"), conf.get("EVENT_STREAM_MAXLEN"),
+                  *pairs],
         )
     return bool(stored)
 

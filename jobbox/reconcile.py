@@ -48,11 +48,9 @@ def reconcile_recent(
     since = timezone.now() - timedelta(seconds=window)
     report = Report()
     for job in registry.all_jobs():
-        if job.updated_field is None:
-            continue
         rows = list(
-            job.model._default_manager.filter(**{f"{job.updated_field}__gte": since})
-            .order_by(f"-{job.updated_field}")[:batch]
+            job.model._default_manager.filter(**{f"{job.changed_at_field}__gte": since})
+            .order_by(f"-{job.changed_at_field}")[:batch]
         )
         if len(rows) == batch:
             logger.warning(

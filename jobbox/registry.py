@@ -6,9 +6,11 @@ the registered job. DESIGN.md, "The three parts".
 """
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.db import models
+from django.db.models import Q
 
 from jobbox.progress import Progress
 
@@ -36,9 +38,10 @@ class TrackedJob:
     owner_field: ClassVar[str | None] = None
     version_field: ClassVar[str] = "version"
     status_field: ClassVar[str] = "status"
-    # An indexed timestamp every transition updates: the reconciler's bounded query
-    # (jobbox.reconcile) reads rows changed recently by it. None: not reconciled.
-    updated_field: ClassVar[str | None] = "updated_at"
+    # An indexed timestamp every transition updates (auto_now): the reconciler's bounded
+    # query reads rows changed recently by it (jobbox.reconcile), it orders a job box rebuilt
+    # from the database, and keeps a fill of a long-finished job out of its owner's box.
+    changed_at_field: ClassVar[str] = "updated_at"
 
     def parse_id(self, raw: str) -> str:
         """Validate an id from a URL; default: a positive integer primary key."""
@@ -56,6 +59,32 @@ class TrackedJob:
     def snapshot_fields(self, instance: models.Model) -> dict[str, Any]:
         """The durable fields of the representation, JSON-native values only."""
         raise NotImplementedError
+
+    def changed_at(self, fields: Mapping[str, Any]) -> datetime | None:
+        """When a snapshot's row last changed, if its fields carry `changed_at_field` (ISO 8601)."""
+        value = fields.get(self.changed_at_field)
+        if not isinstance(value, str):
+            return None
+        try:
+            changed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return changed if changed.tzinfo else changed.replace(tzinfo=UTC)
+
+    def recent_for_owner(
+        self, *, tenant: str, owner: str, since: datetime, limit: int
+    ) -> list[models.Model]:
+        """The one bounded query that rebuilds a job box: an owner's jobs in a tenant that are
+        not finished or that changed since `since`, newest change first, at most `limit`."""
+        if self.owner_field is None:
+            return []
+        unfinished = ~Q(**{f"{self.status_field}__in": sorted(self.terminal_statuses)})
+        recent = Q(**{f"{self.changed_at_field}__gte": since})
+        return list(
+            self.model._default_manager.filter(
+                unfinished | recent, **{self.tenant_field: tenant, self.owner_field: owner}
+            ).order_by(f"-{self.changed_at_field}")[:limit]
+        )
 
     def render(self, fields: Mapping[str, Any], progress: Progress | None) -> dict[str, Any]:
         """The response body: durable fields plus live progress, in the contract's order."""

@@ -7,7 +7,8 @@ from functools import cache
 from importlib.resources import files
 
 import redis
-from redis.commands.core import Script
+import redis.asyncio
+from redis.commands.core import AsyncScript, Script
 
 from jobbox.client import get_redis
 
@@ -21,6 +22,15 @@ def script(name: str, client: redis.Redis | None = None) -> Script:
     client = client or get_redis()
     # Kept on the client itself, so a reset client never runs a script bound to an old one.
     registered: dict[str, Script] = client.__dict__.setdefault("_jobbox_scripts", {})
+    found = registered.get(name)
+    if found is None:
+        found = registered[name] = client.register_script(_source(name))
+    return found
+
+
+def async_script(name: str, client: "redis.asyncio.Redis") -> "AsyncScript":
+    """The same script for an asyncio client (the event stream's process, jobbox.stream)."""
+    registered: dict[str, AsyncScript] = client.__dict__.setdefault("_jobbox_scripts", {})
     found = registered.get(name)
     if found is None:
         found = registered[name] = client.register_script(_source(name))

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from django.db import models, transaction
 
-from jobbox import keys, localcache, registry, snapshots
+from jobbox import jobbox_index, keys, localcache, registry, snapshots
 from jobbox.client import RedisUnavailable, breaker_bypassed, get_redis, redis_errors
 from jobbox.metrics import CACHE_WRITES
 from jobbox.scripts import script
@@ -78,19 +78,24 @@ def store_after_commit(snapshot: Snapshot) -> bool:
 def store_snapshot(snapshot: Snapshot) -> bool:
     """Compare-and-set: True if stored, False if Redis already holds this version or a newer one.
 
-    Used by transitions (after commit) and by read-through fills (of committed rows).
+    Used by transitions (after commit) and by read-through fills (of committed rows). In the
+    same atomic script the owner's job-box index learns of the job and, when stored, a
+    `changed` event goes to the event stream (jobbox.jobbox_index, jobbox.events).
     Raises `RedisUnavailable`.
     """
     job = registry.get(snapshot.kind)
     queued = not snapshot.terminal and snapshot.status not in job.running_statuses
+    script_keys = [
+        keys.status_key(job.status_namespace, snapshot.job_id),
+        keys.progress_key(job.progress_namespace, snapshot.job_id),
+    ]
+    args: list[str | int] = [snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
+                             "clear" if queued else "keep", snapshots.FORMAT]
+    if snapshot.owner is not None:
+        script_keys += [keys.jobbox_index_key(snapshot.tenant, snapshot.owner),
+                        keys.jobbox_events_key()]
+        args += jobbox_index.store_arguments(job, snapshot)
     with redis_errors():
-        stored = script("store_snapshot", get_redis())(
-            keys=[
-                keys.status_key(job.status_namespace, snapshot.job_id),
-                keys.progress_key(job.progress_namespace, snapshot.job_id),
-            ],
-            args=[snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
-                  "clear" if queued else "keep", snapshots.FORMAT],
-        )
+        stored = script("store_snapshot", get_redis())(keys=script_keys, args=args)
     CACHE_WRITES.labels(snapshot.kind, "stored" if stored else "stale").inc()
     return bool(stored)

@@ -1,0 +1,224 @@
+"""The job box: one person's running and recently finished jobs, from one Redis round trip.
+
+DESIGN.md, "Redis layout" (the per-user job-box index) and invariant 1. A sorted set per
+(tenant, owner) holds references to jobs, scored by their last change. The snapshot writer
+(`jobbox.writers.store_snapshot`, `lua/store_snapshot.lua`) keeps it current in the same
+atomic step that stores a snapshot; `lua/read_jobbox.lua` reads the index and every job's
+snapshot and progress at once, dropping references whose snapshot has expired. A missing
+index is rebuilt from the database with one bounded query per registered job kind
+(`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether or not it
+is marked, so one that lands during a rebuild is kept. An empty box is still an answer from
+Redis (the marker alone).
+"""
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from jobbox import conf, keys, registry, snapshots
+from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.metrics import JOBBOX_READS
+from jobbox.progress import Progress
+from jobbox.registry import TrackedJob, UnknownJobKind
+from jobbox.scripts import script
+from jobbox.snapshots import Snapshot
+
+logger = logging.getLogger(__name__)
+
+# The member that marks an index as rebuilt from the database (scored +inf, so it is never
+# trimmed); no job reference can look like it (references hold tabs).
+COMPLETE_MARKER = "*complete*"
+
+
+@dataclass(frozen=True, slots=True)
+class BoxEntry:
+    kind: str
+    job_id: str
+    changed_ms: int
+    representation: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.job_id, "job": self.representation}
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A person's jobs, newest change first, and the last event id at the moment of reading."""
+
+    entries: list[BoxEntry]
+    last_event_id: str
+    body: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        body = json.dumps({"jobs": [entry.as_json() for entry in self.entries]},
+                          separators=(",", ":"), ensure_ascii=False).encode()
+        object.__setattr__(self, "body", body)
+
+    @property
+    def etag(self) -> str:
+        # Over the body only: another person's events move the event id, not this box.
+        return f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
+
+
+def member_of(job: TrackedJob, job_id: str) -> str:
+    """The index's reference to a job: kind, id, and the job's two key names."""
+    return "\t".join([
+        job.kind, job_id,
+        keys.status_key(job.status_namespace, job_id),
+        keys.progress_key(job.progress_namespace, job_id),
+    ])
+
+
+def store_arguments(job: TrackedJob, snapshot: Snapshot) -> list[str | int]:
+    """ARGV[6..] of lua/store_snapshot.lua for a snapshot with an owner."""
+    return [
+        member_of(job, snapshot.job_id), _score_ms(job, snapshot), _index_ttl_seconds(),
+        conf.get("JOBBOX_MAX_JOBS"), conf.get("EVENT_STREAM_MAXLEN"),
+        snapshot.tenant, snapshot.owner or "", snapshot.kind, snapshot.job_id,
+    ]
+
+
+def _score_ms(job: TrackedJob, snapshot: Snapshot) -> int:
+    """The index score: ms of the row's last change; -1 for a finished job too old for a box
+    (a read-through fill of a job that ended long ago must not bring it back)."""
+    now = timezone.now()
+    changed = job.changed_at(snapshot.fields) or now
+    if snapshot.terminal and changed < now - timedelta(seconds=snapshot.ttl_seconds):
+        return -1
+    return int(min(changed, now).timestamp() * 1000)
+
+
+def _index_ttl_seconds() -> int:
+    # As long as a running job's snapshot lives: an index idle for longer is rebuilt.
+    return int(conf.get("RUNNING_TTL_SECONDS"))
+
+
+def read_box(*, tenant: str, owner: str) -> Box:
+    """The person's box: one Redis round trip and no SQL when the index exists; on a miss,
+    one bounded query per job kind rebuilds it. Raises `RedisUnavailable`."""
+    reply = _read_script(tenant, owner)
+    box = parse_reply(reply, tenant=tenant, owner=owner)
+    if box is not None:
+        JOBBOX_READS.labels("redis").inc()
+        return box
+    JOBBOX_READS.labels("rebuilt").inc()
+    rebuild(tenant=tenant, owner=owner)
+    box = parse_reply(_read_script(tenant, owner), tenant=tenant, owner=owner)
+    if box is None:  # the index vanished again at once: memory pressure; answer, don't loop
+        raise RedisUnavailable("job-box index not kept")
+    return box
+
+
+def read_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of lua/read_jobbox.lua (shared with the async reader of the stream)."""
+    finished_before = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
+    return ([keys.jobbox_index_key(tenant, owner), keys.jobbox_events_key()],
+            [COMPLETE_MARKER, conf.get("JOBBOX_MAX_JOBS"),
+             int(finished_before.timestamp() * 1000)])
+
+
+def _read_script(tenant: str, owner: str) -> list[Any]:
+    script_keys, args = read_script_arguments(tenant, owner)
+    with redis_errors():
+        return script("read_jobbox", get_redis())(keys=script_keys, args=args)
+
+
+def parse_reply(reply: Sequence[Any], *, tenant: str, owner: str) -> Box | None:
+    """A `read_jobbox.lua` reply as a Box; None when the index is missing. Every snapshot is
+    checked against the tenant and owner asked for: a box never shows anyone else's job."""
+    if not reply or int(reply[0]) == 0:
+        return None
+    last_event_id = _text(reply[1])
+    entries: list[BoxEntry] = []
+    for at in range(2, len(reply) - 2, 3):
+        entry = _entry(_text(reply[at]), reply[at + 1], reply[at + 2], tenant, owner)
+        if entry is not None:
+            entries.append(entry)
+    return Box(entries=entries, last_event_id=last_event_id)
+
+
+def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes,
+           tenant: str, owner: str) -> BoxEntry | None:
+    kind, _, rest = member.partition("\t")
+    job_id = rest.partition("\t")[0]
+    try:
+        job = registry.get(kind)
+    except UnknownJobKind:
+        return None
+    snapshot = snapshots.decode(raw_snapshot, kind=kind, job_id=job_id)
+    if snapshot is None or snapshot.tenant != tenant or snapshot.owner != owner:
+        return None
+    progress = progress_from_json(raw_progress)
+    changed = job.changed_at(snapshot.fields)
+    return BoxEntry(kind=kind, job_id=job_id,
+                    changed_ms=int(changed.timestamp() * 1000) if changed else 0,
+                    representation=job.render(snapshot.fields, progress))
+
+
+def progress_from_json(raw: bytes | str) -> Progress | None:
+    """The progress hash as Lua's cjson encoded HGETALL's flat list (an empty one is `{}`)."""
+    try:
+        flat = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(flat, list) or len(flat) % 2:
+        return None
+    return Progress.from_hash({str(k).encode(): str(v).encode()
+                               for k, v in zip(flat[::2], flat[1::2], strict=True)})
+
+
+def box_from_database(*, tenant: str, owner: str) -> Box:
+    """The box read from the database alone (Redis is down): the same bounded queries as a
+    rebuild, no progress, no event id (a stream cannot resume from it)."""
+    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
+    entries = []
+    for job in registry.all_jobs():
+        rows = job.recent_for_owner(tenant=tenant, owner=owner, since=since,
+                                    limit=conf.get("JOBBOX_MAX_JOBS"))
+        for instance in rows:
+            snapshot = snapshots.from_instance(job, instance)
+            changed = job.changed_at(snapshot.fields)
+            entries.append(BoxEntry(
+                kind=job.kind, job_id=snapshot.job_id,
+                changed_ms=int(changed.timestamp() * 1000) if changed else 0,
+                representation=job.render(snapshot.fields, None)))
+    entries.sort(key=lambda entry: entry.changed_ms, reverse=True)
+    return Box(entries=entries[: conf.get("JOBBOX_MAX_JOBS")], last_event_id="")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def rebuild(*, tenant: str, owner: str) -> int:
+    """Rebuild a person's index from the database: one bounded query per job kind. Snapshots
+    are stored through the usual compare-and-set (never over a newer one). Returns the count."""
+    from jobbox.writers import store_snapshot
+
+    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
+    limit = conf.get("JOBBOX_MAX_JOBS")
+    found: list[tuple[TrackedJob, Snapshot]] = []
+    for job in registry.all_jobs():
+        for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since, limit=limit):
+            found.append((job, snapshots.from_instance(job, instance)))
+    index_key = keys.jobbox_index_key(tenant, owner)
+    with redis_errors():
+        # Added to what is there, never replacing it: a transition that committed after the
+        # query above has already added itself.
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.zadd(index_key, {COMPLETE_MARKER: float("inf")})
+        for job, snapshot in found:
+            score = _score_ms(job, snapshot)
+            pipe.zadd(index_key, {member_of(job, snapshot.job_id): max(score, 0)})
+        pipe.expire(index_key, _index_ttl_seconds())
+        pipe.execute()
+    for _, snapshot in found:
+        # Only fills snapshots Redis lacks: the compare-and-set keeps any newer one.
+        store_snapshot(snapshot)
+    return len(found)

@@ -1,0 +1,46 @@
+-- Read one person's job box in one round trip (DESIGN.md, "job box"): the index, then each
+-- job's snapshot and progress, pruning references whose snapshot has expired.
+-- KEYS[1] the owner's job-box index, KEYS[2] the event stream
+-- ARGV[1] the rebuild marker member, ARGV[2] most entries returned, ARGV[3] the score (ms)
+-- before which a finished job has left the box (its snapshot may have been filled again by a
+-- single-job read since).
+-- Returns {0} when the index is missing (the caller rebuilds it from the database), else
+-- {1, last event id, member1, snapshot1, progress1 (JSON), member2, ...}, newest first.
+-- The job keys are read from the members (key names built by jobbox.keys, never here), so
+-- this script touches keys it was not passed: fine on one Redis or behind Sentinel, not on a
+-- Redis Cluster (see README, "Job box").
+if redis.call('TYPE', KEYS[1]).ok ~= 'zset' or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return {0}
+end
+local last_id = '0-0'
+if redis.call('TYPE', KEYS[2]).ok == 'stream' then
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  if last[1] then last_id = last[1][1] end
+end
+local reply = {1, last_id}
+local finished_before = tonumber(ARGV[3])
+local members = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]), 'WITHSCORES')
+for at = 1, #members, 2 do
+  local member, score = members[at], tonumber(members[at + 1])
+  if member ~= ARGV[1] then
+    local status_key, progress_key = string.match(member, '^[^\t]*\t[^\t]*\t([^\t]+)\t([^\t]+)$')
+    local snapshot = status_key and redis.pcall('GET', status_key)
+    if snapshot and type(snapshot) == 'string' and score < finished_before then
+      local ok, doc = pcall(cjson.decode, snapshot)
+      if not ok or type(doc) ~= 'table' or doc['terminal'] ~= false then snapshot = nil end
+    end
+    if snapshot and type(snapshot) == 'string' then
+      local progress = '[]'
+      if redis.call('TYPE', progress_key).ok == 'hash' then
+        progress = cjson.encode(redis.call('HGETALL', progress_key))
+      end
+      table.insert(reply, member)
+      table.insert(reply, snapshot)
+      table.insert(reply, progress)
+    else
+      -- The snapshot expired, or finished long ago, or the member is garbage: it has left.
+      redis.call('ZREM', KEYS[1], member)
+    end
+  end
+end
+return reply

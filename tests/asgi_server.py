@@ -1,0 +1,51 @@
+"""A real uvicorn process serving the ASGI app on the test database, for stream and browser
+tests (the event stream needs ASGI; Django's live_server is WSGI)."""
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from academy.embedded import free_port
+from conftest import test_database_url
+
+# uvicorn imports Django in a second or two here; a loaded shared machine gets room.
+SERVER_START_TIMEOUT_SECONDS = 60
+
+
+@contextmanager
+def serve_asgi(redis_url: str, **env: str) -> Iterator[str]:
+    """Runs `uvicorn academy.asgi:application` until the block ends; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
+        env={**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis_url, **env},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(process, base)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_serving(process: subprocess.Popen, base: str) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start") from None
+            time.sleep(0.1)

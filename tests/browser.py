@@ -1,0 +1,67 @@
+"""Debian's Chromium driven by Playwright, for the page tests: never a downloaded browser."""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import connections
+
+CHROMIUM = os.environ.get("JOBBOX_CHROMIUM", "/usr/bin/chromium")
+# The machine has no outside network: nothing Chromium would fetch on its own is wanted.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+# How long a page may take to show what a test waits for (not a speed assertion).
+PAGE_WAIT_MS = 30_000
+
+
+def require_chromium() -> None:
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+
+
+@contextmanager
+def browsers() -> Iterator:
+    """Yields `open_browser()`: each call a new Chromium with a fresh user-data folder."""
+    from playwright.sync_api import sync_playwright
+
+    require_chromium()
+    folders: list[str] = []
+    contexts = []
+    with sync_playwright() as playwright:
+
+        def open_browser():
+            folder = tempfile.mkdtemp(prefix="jobbox-chromium-")
+            folders.append(folder)
+            context = playwright.chromium.launch_persistent_context(
+                folder, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            )
+            context.set_default_timeout(PAGE_WAIT_MS)
+            contexts.append(context)
+            return context
+
+        try:
+            yield open_browser
+        finally:
+            # The test's ORM calls made while Playwright's loop runs use their own connection:
+            # closed here, or the test database cannot be dropped at the end.
+            connections.close_all()
+            for context in contexts:
+                context.close()
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def sign_in(context, base: str, username: str, password: str):
+    page = context.pages[0] if context.pages else context.new_page()
+    page.goto(f"{base}/")
+    page.wait_for_url("**/login/**")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    return page

@@ -1,0 +1,232 @@
+"""GET /api/jobbox/stream: transitions and progress pushed, resumable, tenant-walled, one Redis
+connection per process however many streams are open. A real uvicorn process serves it."""
+
+import re
+import time
+import urllib.request
+
+import pytest
+import redis
+
+from academy.embedded import RedisServer
+from academy.videos import services
+from jobbox import keys
+from tests.asgi_server import serve_asgi
+from tests.helpers import new_video
+from tests.sse import SSEStream, is_status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Frequent heartbeats, so the heartbeat test needs no long wait.
+HEARTBEAT_SECONDS = "0.5"
+METRICS_TOKEN = "stream-test-scraper"
+# How long the server may take to notice closed connections (not a speed assertion).
+RELEASE_WAIT_SECONDS = 20
+
+
+@pytest.fixture(scope="module")
+def private_redis():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(private_redis):
+    with serve_asgi(private_redis.url, JOBBOX_STREAM_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS,
+                    METRICS_TOKEN=METRICS_TOKEN) as base:
+        yield base
+
+
+@pytest.fixture(autouse=True)
+def on_private_redis(private_redis, settings):
+    """This test's writes go to the Redis the server reads (CLIENT LIST is ours alone)."""
+    redis.Redis.from_url(private_redis.url).flushdb()
+    settings.JOBBOX = {**settings.JOBBOX, "REDIS_URL": private_redis.url}
+
+
+@pytest.fixture
+def streams():
+    opened = []
+
+    def open_stream(*args, **kwargs):
+        stream = SSEStream(*args, **kwargs)
+        opened.append(stream)
+        return stream
+
+    yield open_stream
+    for stream in opened:
+        stream.close()
+
+
+def event_key(event):
+    ms, seq = event.id.split("-")
+    return int(ms), int(seq)
+
+
+def test_a_stream_starts_with_the_box_and_receives_a_transition(server, alice, streams):
+    existing = new_video(alice, "already there")
+    stream = streams(server, alice.token)
+    first = stream.next_event()
+    assert first.name == "box"
+    assert [entry["job"]["id"] for entry in first.data["jobs"]] == [existing.pk]
+    services.mark_processing(existing.pk, worker_id="w1")
+    seen = stream.until(is_status("PROCESSING", existing.pk))
+    assert seen[-1].data["kind"] == "video"
+    assert seen[-1].data["job"] == alice.client().get(f"/api/videos/{existing.pk}/").json()
+    assert event_key(seen[-1]) > event_key(first)
+
+
+def test_progress_reaches_the_stream_throttled_per_job(server, alice, streams, settings):
+    # A long interval makes the throttle deterministic: one event per step, the rest held.
+    settings.JOBBOX = {**settings.JOBBOX, "PROGRESS_EVENT_INTERVAL_MS": 60_000}
+    video = new_video(alice)
+    stream = streams(server, alice.token)
+    stream.next_event()
+    services.mark_processing(video.pk, worker_id="w1")
+    for percent in (10, 20, 30):
+        services.report_video_progress(video.pk, percent=percent, step_index=1, step_total=2,
+                                       step_name="transcode 360p")
+    for percent in (60, 70):
+        services.report_video_progress(video.pk, percent=percent, step_index=2, step_total=2,
+                                       step_name="transcode 720p")
+    services.complete_video(video.pk, "hls/1/master.m3u8", duration=10)
+    seen = stream.until(is_status("READY", video.pk))
+    progressed = [e.data["job"] for e in seen if e.name == "progressed"]
+    assert [(p["encoding_progress"], p["encoding_step_name"]) for p in progressed] == [
+        (10, "transcode 360p"), (60, "transcode 720p"),
+    ]
+    ids = [event_key(e) for e in seen]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_resume_after_a_dropped_connection_loses_no_transition(server, alice, streams):
+    video = new_video(alice)
+    other = new_video(alice, "second")
+    stream = streams(server, alice.token)
+    stream.next_event()
+    services.mark_processing(video.pk, worker_id="w1")
+    last_seen = stream.until(is_status("PROCESSING", video.pk))[-1]
+    stream.close()  # the connection drops; jobs move on meanwhile
+    services.report_video_progress(video.pk, percent=50, step_index=1, step_total=2,
+                                   step_name="transcode 360p")
+    services.complete_video(video.pk, "hls/1/master.m3u8", duration=10)
+    services.mark_processing(other.pk, worker_id="w1")
+    services.fail_video(other.pk, "broken file")
+    resumed = streams(server, alice.token, last_event_id=last_seen.id)
+    seen = resumed.until(is_status("FAILED", other.pk))
+    assert [e.name for e in seen] == ["progressed", "changed", "changed", "changed"]
+    assert [(e.data["id"], e.data["job"]["status"]) for e in seen if e.name == "changed"] == [
+        (str(video.pk), "READY"), (str(other.pk), "PROCESSING"), (str(other.pk), "FAILED"),
+    ]
+    assert event_key(seen[0]) > event_key(last_seen)
+
+
+def test_an_event_id_older_than_the_kept_events_gets_an_explicit_resync(
+        server, alice, streams, private_redis):
+    video = new_video(alice)
+    stream = streams(server, alice.token)
+    old_id = stream.next_event().id
+    stream.close()
+    services.mark_processing(video.pk, worker_id="w1")
+    services.complete_video(video.pk, "hls/1/master.m3u8", duration=10)
+    # Only the newest event is kept: the ones after old_id are gone.
+    redis.Redis.from_url(private_redis.url).xtrim(keys.jobbox_events_key(), maxlen=1,
+                                                  approximate=False)
+    resumed = streams(server, alice.token, last_event_id=old_id)
+    event = resumed.next_event()
+    assert event.name == "resync"
+    assert [(e["id"], e["job"]["status"]) for e in event.data["jobs"]] == [
+        (str(video.pk), "READY")]
+
+
+def test_a_stream_carries_only_its_own_tenant_and_owner(server, alice, bob, streams):
+    bobs_stream = streams(server, bob.token)
+    assert bobs_stream.next_event().data == {"jobs": []}
+    alices = new_video(alice)
+    services.mark_processing(alices.pk, worker_id="w1")
+    services.report_video_progress(alices.pk, percent=50, step_index=1, step_total=2)
+    bobs = new_video(bob, "bob's own")
+    seen = bobs_stream.until(lambda e: e.name == "changed")
+    assert [e.data["id"] for e in seen] == [str(bobs.pk)]
+
+
+def test_many_open_streams_share_one_redis_reader(server, alice, bob, streams, private_redis):
+    opened = [streams(server, member.token) for member in [alice, bob] * 10]
+    for stream in opened:
+        stream.next_event()
+    video = new_video(alice)
+    for stream in opened[::2]:
+        stream.until(is_status("UPLOADED", video.pk))
+    clients = redis.Redis.from_url(private_redis.url).client_list()
+    assert sum(1 for c in clients if c["cmd"] == "xread") == 1
+    # Everything connected to this Redis (the server's reader, its bounded pools, this
+    # test's own clients) stays under the number of open streams.
+    assert len(clients) < len(opened)
+
+
+def open_streams_on_server(base):
+    request = urllib.request.Request(f"{base}/metrics",
+                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    return float(re.search(r"^jobbox_streams_open (\S+)$", text, re.M)[1])
+
+
+def wait_for_open_streams(base, count):
+    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
+    while open_streams_on_server(base) != count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return open_streams_on_server(base)
+
+
+def test_a_dropped_connection_releases_its_stream(server, alice, streams):
+    assert wait_for_open_streams(server, 0) == 0  # earlier tests' closed streams included
+    opened = [streams(server, alice.token) for _ in range(3)]
+    for stream in opened:
+        stream.next_event()
+    assert open_streams_on_server(server) == 3
+    for stream in opened:
+        stream.close()
+    assert wait_for_open_streams(server, 0) == 0
+
+
+def test_heartbeats_keep_an_idle_stream_alive(server, alice, streams):
+    stream = streams(server, alice.token)
+    stream.next_event()
+    with pytest.raises(TimeoutError):
+        stream.next_event(timeout=2.0)  # no event: only comment lines arrive meanwhile
+    assert stream.heartbeats >= 2
+
+
+def test_a_stream_needs_authentication(server, streams):
+    stream = streams(server, "0" * 40)
+    assert stream.response.status == 401
+
+
+def test_the_wsgi_path_declines_to_hold_a_stream(alice):
+    assert alice.client().get("/api/jobbox/stream").status_code == 503
+
+
+def test_a_render_that_reads_the_database_runs_off_the_event_loop(alice):
+    import asyncio
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from jobbox.stream import off_loop_if_needed
+
+    def usernames():
+        try:
+            return list(get_user_model().objects.values_list("username", flat=True))
+        finally:
+            connection.close()  # the worker thread's own connection, not left open
+
+    assert asyncio.run(off_loop_if_needed(usernames)) == [alice.user.username]
+
+
+def test_heartbeat_intervals_are_jittered_within_a_fifth():
+    from jobbox.stream import heartbeat_after_seconds
+
+    waits = [heartbeat_after_seconds(15.0) for _ in range(200)]
+    assert all(12.0 <= wait <= 18.0 for wait in waits)
+    assert len({round(wait, 3) for wait in waits}) > 100  # not one shared beat
