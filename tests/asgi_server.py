@@ -10,8 +10,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from academy.celery import app as celery_app
 from academy.embedded import free_port
-from conftest import test_database_url
+from conftest import start_worker, stop_worker, test_database_url
+from jobbox import conf
 
 # uvicorn imports Django in a second or two here; a loaded shared machine gets room.
 SERVER_START_TIMEOUT_SECONDS = 60
@@ -49,3 +51,20 @@ def _wait_until_serving(process: subprocess.Popen, base: str) -> None:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start") from None
             time.sleep(0.1)
+
+
+@contextmanager
+def serve_page_with_worker(media_root: str) -> Iterator[str]:
+    """The page's server and a Celery worker, both on the test database, Redis and media.
+
+    The caller sets MEDIA_ROOT (and any other settings) in the environment first, so both
+    processes inherit them.
+    """
+    assert os.environ.get("MEDIA_ROOT") == media_root, "set MEDIA_ROOT for the processes"
+    worker = start_worker("--pool", "solo")
+    try:
+        with serve_asgi(conf.get("REDIS_URL"),
+                        CELERY_BROKER_URL=celery_app.conf.broker_url) as base:
+            yield base
+    finally:
+        stop_worker(worker)

@@ -12,10 +12,7 @@ import openpyxl
 import pytest
 
 import academy.ai.tasks  # noqa: F401 - the AI job task the worker runs
-from academy.celery import app as celery_app
-from conftest import start_worker, stop_worker
-from jobbox import conf
-from tests.asgi_server import serve_asgi
+from tests.asgi_server import serve_page_with_worker
 from tests.browser import browsers, sign_in
 
 pytestmark = [
@@ -44,13 +41,8 @@ def ai_service(tmp_path, settings, monkeypatch, transactional_db):
     monkeypatch.setenv("MEDIA_ROOT", str(tmp_path / "media"))
     settings.MEDIA_ROOT = str(tmp_path / "media")
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop, see browser
-    worker = start_worker("--pool", "solo")
-    try:
-        with serve_asgi(conf.get("REDIS_URL"),
-                        CELERY_BROKER_URL=celery_app.conf.broker_url) as base:
-            yield base
-    finally:
-        stop_worker(worker)
+    with serve_page_with_worker(str(tmp_path / "media")) as base:
+        yield base
 
 
 def test_upload_a_score_sheet_and_read_its_result_and_report(ai_service, alice):

@@ -5,17 +5,13 @@ Needs the video-transcode work (`academy.videos.tasks`, the upload endpoint, HLS
 /api/videos/<id>/hls/master.m3u8).
 """
 
-import subprocess
 
 import pytest
 
 import academy.videos.tasks  # noqa: F401 - the transcoding task the worker runs
-from academy.celery import app as celery_app
-from academy.videos import transcoding
-from conftest import start_worker, stop_worker
-from jobbox import conf
-from tests.asgi_server import serve_asgi
+from tests.asgi_server import serve_page_with_worker
 from tests.browser import browsers, sign_in
+from tests.media import make_clip
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -32,16 +28,7 @@ VIDEO_ENV = {"VIDEO_HLS_LADDER": "160x90:150,320x180:300", "VIDEO_X264_PRESET": 
 @pytest.fixture
 def clip(tmp_path):
     """A 2-second clip with a tone, from ffmpeg's own test sources (no downloads)."""
-    path = tmp_path / "lecture.mp4"
-    subprocess.run(
-        [transcoding.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", "-threads", "1", str(path)],
-        check=True, timeout=60,
-    )
-    return path
+    return make_clip(tmp_path / "lecture.mp4")
 
 
 @pytest.fixture
@@ -52,13 +39,8 @@ def video_service(tmp_path, settings, monkeypatch, transactional_db):
         monkeypatch.setenv(name, value)
     settings.MEDIA_ROOT = env["MEDIA_ROOT"]
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop, see browser
-    worker = start_worker("--pool", "solo")
-    try:
-        with serve_asgi(conf.get("REDIS_URL"),
-                        CELERY_BROKER_URL=celery_app.conf.broker_url) as base:
-            yield base
-    finally:
-        stop_worker(worker)
+    with serve_page_with_worker(env["MEDIA_ROOT"]) as base:
+        yield base
 
 
 def test_upload_a_clip_watch_it_transcode_and_play_it(video_service, alice, clip):

@@ -197,6 +197,25 @@ def test_a_fill_of_a_long_finished_job_does_not_bring_it_back(alice):
     assert jobs_of(box(alice)) == []
 
 
+def test_a_fill_of_a_long_finished_ai_job_does_not_bring_it_back(alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from academy.ai.models import AIJobModel
+    from tests.ai_helpers import done_job, poll, status_key
+
+    job_id = done_job(alice, {"ok": True})
+    assert len(box(alice).json()["jobs"]) == 1
+    three_hours_ago = timezone.now() - timedelta(hours=3)
+    AIJobModel.objects.filter(job_id=job_id).update(updated_at=three_hours_ago)
+    index_key = keys.jobbox_index_key(str(alice.tenant.pk), str(alice.user.pk))
+    outside_redis().delete(index_key)  # rebuilt from the database: the job is too old
+    outside_redis().delete(status_key(job_id))
+    assert poll(alice, job_id).status_code == 200  # a fill, carrying the row's updated_at
+    assert box(alice).json()["jobs"] == []
+
+
 def test_redis_down_answers_the_box_from_the_database(alice, settings):
     from academy.embedded import free_port
 

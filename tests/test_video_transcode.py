@@ -25,6 +25,7 @@ from academy.videos.tasks import transcode_video
 from conftest import start_worker, stop_worker
 from jobbox import keys
 from tests.helpers import new_video, outside_redis, stored_snapshot
+from tests.media import make_clip
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,16 +40,7 @@ CELERY_QUEUE = "celery"
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-second 320x180 clip with a tone, from lavfi's test sources (no downloads)."""
-    path = tmp_path_factory.mktemp("clips") / "lecture.mp4"
-    subprocess.run(
-        [transcoding.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", "-threads", "1", str(path)],
-        check=True, timeout=60,
-    )
-    return path
+    return make_clip(tmp_path_factory.mktemp("clips") / "lecture.mp4")
 
 
 @pytest.fixture

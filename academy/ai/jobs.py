@@ -45,6 +45,8 @@ class AIJobTracked(TrackedJob):
             "job_type": instance.job_type,
             "status": instance.status,
             "error_message": instance.error_message or None,
+            # Not rendered: tells the job box when the row last changed (changed_at_field).
+            "updated_at": instance.updated_at.isoformat(),
         }
         large_fields.pack(
             fields, "result", canonical(instance.result), kind=KIND, job_id=instance.job_id,
