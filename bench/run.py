@@ -115,6 +115,8 @@ def main(argv: list[str]) -> int:
         servers["main"] = stack.Server("main", "bench.settings", {}).spawn(log_dir)
         servers["cachalot"] = stack.Server("cachalot", "bench.settings_cachalot",
                                            {}).spawn(log_dir)
+        # The event stream needs ASGI; polls stay on gunicorn (DESIGN.md, "What we measured").
+        servers["stream"] = stack.Server("stream", "bench.settings", {}, asgi=True).spawn(log_dir)
         if "before-conn0" in profile.s2_extra_variants:
             servers["conn0"] = stack.Server("conn0", "bench.settings",
                                             {"BENCH_CONN_MAX_AGE": "0"}).spawn(log_dir)

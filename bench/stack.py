@@ -87,7 +87,8 @@ def children_of(pid: int) -> list[int]:
 
 @dataclass
 class Server:
-    """One gunicorn serving bench.urls under a settings module."""
+    """One server of bench.urls under a settings module: gunicorn (the lean sync path that
+    serves polls), or uvicorn with the ASGI app (`asgi=True`: the job box's event stream)."""
 
     name: str
     settings_module: str
@@ -95,6 +96,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    asgi: bool = False
 
     @property
     def base_url(self) -> str:
@@ -105,6 +107,10 @@ class Server:
         return f"{SERVER_PREFIX}{self.name}"
 
     def command(self) -> list[str]:
+        if self.asgi:
+            return [sys.executable, "-m", "uvicorn", "academy.asgi:application",
+                    "--host", "127.0.0.1", "--port", str(self.port),
+                    "--workers", str(SERVER_WORKERS), "--log-level", "warning"]
         return [sys.executable, "-m", "gunicorn", "academy.wsgi",
                 "--bind", f"127.0.0.1:{self.port}", "--workers", str(SERVER_WORKERS),
                 "--threads", str(SERVER_THREADS), "--worker-class", "gthread",
