@@ -21,6 +21,7 @@ from typing import Any
 from bench.load import LoadSpec
 from bench.pgstats import DatabaseCounters, Monitor, Phase
 from bench.stack import BASE_DIR, Server
+from bench.ticker import Ticker
 
 # A load run is bounded by its spec; the process gets this much more before it is killed.
 LOAD_PROCESS_GRACE_SECONDS = 60
@@ -120,29 +121,24 @@ class Churn:
 
     def __init__(self, step: Callable[[], None], steps_per_second: float) -> None:
         self.step = step
-        self.interval = 1.0 / steps_per_second
         self.steps = 0
         self.backend_pids: list[int] = []  # the churn's connection, closed when it stops
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(self._step, 1.0 / steps_per_second, name="bench-churn",
+                              on_exit=self._close)
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(self.interval):
-                self.step()
-                self.steps += 1
-        finally:
-            self.backend_pids = close_own_connections()  # its backend flushes as it exits
+    def _step(self) -> None:
+        self.step()
+        self.steps += 1
+
+    def _close(self) -> None:
+        self.backend_pids = close_own_connections()  # its backend flushes as it exits
 
     def __enter__(self) -> "Churn":
-        self._thread = threading.Thread(target=self._run, name="bench-churn", daemon=True)
-        self._thread.start()
+        self._ticker.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+        self._ticker.__exit__(*exc)
 
 
 class Harness:

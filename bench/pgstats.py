@@ -15,13 +15,14 @@ apart, from its own counters and `pg_stat_activity`.
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 
 import psycopg
 from psycopg.rows import dict_row
+
+from bench.ticker import Ticker
 
 # Each backend exits within milliseconds of being told to; a slow shared machine gets room.
 BACKEND_EXIT_TIMEOUT_SECONDS = 10.0
@@ -240,8 +241,7 @@ class Phase:
         self.meter = CpuMeter()
         self.autovacuum = False
         self.unexpected: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sampler = Ticker(self._sample, CPU_SAMPLE_INTERVAL_SECONDS, name="bench-cpu")
         self._start: DatabaseCounters | None = None
         self.end: DatabaseCounters | None = None
         self.result: PhaseCounts | None = None
@@ -252,22 +252,15 @@ class Phase:
         self.unexpected.update(sample.unexpected)
         self.meter.observe(sample.pids, baseline=baseline)
 
-    def _run(self) -> None:
-        while not self._stop.wait(CPU_SAMPLE_INTERVAL_SECONDS):
-            self._sample()
-
     def __enter__(self) -> "Phase":
         self.monitor.close_app_backends()
         self._start = self.monitor.counters()
         self._sample(baseline=True)
-        self._thread = threading.Thread(target=self._run, name="bench-cpu", daemon=True)
-        self._thread.start()
+        self._sampler.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+        self._sampler.__exit__(*exc)
         self._sample()
         self.monitor.close_app_backends()
         end = self.end = self.monitor.counters()
