@@ -9,18 +9,22 @@ is logged for a person, and the periodic re-senders pick up work left waiting.
 import logging
 from typing import Any
 
-from celery import Task
+from celery import Task, current_app
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
 
 
-def send_on_commit(task: Task, *args: Any, **kwargs: Any) -> None:
+def send_on_commit(task: Task | str, *args: Any, **kwargs: Any) -> None:
+    """Send `task` (a task, or its registered name: a service names the task it queues, so it
+    need not import the tasks module that imports the service) once the transaction commits."""
     transaction.on_commit(lambda: _send(task, args, kwargs))
 
 
-def _send(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _send(task: Task | str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    if isinstance(task, str):
+        task = current_app.tasks[task]
     try:
         task.apply_async(args=args, kwargs=kwargs)
     except OperationalError:

@@ -43,7 +43,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "academy.tenants.middleware.TenantMiddleware",
-    "jobbox.errors.DatabaseUnavailableMiddleware",
+    "jobbox.http.errors.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "academy.urls"
@@ -112,12 +112,12 @@ CELERY_BEAT_SCHEDULE["jobbox-reconcile-snapshots"] = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "jobbox.auth.CachedTokenAuthentication",
-        "jobbox.auth.CachedSessionAuthentication",
+        "jobbox.auth.drf.CachedTokenAuthentication",
+        "jobbox.auth.drf.CachedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "jobbox.errors.exception_handler",
+    "EXCEPTION_HANDLER": "jobbox.http.errors.exception_handler",
 }
 
 STATIC_URL = "static/"

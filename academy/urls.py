@@ -2,10 +2,6 @@ from django.urls import include, path
 
 from academy.ai.views import AIJobCreateView, AIJobReportView, JobStatusView
 from academy.videos.views import VideoDetailView, VideoHLSFileView, VideoUploadView
-from jobbox.jobbox_views import JobBoxAPIView
-from jobbox.metrics import metrics_view
-from jobbox.stream import jobbox_stream
-from jobbox.views import healthz
 
 urlpatterns = [
     path("api/videos/", VideoUploadView.as_view(), name="video-upload"),
@@ -15,9 +11,6 @@ urlpatterns = [
     path("api/ai/jobs/", AIJobCreateView.as_view(), name="ai-job-create"),
     path("api/ai/jobs/<str:job_id>/", JobStatusView.as_view(), name="ai-job-status"),
     path("api/ai/jobs/<str:job_id>/report/", AIJobReportView.as_view(), name="ai-job-report"),
-    path("api/jobbox/", JobBoxAPIView.as_view(), name="jobbox"),
-    path("api/jobbox/stream", jobbox_stream, name="jobbox-stream"),
-    path("healthz", healthz, name="healthz"),
-    path("metrics", metrics_view, name="metrics"),
+    path("", include("jobbox.http.urls")),  # the job box, its stream, /metrics, /healthz
     path("", include("academy.web.urls")),
 ]

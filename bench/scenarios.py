@@ -199,10 +199,10 @@ def create_running_jobs(b: Bench) -> None:
 def warm(video_ids: list[int]) -> None:
     """Store every job's committed state in Redis again (after a restart emptied it)."""
     from academy.videos.models import Video
-    from jobbox import writers
+    from jobbox import cache_committed
 
     for video in Video.objects.filter(pk__in=video_ids):
-        writers.cache_committed(video)
+        cache_committed(video)
 
 
 def expire(b: Bench, video_ids: list[int]) -> None:

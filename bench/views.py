@@ -29,10 +29,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from academy.tenants.services import tenant_id_for_user
-from jobbox import keys, readers, registry
+from jobbox import InvalidJobId, Progress, TrackedJob, keys, read, registry
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
-from jobbox.progress import Progress
-from jobbox.registry import InvalidJobId, TrackedJob
 
 
 class StockAuthView(APIView):
@@ -92,7 +90,7 @@ class SeedStatusView(StockAuthView):
     def get(self, request: Request, job_id: str) -> Response:
         job = self.tracked()
         parsed = self.parse(job_id)
-        cached = readers.read_cached(self.kind, parsed)  # Redis only: None on a miss or down
+        cached = read.read_cached(self.kind, parsed)  # Redis only: None on a miss or down
         if cached is not None:
             snapshot, progress = cached
             if snapshot.status in job.running_statuses:

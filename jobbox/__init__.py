@@ -1,6 +1,92 @@
 """Jobbox: status and progress of long-running jobs served from Redis, the database as the record.
 
-See DESIGN.md ("The three parts"). Import the parts from their modules (`jobbox.writers`,
-`jobbox.readers`, ...); nothing here connects or touches Django at import time.
+The public API is the names below, importable from `jobbox` itself (DESIGN.md, "The three
+parts"; the README's "Adopting jobbox"). Everything else is private by convention, even where
+a module has no underscore. Importing `jobbox` loads nothing: each name is imported from its
+module on first use, so the package can be imported before Django's apps are ready, and
+nothing connects at import time.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobbox.auth.invalidation import invalidate_token, invalidate_user
+    from jobbox.auth.principals import Principal, principal_for_request
+    from jobbox.client import RedisUnavailable
+    from jobbox.http.views import CachedAuthAPIView, JobBoxView, JobStatusAPIView
+    from jobbox.model import Progress, Snapshot
+    from jobbox.read import JobNotFound, cached_representation, read_cached, read_job
+    from jobbox.reconcile import reconcile_recent
+    from jobbox.registry import InvalidJobId, TrackedJob, register
+    from jobbox.write import cache_committed, publish_on_commit, report_progress, save_transition
+
+# Public name -> the module that defines it.
+_PUBLIC: dict[str, str] = {
+    # Describing a job kind to jobbox.
+    "TrackedJob": "jobbox.registry",
+    "register": "jobbox.registry",
+    "InvalidJobId": "jobbox.registry",
+    "Progress": "jobbox.model",
+    "Snapshot": "jobbox.model",
+    # Writing: transitions and progress.
+    "save_transition": "jobbox.write",
+    "publish_on_commit": "jobbox.write",
+    "report_progress": "jobbox.write",
+    "cache_committed": "jobbox.write",
+    # Reading.
+    "read_job": "jobbox.read",
+    "read_cached": "jobbox.read",
+    "cached_representation": "jobbox.read",
+    "JobNotFound": "jobbox.read",
+    "RedisUnavailable": "jobbox.client",
+    # Repair.
+    "reconcile_recent": "jobbox.reconcile",
+    # HTTP.
+    "CachedAuthAPIView": "jobbox.http.views",
+    "JobStatusAPIView": "jobbox.http.views",
+    "JobBoxView": "jobbox.http.views",
+    # Who is asking.
+    "Principal": "jobbox.auth.principals",
+    "principal_for_request": "jobbox.auth.principals",
+    "invalidate_user": "jobbox.auth.invalidation",
+    "invalidate_token": "jobbox.auth.invalidation",
+}
+
+__all__ = [
+    "CachedAuthAPIView",
+    "InvalidJobId",
+    "JobBoxView",
+    "JobNotFound",
+    "JobStatusAPIView",
+    "Principal",
+    "Progress",
+    "RedisUnavailable",
+    "Snapshot",
+    "TrackedJob",
+    "cache_committed",
+    "cached_representation",
+    "invalidate_token",
+    "invalidate_user",
+    "principal_for_request",
+    "publish_on_commit",
+    "read_cached",
+    "read_job",
+    "reconcile_recent",
+    "register",
+    "report_progress",
+    "save_transition",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jobbox' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *__all__]

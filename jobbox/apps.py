@@ -1,4 +1,5 @@
-"""Django app config: wires the auth-cache invalidation signals (DESIGN.md, "Authentication")."""
+"""Django app config: wires the principal invalidation signals and the client reset on
+settings changes (DESIGN.md, "Authentication")."""
 
 from django.apps import AppConfig
 
@@ -8,7 +9,8 @@ class JobboxConfig(AppConfig):
     verbose_name = "Jobbox"
 
     def ready(self) -> None:
-        from jobbox import auth, client
+        from jobbox import client
+        from jobbox.auth import invalidation
 
-        auth.connect_invalidation_signals()
+        invalidation.connect_invalidation_signals()
         client.connect_settings_reset()

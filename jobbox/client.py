@@ -12,9 +12,11 @@ costs a request nothing but its database fallback.
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -32,6 +34,8 @@ _lock = threading.Lock()
 _bypass_breaker: ContextVar[bool] = ContextVar("jobbox_bypass_breaker", default=False)
 # Called by `reset_clients()`: in-process state that must not outlive a client (fallback caches).
 _reset_hooks: list[Callable[[], None]] = []
+
+T = TypeVar("T")
 
 
 class RedisUnavailable(Exception):
@@ -110,6 +114,22 @@ def breaker_bypassed() -> Iterator[None]:
         yield
     finally:
         _bypass_breaker.reset(token)
+
+
+def with_retries(operation: Callable[[], T], *, attempts: int, pause_seconds: float) -> T:
+    """`operation()` against Redis whatever the breaker says, tried `attempts` times with a
+    growing pause; the last `RedisUnavailable` is raised. For rare writes that matter (a
+    transition's snapshot after commit, a principal's invalidation), never for polls: the
+    caller (a worker, a save) waits for the pauses."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with breaker_bypassed(), redis_errors():
+                return operation()
+        except RedisUnavailable:
+            if attempt == attempts:
+                raise
+            time.sleep(pause_seconds * attempt)
+    raise AssertionError("unreachable: attempts must be at least 1")
 
 
 def on_reset(hook: Callable[[], None]) -> None:

@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "RECONCILE_WINDOW_SECONDS": 15 * 60,
     # At most this many rows per job kind per run: one bounded, indexed query.
     "RECONCILE_BATCH_LIMIT": 2000,
-    # --- The job box and its event stream (jobbox.jobbox_index, jobbox.stream) ---
+    # --- The job box and its event stream (jobbox.box, jobbox.stream) ---
     # Jobs one box holds at most: a person rarely has more running or finished within 1 h.
     "JOBBOX_MAX_JOBS": 100,
     # Progress events of one job are published at most once per this many ms (4 a second:

@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobbox import registry, snapshots
-from jobbox.jobbox_index import progress_from_json
-from jobbox.progress import Progress
+from jobbox import registry
+from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import UnknownJobKind
-from jobbox.snapshots import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +66,11 @@ def from_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> JobEvent
         registry.get(kind)
     except UnknownJobKind:
         return None
-    snapshot = snapshots.decode(fields.get(b"s", b""), kind=kind, job_id=job_id)
+    snapshot = decode_snapshot(fields.get(b"s", b""), kind=kind, job_id=job_id)
     if snapshot is None or snapshot.owner is None:
         return None
     return event_type(
         event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
         tenant=snapshot.tenant, owner=snapshot.owner, snapshot=snapshot,
-        progress=progress_from_json(fields.get(b"p", b"[]")),
+        progress=Progress.from_json_pairs(fields.get(b"p", b"[]")),
     )

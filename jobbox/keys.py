@@ -31,32 +31,29 @@ def _checked_namespace(namespace: str) -> str:
     return namespace
 
 
+def _job_key(namespace: str, job_id: str, suffix: str) -> str:
+    prefix = conf.get("KEY_PREFIX")
+    return f"{prefix}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:{suffix}"
+
+
 def status_key(namespace: str, job_id: str) -> str:
     """`video:{42}:status` (namespace "video"), `job:{ab12}:status` (namespace "job")."""
-    return (
-        f"{conf.get('KEY_PREFIX')}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:status"
-    )
+    return _job_key(namespace, job_id, "status")
 
 
 def progress_key(namespace: str, job_id: str) -> str:
     """`job:video:{42}:progress` (namespace "job:video"), `job:{ab12}:progress`."""
-    return (
-        f"{conf.get('KEY_PREFIX')}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:progress"
-    )
+    return _job_key(namespace, job_id, "progress")
 
 
 def missing_key(namespace: str, job_id: str) -> str:
     """`video:{42}:missing`: a negative entry, the id named no job when last read."""
-    return (
-        f"{conf.get('KEY_PREFIX')}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:missing"
-    )
+    return _job_key(namespace, job_id, "missing")
 
 
 def fill_lease_key(namespace: str, job_id: str) -> str:
     """`video:{42}:filling`: held by the one reader filling the snapshot from the database."""
-    return (
-        f"{conf.get('KEY_PREFIX')}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:filling"
-    )
+    return _job_key(namespace, job_id, "filling")
 
 
 def _digest(secret: str) -> str:
@@ -72,11 +69,18 @@ def user_principal_key(user_id: int | str) -> str:
     return f"{conf.get('KEY_PREFIX')}auth:user:{int(user_id)}"
 
 
-def jobbox_index_key(tenant: str, owner: str) -> str:
+def box_index_key(tenant: str, owner: str) -> str:
     """One person's job box: a sorted set of job references by last change (DESIGN.md)."""
     return f"{conf.get('KEY_PREFIX')}jobbox:index:{_checked_id(tenant)}:{_checked_id(owner)}"
 
 
-def jobbox_events_key() -> str:
+def box_member(kind: str, job_id: str, *, status_namespace: str, progress_namespace: str) -> str:
+    """A box index's reference to a job: kind, id, and the job's two key names (tab-separated;
+    the box's read script takes the key names from it)."""
+    return "\t".join([kind, job_id, status_key(status_namespace, job_id),
+                      progress_key(progress_namespace, job_id)])
+
+
+def events_key() -> str:
     """The bounded stream of job events every SSE process reads (resume by event id)."""
     return f"{conf.get('KEY_PREFIX')}jobbox:events"

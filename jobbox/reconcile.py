@@ -1,6 +1,6 @@
 """The reconciler: lost cache writes repaired within a stated bound (DESIGN.md, invariant 8).
 
-A snapshot write after commit that fails is retried (`jobbox.writers.store_after_commit`);
+A snapshot write after commit that fails is retried (`jobbox.write.store_after_commit`);
 what is still stale after that is found here. For every registered TrackedJob, one bounded,
 indexed query reads the rows changed within RECONCILE_WINDOW_SECONDS (newest first, at most
 RECONCILE_BATCH_LIMIT); one pipelined round trip reads the versions Redis holds; rows Redis
@@ -16,12 +16,12 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from jobbox import conf, keys, registry, snapshots
+from jobbox import conf, keys, registry
 from jobbox.client import get_redis, redis_errors
 from jobbox.metrics import REPAIRS
+from jobbox.model import Snapshot, decode_snapshot
 from jobbox.registry import TrackedJob
-from jobbox.snapshots import Snapshot
-from jobbox.writers import store_snapshot
+from jobbox.write import store_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def reconcile_recent(
                 "jobbox: reconcile: %s rows changed within %s s exceed the batch of %d; older "
                 "ones wait for their TTL", job.kind, window, batch,
             )
-        fresh = [snapshots.from_instance(job, row) for row in rows]
+        fresh = [job.snapshot_of(row) for row in rows]
         stale = [s for s, held in zip(fresh, _held_versions(job, fresh), strict=True)
                  if held is None or held < s.version]
         repaired = sum(1 for snapshot in stale if store_snapshot(snapshot))
@@ -83,7 +83,7 @@ def _held_versions(job: TrackedJob, fresh: list[Snapshot]) -> list[int | None]:
     held: list[int | None] = []
     for snapshot, raw in zip(fresh, replies, strict=True):
         decoded = (
-            snapshots.decode(raw, kind=job.kind, job_id=snapshot.job_id)
+            decode_snapshot(raw, kind=job.kind, job_id=snapshot.job_id)
             if isinstance(raw, bytes) else None
         )
         held.append(decoded.version if decoded else None)

@@ -5,6 +5,7 @@ A project subclasses `TrackedJob` once per model (a video, a spreadsheet job, ..
 the registered job. DESIGN.md, "The three parts".
 """
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -12,7 +13,7 @@ from typing import Any, ClassVar
 from django.db import models
 from django.db.models import Q
 
-from jobbox.progress import Progress
+from jobbox.model import Progress, Snapshot
 
 
 class UnknownJobKind(LookupError):
@@ -55,6 +56,23 @@ class TrackedJob:
 
     def job_id_of(self, instance: models.Model) -> str:
         return str(getattr(instance, self.id_field))
+
+    def snapshot_of(self, instance: models.Model) -> Snapshot:
+        """The snapshot of a row as it is now: what a transition, a fill or a repair stores."""
+        status = str(getattr(instance, self.status_field))
+        owner = getattr(instance, self.owner_field) if self.owner_field else None
+        # A JSON round trip makes the database path's values exactly what a Redis hit decodes.
+        fields = json.loads(json.dumps(self.snapshot_fields(instance), ensure_ascii=False))
+        return Snapshot(
+            kind=self.kind,
+            job_id=self.job_id_of(instance),
+            tenant=str(getattr(instance, self.tenant_field)),
+            owner=None if owner is None else str(owner),
+            version=int(getattr(instance, self.version_field)),
+            status=status,
+            terminal=status in self.terminal_statuses,
+            fields=fields,
+        )
 
     def snapshot_fields(self, instance: models.Model) -> dict[str, Any]:
         """The durable fields of the representation, JSON-native values only."""

@@ -1,4 +1,4 @@
-"""`GET /api/jobbox/stream`: the job box as Server-Sent Events, resumable (DESIGN.md, "HTTP API").
+"""The job box as Server-Sent Events, resumable (DESIGN.md, "HTTP API": `GET /api/jobbox/stream`).
 
 Served by an ASGI server (uvicorn); polling stays on the sync WSGI path (DESIGN.md, "What we
 measured"). Per process, ONE Redis connection reads the event stream (`XREAD BLOCK`) and
@@ -27,14 +27,12 @@ from typing import Any, TypeVar
 import redis.asyncio
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
-from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 
 from jobbox import conf, events, keys
-from jobbox.auth import principal_for_request
+from jobbox.box import Box, parse_reply, read_script_arguments, rebuild
 from jobbox.events import JobEvent
-from jobbox.jobbox_index import Box, parse_reply, read_script_arguments, rebuild
 from jobbox.metrics import STREAM_EVENTS, STREAMS_OPEN
 from jobbox.scripts import async_script
 
@@ -168,7 +166,7 @@ class EventHub:
             pause = min(pause * 2, RECONNECT_PAUSE_MAX_SECONDS)
 
     async def _read_forever(self, client: redis.asyncio.Redis) -> None:
-        stream_key = keys.jobbox_events_key()
+        stream_key = keys.events_key()
         # Start from the newest entry that exists now, resolved before anyone subscribes: a
         # stream's replay or snapshot (read after subscribing) then never ends before it.
         last = await client.xrevrange(stream_key, count=1)
@@ -231,7 +229,7 @@ def _start_client() -> redis.asyncio.Redis:
 
 
 async def read_box_async(*, tenant: str, owner: str) -> Box:
-    """`jobbox_index.read_box` for the event loop: the same script; a rebuild (SQL) on a miss
+    """`jobbox.box.read_box` for the event loop: the same script; a rebuild (SQL) on a miss
     runs in a thread."""
     client = _start_client()
     script_keys, args = read_script_arguments(tenant, owner)
@@ -248,7 +246,7 @@ async def replay_after(event_id: EventId, *, tenant: str,
                        owner: str) -> tuple[list[JobEvent], EventId] | None:
     """This person's events after `event_id` and the newest id looked at, or None when events
     after it may have been dropped from the bounded stream (the caller resyncs)."""
-    stream_key = keys.jobbox_events_key()
+    stream_key = keys.events_key()
     pipe = _start_client().pipeline(transaction=True)
     pipe.xrange(stream_key, count=1)
     pipe.xrevrange(stream_key, count=1)
@@ -343,26 +341,19 @@ class EventStreamResponse(StreamingHttpResponse):
         super().close()
 
 
-async def jobbox_stream(request: HttpRequest) -> HttpResponse:
-    """GET /api/jobbox/stream (token or session; `Last-Event-ID` or `?last_event_id=`)."""
-    if not isinstance(request, ASGIRequest):
-        # Under a sync (WSGI) server a stream would hold a worker thread for minutes.
-        return JsonResponse({"detail": "The event stream is served over ASGI."}, status=503)
-    principal = await in_sync_thread(principal_for_request)(request)
-    if principal is None or not principal.is_active:
-        return JsonResponse({"detail": "Authentication credentials were not provided."},
-                            status=401)
-    if principal.tenant is None:
-        return JsonResponse({"detail": "Not found."}, status=404)
-    resume_from = parse_event_id(request.headers.get("Last-Event-ID")
-                                 or request.GET.get("last_event_id"))
+class StreamUnavailable(Exception):
+    """The event stream's Redis cannot be reached: no stream can start."""
+
+
+async def start_stream(*, tenant: str, owner: str,
+                       resume_from: EventId | None) -> EventStreamResponse:
+    """A person's event stream: the box (or a replay from `resume_from`), then live events.
+    Raises `StreamUnavailable`."""
     try:
-        subscription = await hub().subscribe(tenant=principal.tenant,
-                                             owner=str(principal.user_id))
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        return JsonResponse({"detail": "The event stream is unavailable."}, status=503)
-    response = EventStreamResponse(hub(), subscription,
-                                   _event_source(subscription, resume_from))
+        subscription = await hub().subscribe(tenant=tenant, owner=owner)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StreamUnavailable(type(exc).__name__) from exc
+    response = EventStreamResponse(hub(), subscription, _event_source(subscription, resume_from))
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy must pass events on as they come
     return response

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 
 from academy.ai import conf
 from jobbox import large_fields
+from jobbox.caches import LargeValueCache
 from tests.ai_helpers import done_job, poll, status_key, stored_snapshot, submit
 from tests.helpers import outside_redis
 
@@ -103,20 +104,21 @@ def test_a_cold_cache_with_a_large_result_costs_one_read_and_renders_the_same_js
 
 
 def test_concurrent_polls_in_one_process_share_one_read():
-    cache = large_fields.WindowedCache()
+    cache = LargeValueCache(max_bytes=1024)
     reads = []
     start = threading.Barrier(8)
 
     def load():
         reads.append(1)
         time.sleep(0.05)  # a slow database: the other threads arrive meanwhile
-        return {"big": True}
+        return {"big": True}, 12
 
     answers = []
 
     def poller():
         start.wait()
-        answers.append(cache.get_or_load(("ai_job", "j", "result", 3), load, window_seconds=30))
+        value, _ = cache.get_or_load(("ai_job", "j", "result", 3), load, window_seconds=30)
+        answers.append(value)
 
     threads = [threading.Thread(target=poller) for _ in range(8)]
     for thread in threads:
@@ -128,15 +130,29 @@ def test_concurrent_polls_in_one_process_share_one_read():
 
 
 def test_the_process_cache_is_bounded_in_bytes_and_drops_the_least_recent():
-    cache = large_fields.WindowedCache(max_bytes=100)
-    cache.put(("k", "a", "r", 1), "a", 40)
-    cache.put(("k", "b", "r", 1), "b", 40)
-    assert cache.get(("k", "a", "r", 1), window_seconds=30) == (True, "a")  # a is recent now
-    cache.put(("k", "c", "r", 1), "c", 40)
-    assert cache.get(("k", "b", "r", 1), window_seconds=30) == (False, None)
-    assert cache.get(("k", "a", "r", 1), window_seconds=30) == (True, "a")
-    cache.put(("k", "huge", "r", 1), "x", 101)  # larger than the whole cache: not kept
-    assert cache.get(("k", "huge", "r", 1), window_seconds=30) == (False, None)
+    cache = LargeValueCache(max_bytes=100)
+
+    def put(name, size_bytes):
+        cache.put(("k", name, "r", 1), name, size_bytes=size_bytes, window_seconds=30)
+
+    put("a", 40)
+    put("b", 40)
+    assert cache.get(("k", "a", "r", 1)) == (True, "a")  # a is recent now
+    put("c", 40)
+    assert cache.get(("k", "b", "r", 1)) == (False, None)
+    assert cache.get(("k", "a", "r", 1)) == (True, "a")
+    put("huge", 101)  # larger than the whole cache: not kept
+    assert cache.get(("k", "huge", "r", 1)) == (False, None)
+
+
+def test_a_kept_value_expires_after_its_window():
+    clock = SteppedClock()
+    cache = LargeValueCache(max_bytes=100, clock=clock)
+    cache.put(("k", "a", "r", 1), "a", size_bytes=1, window_seconds=30)
+    clock.now += 29
+    assert cache.get(("k", "a", "r", 1)) == (True, "a")
+    clock.now += 1
+    assert cache.get(("k", "a", "r", 1)) == (False, None)
 
 
 def test_a_worker_made_result_over_64_kib_is_served_at_one_read_per_window(

@@ -8,8 +8,8 @@ from academy.ai import services
 from academy.ai.domain import AIJobStatus
 from academy.ai.redis_status_cache import cache_job_status, get_job_status_from_redis
 from academy.ai.repositories import ConcurrentUpdate, repository
-from jobbox import conf, keys, registry, snapshots
-from jobbox.writers import store_snapshot
+from jobbox import conf, keys, registry
+from jobbox.write import store_snapshot
 from tests.ai_helpers import new_job, processing_job, row, status_key, stored_snapshot
 from tests.helpers import outside_redis
 
@@ -143,7 +143,7 @@ def test_commit_makes_the_transition_visible_from_another_connection(alice):
 def test_a_slow_fill_never_overwrites_a_newer_transition(alice):
     job_id = new_job(alice)
     tracked = registry.get("ai_job")
-    old = snapshots.from_instance(tracked, row(job_id))  # a reader's fill, read at v1
+    old = tracked.snapshot_of(row(job_id))  # a reader's fill, read at v1
     services.ai_job_start(job_id=job_id, worker_id="w1")
     services.ai_job_complete(job_id=job_id, result={"final": True})
     assert store_snapshot(old) is False  # arrives late: refused

@@ -6,7 +6,7 @@ import pytest
 
 from academy.videos import services
 from academy.videos.redis_status_cache import get_video_status_from_redis
-from jobbox import keys, snapshots
+from jobbox import keys, model
 from tests.helpers import new_video, outside_redis, poll, stored_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +22,7 @@ STRING_GARBAGE = {
     "not json": lambda doc: b"\xff\xfe{not json",
     "json of another shape": lambda doc: json.dumps({"f": 1, "version": 10**6}),
     "json list": lambda doc: json.dumps([1, 2, 3]),
-    "another format version": lambda doc: json.dumps({**doc, "f": snapshots.FORMAT + 1}),
+    "another format version": lambda doc: json.dumps({**doc, "f": model.FORMAT + 1}),
     "another job's snapshot": lambda doc: json.dumps({**doc, "id": "999999", "version": 10**6}),
     "version not an integer": lambda doc: json.dumps({**doc, "version": "7"}),
     "fields not an object": lambda doc: json.dumps({**doc, "fields": "x"}),
@@ -39,7 +39,7 @@ def test_garbage_string_at_the_status_key_is_replaced_and_never_served(alice, na
     response = poll(alice, video.pk)
     assert response.status_code == 200
     assert response.content == good.content
-    assert snapshots.decode(outside_redis().get(key), kind="video",
+    assert model.decode_snapshot(outside_redis().get(key), kind="video",
                             job_id=str(video.pk)) is not None  # replaced by the real one
 
 

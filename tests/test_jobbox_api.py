@@ -127,7 +127,7 @@ def test_a_snapshot_under_the_wrong_tenant_is_never_shown(alice, bob):
 def test_missing_index_is_rebuilt_with_one_bounded_query_per_kind(alice, django_assert_num_queries):
     videos = [new_video(alice, f"L{n}") for n in range(3)]
     box(alice)
-    outside_redis().delete(keys.jobbox_index_key(str(alice.tenant.pk), str(alice.user.pk)))
+    outside_redis().delete(keys.box_index_key(str(alice.tenant.pk), str(alice.user.pk)))
     kinds_with_owners = [job for job in registry.all_jobs() if job.owner_field]
     with django_assert_num_queries(len(kinds_with_owners)):
         rebuilt = box(alice)
@@ -147,18 +147,18 @@ def test_expired_snapshots_leave_the_box_and_the_index(alice):
     box(alice)
     outside_redis().delete(keys.status_key("video", str(expired.pk)))
     assert [job_id for _, job_id, _ in jobs_of(box(alice))] == [kept.pk]
-    index = outside_redis().zrange(keys.jobbox_index_key(str(alice.tenant.pk),
+    index = outside_redis().zrange(keys.box_index_key(str(alice.tenant.pk),
                                                          str(alice.user.pk)), 0, -1)
     assert len(index) == 2  # the marker and the one job left
     assert not any(f"\t{expired.pk}\t".encode() in member for member in index)
 
 
 def test_a_transition_during_a_rebuild_is_kept(alice, monkeypatch):
-    from jobbox import jobbox_index
+    from jobbox import box
     from jobbox.registry import TrackedJob
 
     first = new_video(alice, "first")
-    index_key = keys.jobbox_index_key(str(alice.tenant.pk), str(alice.user.pk))
+    index_key = keys.box_index_key(str(alice.tenant.pk), str(alice.user.pk))
     outside_redis().delete(index_key)
     late = {}
     original = TrackedJob.recent_for_owner
@@ -170,7 +170,7 @@ def test_a_transition_during_a_rebuild_is_kept(alice, monkeypatch):
         return rows
 
     monkeypatch.setattr(TrackedJob, "recent_for_owner", query_then_a_new_job_commits)
-    jobbox_index.rebuild(tenant=str(alice.tenant.pk), owner=str(alice.user.pk))
+    box.rebuild(tenant=str(alice.tenant.pk), owner=str(alice.user.pk))
     monkeypatch.setattr(TrackedJob, "recent_for_owner", original)
     ids = sorted(job_id for _, job_id, _ in jobs_of(box(alice)))
     assert ids == sorted([first.pk, late["video"].pk])
@@ -188,7 +188,7 @@ def test_a_fill_of_a_long_finished_job_does_not_bring_it_back(alice):
     box(alice)
     three_hours_ago = timezone.now() - timedelta(hours=3)
     Video.objects.filter(pk=video.pk).update(updated_at=three_hours_ago)
-    index_key = keys.jobbox_index_key(str(alice.tenant.pk), str(alice.user.pk))
+    index_key = keys.box_index_key(str(alice.tenant.pk), str(alice.user.pk))
     for member in outside_redis().zrange(index_key, 0, -1):  # as if it had finished then
         if member != b"*complete*":
             outside_redis().zadd(index_key, {member: three_hours_ago.timestamp() * 1000})
@@ -209,7 +209,7 @@ def test_a_fill_of_a_long_finished_ai_job_does_not_bring_it_back(alice):
     assert len(box(alice).json()["jobs"]) == 1
     three_hours_ago = timezone.now() - timedelta(hours=3)
     AIJobModel.objects.filter(job_id=job_id).update(updated_at=three_hours_ago)
-    index_key = keys.jobbox_index_key(str(alice.tenant.pk), str(alice.user.pk))
+    index_key = keys.box_index_key(str(alice.tenant.pk), str(alice.user.pk))
     outside_redis().delete(index_key)  # rebuilt from the database: the job is too old
     outside_redis().delete(status_key(job_id))
     assert poll(alice, job_id).status_code == 200  # a fill, carrying the row's updated_at
@@ -249,4 +249,4 @@ def test_a_rolled_back_job_never_reaches_the_box_or_the_stream(alice):
         new_video(alice, "rolled back")
         raise RuntimeError("the transaction fails")
     assert jobs_of(box(alice)) == []
-    assert outside_redis().xlen(keys.jobbox_events_key()) == 0
+    assert outside_redis().xlen(keys.events_key()) == 0

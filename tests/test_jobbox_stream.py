@@ -130,7 +130,7 @@ def test_an_event_id_older_than_the_kept_events_gets_an_explicit_resync(
     services.mark_processing(video.pk, worker_id="w1")
     services.complete_video(video.pk, "hls/1/master.m3u8", duration=10)
     # Only the newest event is kept: the ones after old_id are gone.
-    redis.Redis.from_url(private_redis.url).xtrim(keys.jobbox_events_key(), maxlen=1,
+    redis.Redis.from_url(private_redis.url).xtrim(keys.events_key(), maxlen=1,
                                                   approximate=False)
     resumed = streams(server, alice.token, last_event_id=old_id)
     event = resumed.next_event()

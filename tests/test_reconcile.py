@@ -11,7 +11,7 @@ from academy.celery import app as celery_app
 from academy.maintenance.tasks import RECONCILE_INTERVAL_SECONDS, reconcile_job_snapshots
 from academy.videos import services
 from academy.videos.models import Video
-from jobbox import keys, registry, writers
+from jobbox import keys, registry, write
 from jobbox.client import RedisUnavailable
 from jobbox.metrics import REPAIRS
 from jobbox.reconcile import reconcile_recent
@@ -31,7 +31,7 @@ def refuse_write(snapshot):
 
 def test_a_write_that_fails_once_after_commit_is_stored_by_the_retry(alice, monkeypatch):
     video = new_video(alice)
-    real, attempts = writers.store_snapshot, []
+    real, attempts = write.store_snapshot, []
 
     def flaky(snapshot):
         attempts.append(snapshot.version)
@@ -39,7 +39,7 @@ def test_a_write_that_fails_once_after_commit_is_stored_by_the_retry(alice, monk
             raise RedisUnavailable("ConnectionError (injected)")
         return real(snapshot)
 
-    monkeypatch.setattr(writers, "store_snapshot", flaky)
+    monkeypatch.setattr(write, "store_snapshot", flaky)
     services.mark_processing(video.pk, worker_id="w1")
     assert attempts == [2, 2]
     assert stored_snapshot(video.pk)["status"] == "PROCESSING"
@@ -47,7 +47,7 @@ def test_a_write_that_fails_once_after_commit_is_stored_by_the_retry(alice, monk
 
 def test_a_write_lost_after_commit_is_repaired_by_the_reconciler(alice, monkeypatch):
     video = new_video(alice)
-    monkeypatch.setattr(writers, "store_snapshot", refuse_write)
+    monkeypatch.setattr(write, "store_snapshot", refuse_write)
     services.mark_processing(video.pk, worker_id="w1")
     monkeypatch.undo()
     assert Video.objects.get(pk=video.pk).status == "PROCESSING"
@@ -104,7 +104,7 @@ def test_the_reconciler_runs_every_interval_from_celery_beat():
 def test_a_lost_write_is_repaired_by_the_task_in_a_real_worker_within_the_bound(
         alice, monkeypatch, worker):
     video = new_video(alice)
-    monkeypatch.setattr(writers, "store_snapshot", refuse_write)
+    monkeypatch.setattr(write, "store_snapshot", refuse_write)
     services.mark_processing(video.pk, worker_id="w1")
     monkeypatch.undo()
     lost_at = time.monotonic()

@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from academy.videos.models import Video
-from jobbox import keys, readers, registry
+from jobbox import keys, registry
+from jobbox.fill import Claim, claim_fill, release_fill
 from jobbox.metrics import SINGLE_FLIGHT_WAITS
-from jobbox.singleflight import Claim, claim_fill, release_fill
-from jobbox.writers import cache_committed
+from jobbox.read import read_job
+from jobbox.write import cache_committed
 from tests.faults import SqlCounter, closing_connections
 from tests.helpers import new_video, outside_redis, poll
 
@@ -21,7 +22,7 @@ POOL_THREADS = 50
 
 
 def read(member, video_id) -> str:
-    return readers.read_job("video", str(video_id), tenant=str(member.tenant.pk))["status"]
+    return read_job("video", str(video_id), tenant=str(member.tenant.pk))["status"]
 
 
 def test_a_thousand_concurrent_polls_of_a_just_deleted_key_cost_one_database_read(alice):

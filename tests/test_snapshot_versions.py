@@ -10,10 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from academy.videos import services
-from academy.videos.jobs import VideoJob
 from academy.videos.models import Video
-from jobbox import snapshots
-from jobbox.writers import store_snapshot
+from academy.videos.tracking import VideoTracking
+from jobbox.write import store_snapshot
 from tests.helpers import stored_snapshot
 
 TRANSITIONS = {
@@ -36,7 +35,7 @@ def test_fills_never_overwrite_newer_transitions(alice, django_capture_on_commit
     for op in ops:
         if op == "fill":
             committed = Video.objects.get(pk=video.pk)
-            snapshot = snapshots.from_instance(VideoJob(), committed)
+            snapshot = VideoTracking().snapshot_of(committed)
             pending.append(lambda s=snapshot: store_snapshot(s))
         else:
             with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -51,7 +50,7 @@ def test_fills_never_overwrite_newer_transitions(alice, django_capture_on_commit
         assert seen_versions == sorted(seen_versions), "Redis went backwards"
 
     if pending:
-        final = snapshots.from_instance(VideoJob(), Video.objects.get(pk=video.pk))
+        final = VideoTracking().snapshot_of(Video.objects.get(pk=video.pk))
         stored = stored_snapshot(video.pk)
         assert (stored["version"], stored["status"], stored["fields"]) == (
             final.version, final.status, final.fields)

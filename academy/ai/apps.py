@@ -9,9 +9,9 @@ class AIConfig(AppConfig):
     def ready(self) -> None:
         from academy.ai import job_types
         from academy.ai.job_types.grade_report import GradeReport
-        from academy.ai.jobs import AIJobTracked
-        from jobbox import registry
+        from academy.ai.tracking import AIJobTracking
+        from jobbox import register
 
-        registry.register(AIJobTracked())
+        register(AIJobTracking())
         # Adding a job type is one line here and a module in job_types/; the worker is generic.
         job_types.register(GradeReport())

@@ -6,16 +6,16 @@ for the snapshot is read once per window as jobbox.large_fields describes.
 
 from typing import Any
 
-from academy.ai.jobs import KIND
 from academy.ai.models import AIJobModel
-from jobbox import readers, writers
+from academy.ai.tracking import KIND
+from jobbox import cache_committed, cached_representation
 from jobbox.keys import InvalidKeyPart
 
 
 def get_job_status_from_redis(job_id: str) -> dict[str, Any] | None:
     """The job's representation as Redis holds it; None on a miss or while Redis is down."""
     try:
-        return readers.cached_representation(KIND, job_id)
+        return cached_representation(KIND, job_id)
     except InvalidKeyPart:
         return None
 
@@ -23,4 +23,4 @@ def get_job_status_from_redis(job_id: str) -> dict[str, Any] | None:
 def cache_job_status(job_id: str) -> bool:
     """Store the job's committed state in Redis (never older than what Redis holds)."""
     job = AIJobModel.objects.filter(job_id=job_id).first()
-    return writers.cache_committed(job) if job else False
+    return cache_committed(job) if job else False

@@ -2,7 +2,7 @@
 
 `save` writes the row and, only after commit, its snapshot to Redis (`job:{id}:status`,
 the seed's TTLs: 2 h running, 1 h finished): a new job is published as created, and every
-change is a transition through `jobbox.writers.save_transition` (version + 1, compare-and-set
+change is a transition through `jobbox.save_transition` (version + 1, compare-and-set
 in Redis). DESIGN.md, invariants 2 and 3.
 """
 
@@ -10,7 +10,7 @@ from django.db import transaction
 
 from academy.ai.domain import AIJob, AIJobStatus
 from academy.ai.models import AIJobModel
-from jobbox.writers import publish_on_commit, save_transition
+from jobbox import publish_on_commit, save_transition
 
 # Domain attribute → model field, for everything a transition may change.
 _MUTABLE_FIELDS = {

@@ -17,15 +17,18 @@ from django.urls import reverse
 from academy.ai import job_types, storage
 from academy.ai.domain import AIJob, AIJobStatus
 from academy.ai.job_types import JobContext, JobFailed, UnknownJobType
-from academy.ai.jobs import KIND
 from academy.ai.models import AIJobModel, new_job_id
 from academy.ai.repositories import repository
+from academy.ai.tracking import KIND
 from academy.ai.uploads import UploadRefused
 from academy.queue import send_on_commit
-from jobbox import progress
-from jobbox.client import RedisUnavailable
+from jobbox import RedisUnavailable, report_progress
 
 logger = logging.getLogger(__name__)
+
+# The worker task's registered name (academy.ai.tasks): sent by name, so this module does not
+# import the tasks that call it.
+RUN_TASK = "ai.run_ai_job"
 
 # What a person reads when the job broke for a reason that is ours, not their sheet's.
 UNEXPECTED_FAILURE_MESSAGE = "The job failed unexpectedly. Please try again."
@@ -75,9 +78,7 @@ def ai_job_create(
     )
     repository.save(job)
     if queue:
-        from academy.ai.tasks import run_ai_job
-
-        send_on_commit(run_ai_job, job.job_id)
+        send_on_commit(RUN_TASK, job.job_id)
     return job
 
 
@@ -132,7 +133,7 @@ def ai_job_report_progress(
 ) -> bool:
     """Progress to Redis only (never the database); False if it was not recorded."""
     try:
-        return progress.report_progress(
+        return report_progress(
             KIND, job_id, percent=percent, step_index=step_index, step_total=step_total,
             step_name=step_name, step_percent=step_percent,
         )

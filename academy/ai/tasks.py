@@ -32,7 +32,7 @@ SOFT_TIME_LIMIT_SECONDS = 10 * 60
 HARD_TIME_LIMIT_SECONDS = SOFT_TIME_LIMIT_SECONDS + 60
 
 
-@shared_task(bind=True, base=AIJobTask, name="ai.run_ai_job",
+@shared_task(bind=True, base=AIJobTask, name=services.RUN_TASK,
              soft_time_limit=SOFT_TIME_LIMIT_SECONDS, time_limit=HARD_TIME_LIMIT_SECONDS)
 def run_ai_job(self: Task, job_id: str) -> str:
     return services.run_ai_job(job_id=job_id, worker_id=self.request.hostname or "")

@@ -15,18 +15,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from academy.ai import conf, services, storage
-from academy.ai.jobs import JOB_ID_PATTERN, KIND
 from academy.ai.models import AIJobModel
+from academy.ai.tracking import JOB_ID_PATTERN, KIND
 from academy.ai.uploads import UploadRefused
-from jobbox import registry, snapshots
-from jobbox.views import JobboxAPIView, JobStatusAPIView
+from jobbox import CachedAuthAPIView, JobStatusAPIView, registry
 
 # Multipart framing around the file: a request longer than the file limit plus this is
 # refused before its body is read.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
-class AIJobCreateView(JobboxAPIView):
+class AIJobCreateView(CachedAuthAPIView):
     """POST /api/ai/jobs/ (multipart `file`, `job_type`) → 201 with the job, or 400."""
 
     parser_classes: ClassVar[list[type]] = [MultiPartParser]
@@ -49,7 +48,7 @@ class AIJobCreateView(JobboxAPIView):
             return _refused(refusal)
         row = AIJobModel.objects.get(job_id=job.job_id)
         tracked = registry.get(KIND)
-        body = tracked.render(snapshots.from_instance(tracked, row).fields, None)
+        body = tracked.render(tracked.snapshot_of(row).fields, None)
         return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -60,7 +59,7 @@ class JobStatusView(JobStatusAPIView):
     kind = KIND
 
 
-class AIJobReportView(JobboxAPIView):
+class AIJobReportView(CachedAuthAPIView):
     """GET /api/ai/jobs/<job_id>/report/ — the .xlsx report, for the job's tenant only."""
 
     def get(self, request: Request, job_id: str) -> FileResponse:

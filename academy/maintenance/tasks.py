@@ -7,8 +7,7 @@ import logging
 
 from celery import shared_task
 
-from jobbox.client import RedisUnavailable
-from jobbox.reconcile import reconcile_recent
+from jobbox import RedisUnavailable, reconcile_recent
 
 logger = logging.getLogger(__name__)
 

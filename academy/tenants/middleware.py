@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 
 from academy.tenants.models import Tenant
-from jobbox.auth import principal_for_request
+from jobbox import principal_for_request
 
 
 class TenantMiddleware:

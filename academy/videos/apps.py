@@ -6,7 +6,7 @@ class VideosConfig(AppConfig):
     label = "videos"
 
     def ready(self) -> None:
-        from academy.videos.jobs import VideoJob
-        from jobbox import registry
+        from academy.videos.tracking import VideoTracking
+        from jobbox import register
 
-        registry.register(VideoJob())
+        register(VideoTracking())

@@ -1,7 +1,7 @@
 """Video transitions: the seed's `mark_processing`, `complete_video`, `fail_video`, on jobbox.
 
 Each runs in one transaction on the row locked for update, bumps the version through
-`jobbox.writers.save_transition`, and so reaches Redis only after commit. Transitions are
+`jobbox.save_transition`, and so reaches Redis only after commit. Transitions are
 idempotent: a duplicate delivery answers "idempotent" and changes nothing.
 
 A worker holds a lease (`leased_by`, `leased_until`) while it transcodes; given its
@@ -22,11 +22,13 @@ from django.utils import timezone
 from academy.queue import send_on_commit
 from academy.videos import storage, transcoding
 from academy.videos.models import Video
-from jobbox import progress
-from jobbox.client import RedisUnavailable
-from jobbox.writers import publish_on_commit, save_transition
+from jobbox import RedisUnavailable, publish_on_commit, report_progress, save_transition
 
 logger = logging.getLogger(__name__)
+
+# The transcode task's registered name (academy.videos.tasks): sent by name, so this module
+# does not import the tasks that call it.
+TRANSCODE_TASK = "videos.transcode_video"
 
 # A worker renews its lease while it works; a lease this long survives a slow step but
 # lets the reaper hand a dead worker's video to another within minutes.
@@ -96,23 +98,19 @@ def _local_copy(upload: UploadedFile, scratch: Path) -> Path:
 
 def queue_transcode(video_id: int) -> None:
     """Send the video to a worker after commit, noting when (the reaper's resend clock)."""
-    from academy.videos.tasks import transcode_video  # tasks import this module
-
     Video.objects.filter(pk=video_id).update(queued_at=timezone.now())
-    send_on_commit(transcode_video, video_id)
+    send_on_commit(TRANSCODE_TASK, video_id)
 
 
 @transaction.atomic
 def resend_transcode(video_id: int, *, queued_before: datetime) -> bool:
     """Send again a video still UPLOADED since a send before `queued_before` (that send may
     have been lost after commit; a duplicate is harmless). False if it moved on meanwhile."""
-    from academy.videos.tasks import transcode_video
-
     resent = Video.objects.filter(
         pk=video_id, status=Video.Status.UPLOADED, queued_at__lt=queued_before,
     ).update(queued_at=timezone.now())
     if resent:
-        send_on_commit(transcode_video, video_id)
+        send_on_commit(TRANSCODE_TASK, video_id)
     return bool(resent)
 
 
@@ -281,7 +279,7 @@ def report_video_progress(
 ) -> bool:
     """Progress to Redis only (never the database); False if it was not recorded."""
     try:
-        return progress.report_progress(
+        return report_progress(
             "video", str(video_id), percent=percent, step_index=step_index,
             step_total=step_total, step_name=step_name, step_percent=step_percent,
         )

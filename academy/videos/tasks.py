@@ -27,7 +27,7 @@ class TranscodeTask(Task):
             services.expire_video_lease(int(video_id), worker_id=worker_id_of(self))
 
 
-@shared_task(bind=True, base=TranscodeTask)
+@shared_task(bind=True, base=TranscodeTask, name=services.TRANSCODE_TASK)
 def transcode_video(self: Task, video_id: int) -> str:
     return processing.transcode(video_id=int(video_id), worker_id=worker_id_of(self))
 

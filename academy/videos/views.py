@@ -18,10 +18,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from academy.videos import services, storage
-from academy.videos.jobs import VideoJob
 from academy.videos.models import Video
-from jobbox.readers import JobNotFound, read_job
-from jobbox.views import JobboxAPIView, JobStatusAPIView
+from academy.videos.tracking import VideoTracking
+from jobbox import CachedAuthAPIView, JobNotFound, JobStatusAPIView, read_job
 
 # The multipart envelope and the title around the file; a body larger than the file limit
 # plus this is refused before it is read.
@@ -40,7 +39,7 @@ def _bad_request(detail: str) -> Response:
     return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
-class VideoUploadView(JobboxAPIView):
+class VideoUploadView(CachedAuthAPIView):
     """POST /api/videos/ (multipart `file`, `title`) → 201 with the UPLOADED video."""
 
     parser_classes: ClassVar[list[type]] = [MultiPartParser]
@@ -67,7 +66,7 @@ class VideoUploadView(JobboxAPIView):
             )
         except services.VideoRejected as exc:
             return _bad_request(str(exc))
-        job = VideoJob()
+        job = VideoTracking()
         return Response(job.render(job.snapshot_fields(video), None),
                         status=status.HTTP_201_CREATED)
 
@@ -78,7 +77,7 @@ class VideoDetailView(JobStatusAPIView):
     kind = "video"
 
 
-class VideoHLSFileView(JobboxAPIView):
+class VideoHLSFileView(CachedAuthAPIView):
     """GET /api/videos/<id>/hls/<file> — a READY video's playlists and segments, its tenant only.
 
     The status check is jobbox's Redis-first read, so serving a segment costs no SQL.

@@ -19,7 +19,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
-from jobbox.auth import principal_for_request
+from jobbox import principal_for_request
 
 DEFAULT_LANGUAGE = "ko"
 # The AI job type the score-sheet form sends (the AI jobs API's contract).

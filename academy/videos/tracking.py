@@ -4,11 +4,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from academy.videos.models import Video
-from jobbox.progress import Progress
-from jobbox.registry import TrackedJob
+from jobbox import Progress, TrackedJob
 
 
-class VideoJob(TrackedJob):
+class VideoTracking(TrackedJob):
     kind = "video"
     model = Video
     status_namespace = "video"  # video:{id}:status

@@ -2,7 +2,7 @@
 
 DESIGN.md, "Redis layout" (the per-user job-box index) and invariant 1. A sorted set per
 (tenant, owner) holds references to jobs, scored by their last change. The snapshot writer
-(`jobbox.writers.store_snapshot`, `lua/store_snapshot.lua`) keeps it current in the same
+(`jobbox.write.store_snapshot`, `lua/store_snapshot.lua`) keeps it current in the same
 atomic step that stores a snapshot; `lua/read_jobbox.lua` reads the index and every job's
 snapshot and progress at once, dropping references whose snapshot has expired. A missing
 index is rebuilt from the database with one bounded query per registered job kind
@@ -21,13 +21,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from jobbox import conf, keys, registry, snapshots
+from jobbox import conf, keys, registry
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import JOBBOX_READS
-from jobbox.progress import Progress
+from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import TrackedJob, UnknownJobKind
 from jobbox.scripts import script
-from jobbox.snapshots import Snapshot
+from jobbox.write import box_index_ttl_seconds, box_member, box_score_ms, store_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -66,39 +66,6 @@ class Box:
         return f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
 
 
-def member_of(job: TrackedJob, job_id: str) -> str:
-    """The index's reference to a job: kind, id, and the job's two key names."""
-    return "\t".join([
-        job.kind, job_id,
-        keys.status_key(job.status_namespace, job_id),
-        keys.progress_key(job.progress_namespace, job_id),
-    ])
-
-
-def store_arguments(job: TrackedJob, snapshot: Snapshot) -> list[str | int]:
-    """ARGV[6..] of lua/store_snapshot.lua for a snapshot with an owner."""
-    return [
-        member_of(job, snapshot.job_id), _score_ms(job, snapshot), _index_ttl_seconds(),
-        conf.get("JOBBOX_MAX_JOBS"), conf.get("EVENT_STREAM_MAXLEN"),
-        snapshot.tenant, snapshot.owner or "", snapshot.kind, snapshot.job_id,
-    ]
-
-
-def _score_ms(job: TrackedJob, snapshot: Snapshot) -> int:
-    """The index score: ms of the row's last change; -1 for a finished job too old for a box
-    (a read-through fill of a job that ended long ago must not bring it back)."""
-    now = timezone.now()
-    changed = job.changed_at(snapshot.fields) or now
-    if snapshot.terminal and changed < now - timedelta(seconds=snapshot.ttl_seconds):
-        return -1
-    return int(min(changed, now).timestamp() * 1000)
-
-
-def _index_ttl_seconds() -> int:
-    # As long as a running job's snapshot lives: an index idle for longer is rebuilt.
-    return int(conf.get("RUNNING_TTL_SECONDS"))
-
-
 def read_box(*, tenant: str, owner: str) -> Box:
     """The person's box: one Redis round trip and no SQL when the index exists; on a miss,
     one bounded query per job kind rebuilds it. Raises `RedisUnavailable`."""
@@ -118,7 +85,7 @@ def read_box(*, tenant: str, owner: str) -> Box:
 def read_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of lua/read_jobbox.lua (shared with the async reader of the stream)."""
     finished_before = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
-    return ([keys.jobbox_index_key(tenant, owner), keys.jobbox_events_key()],
+    return ([keys.box_index_key(tenant, owner), keys.events_key()],
             [COMPLETE_MARKER, conf.get("JOBBOX_MAX_JOBS"),
              int(finished_before.timestamp() * 1000)])
 
@@ -151,26 +118,14 @@ def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes,
         job = registry.get(kind)
     except UnknownJobKind:
         return None
-    snapshot = snapshots.decode(raw_snapshot, kind=kind, job_id=job_id)
+    snapshot = decode_snapshot(raw_snapshot, kind=kind, job_id=job_id)
     if snapshot is None or snapshot.tenant != tenant or snapshot.owner != owner:
         return None
-    progress = progress_from_json(raw_progress)
+    progress = Progress.from_json_pairs(raw_progress)
     changed = job.changed_at(snapshot.fields)
     return BoxEntry(kind=kind, job_id=job_id,
                     changed_ms=int(changed.timestamp() * 1000) if changed else 0,
                     representation=job.render(snapshot.fields, progress))
-
-
-def progress_from_json(raw: bytes | str) -> Progress | None:
-    """The progress hash as Lua's cjson encoded HGETALL's flat list (an empty one is `{}`)."""
-    try:
-        flat = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(flat, list) or len(flat) % 2:
-        return None
-    return Progress.from_hash({str(k).encode(): str(v).encode()
-                               for k, v in zip(flat[::2], flat[1::2], strict=True)})
 
 
 def box_from_database(*, tenant: str, owner: str) -> Box:
@@ -182,7 +137,7 @@ def box_from_database(*, tenant: str, owner: str) -> Box:
         rows = job.recent_for_owner(tenant=tenant, owner=owner, since=since,
                                     limit=conf.get("JOBBOX_MAX_JOBS"))
         for instance in rows:
-            snapshot = snapshots.from_instance(job, instance)
+            snapshot = job.snapshot_of(instance)
             changed = job.changed_at(snapshot.fields)
             entries.append(BoxEntry(
                 kind=job.kind, job_id=snapshot.job_id,
@@ -199,24 +154,22 @@ def _text(value: bytes | str) -> str:
 def rebuild(*, tenant: str, owner: str) -> int:
     """Rebuild a person's index from the database: one bounded query per job kind. Snapshots
     are stored through the usual compare-and-set (never over a newer one). Returns the count."""
-    from jobbox.writers import store_snapshot
-
     since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
     limit = conf.get("JOBBOX_MAX_JOBS")
     found: list[tuple[TrackedJob, Snapshot]] = []
     for job in registry.all_jobs():
         for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since, limit=limit):
-            found.append((job, snapshots.from_instance(job, instance)))
-    index_key = keys.jobbox_index_key(tenant, owner)
+            found.append((job, job.snapshot_of(instance)))
+    index_key = keys.box_index_key(tenant, owner)
     with redis_errors():
         # Added to what is there, never replacing it: a transition that committed after the
         # query above has already added itself.
         pipe = get_redis().pipeline(transaction=True)
         pipe.zadd(index_key, {COMPLETE_MARKER: float("inf")})
         for job, snapshot in found:
-            score = _score_ms(job, snapshot)
-            pipe.zadd(index_key, {member_of(job, snapshot.job_id): max(score, 0)})
-        pipe.expire(index_key, _index_ttl_seconds())
+            score = box_score_ms(job, snapshot)
+            pipe.zadd(index_key, {box_member(job, snapshot.job_id): max(score, 0)})
+        pipe.expire(index_key, box_index_ttl_seconds())
         pipe.execute()
     for _, snapshot in found:
         # Only fills snapshots Redis lacks: the compare-and-set keeps any newer one.

@@ -13,9 +13,7 @@ from typing import Any
 
 from academy.ai import conf
 from academy.ai.models import AIJobModel
-from jobbox import large_fields
-from jobbox.progress import Progress
-from jobbox.registry import InvalidJobId, TrackedJob
+from jobbox import InvalidJobId, Progress, TrackedJob, large_fields
 
 # What `secrets.token_urlsafe` produces, no shorter than a guess-proof id and no longer than
 # jobbox.keys accepts.
@@ -24,7 +22,7 @@ JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 KIND = "ai_job"
 
 
-class AIJobTracked(TrackedJob):
+class AIJobTracking(TrackedJob):
     kind = KIND
     model = AIJobModel
     status_namespace = "job"  # job:{id}:status
@@ -51,6 +49,7 @@ class AIJobTracked(TrackedJob):
         large_fields.pack(
             fields, "result", canonical(instance.result), kind=KIND, job_id=instance.job_id,
             version=instance.version, max_bytes=conf.get("RESULT_INLINE_MAX_BYTES"),
+            window_seconds=conf.get("RESULT_WINDOW_SECONDS"),
         )
         return fields
 

@@ -2,42 +2,44 @@
 
 Django's session auth and DRF's token auth each read the database on every request. Here a
 token or a session resolves to a `Principal` (user and tenant) cached in Redis, filled from
-the database on a miss and deleted by signals whenever the token, the user or the user's
-membership changes. Sessions themselves live in signed cookies (no store to read); the
-cookie's session hash is checked against the cached one, so a password change still ends
-old sessions.
+the database on a miss and deleted whenever the token, the user or the user's membership
+changes (`jobbox.auth.invalidation`). Sessions themselves live in signed cookies (no store
+to read); the cookie's session hash is checked against the cached one, so a password change
+still ends old sessions.
 
 While Redis is unavailable, principals come from the database through a per-process cache
-(`jobbox.localcache`, PRINCIPAL_FALLBACK_SECONDS), so authentication too costs at most one
-read per principal per interval, not one per request (DESIGN.md, invariant 6). A cached
+(`jobbox.caches.principals`, PRINCIPAL_FALLBACK_SECONDS), so authentication too costs at most
+one read per principal per interval, not one per request (DESIGN.md, invariant 6). A cached
 value that does not parse is garbage: a miss, replaced, never an "unknown token".
+
+The `Authorization` header is read here and nowhere else: `Token <key>` (the keyword in any
+case, as DRF reads it) names a token; any other value is malformed and names nobody, and a
+request that carries the header is never authenticated by its session instead.
 """
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from django.apps import apps
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.db import transaction
-from django.db.models import Model, signals
+from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
-from rest_framework import authentication, exceptions
 
-from jobbox import conf, keys
-from jobbox.client import RedisUnavailable, breaker_bypassed, get_redis, redis_errors
-from jobbox.localcache import FallbackCache
+from jobbox import caches, conf, keys
+from jobbox.caches import Flights
+from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import PRINCIPAL_READS
-from jobbox.singleflight import Flights
 
 logger = logging.getLogger(__name__)
 
 # A bad token is remembered briefly so a client retrying it does not read the DB each time.
 UNKNOWN_TOKEN_TTL_SECONDS = 60
+# Longest token key looked up: DRF's keys are 40 hex characters; anything far longer is noise.
+TOKEN_MAX_CHARS = 128
 _UNKNOWN = "null"
 _GARBAGE = object()
 
@@ -62,34 +64,40 @@ class Principal:
             is_superuser=self.is_superuser,
         )
         user._state.adding = False
-        user._jobbox_principal = self
         return user
-
-
-# Principals (None: unknown) read from the database while Redis is unavailable, by cache key.
-_fallback_principals: "FallbackCache[Principal | None]" = FallbackCache(
-    "PRINCIPAL_FALLBACK_SECONDS"
-)
 
 
 _principal_fills: "Flights[Principal | None]" = Flights()
 
 
-def principal_of(user: object) -> Principal | None:
-    return getattr(user, "_jobbox_principal", None)
+def has_authorization_header(request: HttpRequest) -> bool:
+    return bool(request.META.get("HTTP_AUTHORIZATION", "").strip())
 
 
-def principal_for_request(request: HttpRequest) -> Principal | None:
-    """The request's principal from its `Authorization: Token` header or its session; memoized."""
+def token_in_header(request: HttpRequest) -> str | None:
+    """The key of a well-formed `Authorization: Token <key>` header, else None."""
+    parts = request.META.get("HTTP_AUTHORIZATION", "").split()
+    if len(parts) != 2 or parts[0].lower() != "token":
+        return None
+    key = parts[1]
+    if not key.isascii() or not key.isalnum() or len(key) > TOKEN_MAX_CHARS:
+        return None
+    return key
+
+
+def principal_for_request(request: Any) -> Principal | None:
+    """The principal of a request (Django's or DRF's): from its `Authorization` header if it
+    has one, else from its session. Resolved once per request and kept on it."""
+    request = getattr(request, "_request", request)  # a DRF Request wraps Django's
     if not hasattr(request, "_jobbox_principal"):
         request._jobbox_principal = _resolve_request(request)
     return request._jobbox_principal
 
 
 def _resolve_request(request: HttpRequest) -> Principal | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "").split()
-    if len(header) == 2 and header[0].lower() == "token":
-        return principal_for_token(header[1])
+    if has_authorization_header(request):
+        token = token_in_header(request)
+        return principal_for_token(token) if token else None
     session = getattr(request, "session", None)
     if session is None or SESSION_KEY not in session:
         return None
@@ -104,7 +112,7 @@ def _resolve_request(request: HttpRequest) -> Principal | None:
 
 
 def principal_for_token(token: str) -> Principal | None:
-    if not token.isascii() or not token.isalnum() or len(token) > 128:
+    if not token.isascii() or not token.isalnum() or len(token) > TOKEN_MAX_CHARS:
         return None
     return _cached(keys.token_principal_key(token), lambda: _load_token(token))
 
@@ -123,7 +131,7 @@ def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
     except RedisUnavailable:
         # At most one database read per principal per interval in this process, however
         # many requests arrive while Redis is away (DESIGN.md, invariant 6).
-        principal, loaded = _fallback_principals.get_or_load(key, load)
+        principal, loaded = caches.principals.get_or_load(key, load)
         PRINCIPAL_READS.labels("db_fallback" if loaded else "fallback_cache").inc()
         return principal
     if raw is not None and not isinstance(raw, Exception):
@@ -192,96 +200,3 @@ def _principal_from_user(user: Model) -> Principal:
     )
 
 
-# --- DRF authentication classes -------------------------------------------------------------
-
-
-class CachedTokenAuthentication(authentication.TokenAuthentication):
-    """`Authorization: Token <key>`, resolved through the principal cache."""
-
-    def authenticate(self, request):  # noqa: ANN001, ANN201 - DRF's signature
-        if authentication.get_authorization_header(request).split()[:1] != [b"Token"]:
-            return None
-        principal = principal_for_request(request._request)
-        if principal is None or not principal.is_active:
-            raise exceptions.AuthenticationFailed("Invalid token.")
-        return principal.as_user(), None
-
-
-class CachedSessionAuthentication(authentication.SessionAuthentication):
-    """Session login (the web page), resolved through the principal cache; CSRF enforced."""
-
-    def authenticate(self, request):  # noqa: ANN001, ANN201 - DRF's signature
-        principal = principal_for_request(request._request)
-        if principal is None or not principal.is_active:
-            return None
-        self.enforce_csrf(request)
-        return principal.as_user(), None
-
-
-# --- Invalidation ---------------------------------------------------------------------------
-
-
-def invalidate_user(user_id: int) -> None:
-    """Forget a user's cached principal and their tokens', now and again after commit."""
-    keys_to_delete = [keys.user_principal_key(user_id)]
-    if apps.is_installed("rest_framework.authtoken"):
-        from rest_framework.authtoken.models import Token
-
-        tokens = Token.objects.filter(user_id=user_id).values_list("key", flat=True)
-        keys_to_delete += [keys.token_principal_key(t) for t in tokens]
-    _delete_now_and_on_commit(keys_to_delete)
-
-
-def invalidate_token(token: str) -> None:
-    _delete_now_and_on_commit([keys.token_principal_key(token)])
-
-
-def _delete_now_and_on_commit(names: list[str]) -> None:
-    # Now, so this transaction's own reads see the change; after commit, so a concurrent
-    # request that re-cached the old row in between is corrected.
-    _delete(names)
-    transaction.on_commit(lambda: _delete(names))
-
-
-# Invalidations are rare and matter for security: tried this often whatever the breaker says.
-INVALIDATE_ATTEMPTS = 3
-INVALIDATE_RETRY_PAUSE_SECONDS = 0.05
-
-
-def _delete(names: list[str]) -> None:
-    for name in names:
-        _fallback_principals.discard(name)  # this process's outage copies, too
-    for attempt in range(1, INVALIDATE_ATTEMPTS + 1):
-        try:
-            with breaker_bypassed(), redis_errors():
-                get_redis().delete(*names)
-            return
-        except RedisUnavailable:
-            if attempt < INVALIDATE_ATTEMPTS:
-                time.sleep(INVALIDATE_RETRY_PAUSE_SECONDS * attempt)
-    logger.warning("jobbox: could not invalidate %d cached principals; PRINCIPAL_TTL_SECONDS "
-                   "bounds them", len(names))
-
-
-def connect_invalidation_signals() -> None:
-    def on_user_change(sender: type[Model], instance: Model, **_: object) -> None:
-        invalidate_user(instance.pk)
-
-    def on_member_change(sender: type[Model], instance: Model, **_: object) -> None:
-        invalidate_user(instance.user_id)
-
-    def on_token_change(sender: type[Model], instance: Model, **_: object) -> None:
-        invalidate_token(instance.key)
-
-    watched: list[tuple[type[Model], Callable[..., None]]] = [
-        (get_user_model(), on_user_change),
-        *((apps.get_model(name), on_member_change) for name in conf.get("PRINCIPAL_MODELS")),
-    ]
-    if apps.is_installed("rest_framework.authtoken"):
-        from rest_framework.authtoken.models import Token
-
-        watched.append((Token, on_token_change))
-    for model, handler in watched:
-        for signal in (signals.post_save, signals.post_delete):
-            signal.connect(handler, sender=model, weak=False,
-                           dispatch_uid=f"jobbox-principal-{model._meta.label}-{id(signal)}")

@@ -1,0 +1,132 @@
+"""What Redis holds for a job, and its encoding: the status snapshot and the progress.
+
+A snapshot is the job's durable fields as the database has them at one row version, plus
+the tenant (checked on every cache hit) and the owner (for the job box). The database path
+builds the very same snapshot (`TrackedJob.snapshot_of`), so both paths render byte-for-byte
+the same JSON (DESIGN.md, invariant 4). Progress lives in Redis only (invariant 9).
+
+A leaf: this module imports nothing of jobbox but its settings.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jobbox import conf
+
+# Bumped when the stored shape changes; a snapshot of another format reads as a miss.
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    kind: str
+    job_id: str
+    tenant: str
+    owner: str | None
+    version: int
+    status: str
+    terminal: bool
+    fields: dict[str, Any]
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "f": FORMAT,
+                "kind": self.kind,
+                "id": self.job_id,
+                "tenant": self.tenant,
+                "owner": self.owner,
+                "version": self.version,
+                "status": self.status,
+                "terminal": self.terminal,
+                "fields": self.fields,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @property
+    def ttl_seconds(self) -> int:
+        return conf.get("TERMINAL_TTL_SECONDS" if self.terminal else "RUNNING_TTL_SECONDS")
+
+
+def decode_snapshot(raw: bytes | str, *, kind: str, job_id: str) -> Snapshot | None:
+    """Parse a stored snapshot; garbage, another format or another job's reads as a miss."""
+    try:
+        doc = json.loads(raw)
+        snapshot = Snapshot(
+            kind=doc["kind"],
+            job_id=doc["id"],
+            tenant=doc["tenant"],
+            owner=doc["owner"],
+            version=doc["version"],
+            status=doc["status"],
+            terminal=doc["terminal"],
+            fields=doc["fields"],
+        )
+    except (ValueError, TypeError, KeyError):
+        return None
+    well_formed = (
+        doc.get("f") == FORMAT
+        and snapshot.kind == kind
+        and snapshot.job_id == job_id
+        and isinstance(snapshot.tenant, str)
+        and type(snapshot.version) is int
+        and isinstance(snapshot.fields, dict)
+        and isinstance(snapshot.terminal, bool)
+    )
+    return snapshot if well_formed else None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    percent: int
+    step_index: int | None = None
+    step_total: int | None = None
+    step_name: str | None = None
+    step_percent: int | None = None
+    updated_at: float | None = None
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[bytes, bytes]) -> "Progress | None":
+        """Parse a stored hash; anything malformed reads as "no progress", never an error."""
+        if not raw:
+            return None
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        try:
+            return cls(
+                percent=clamp_percent(fields["percent"]),
+                step_index=_optional_int(fields.get("step_index")),
+                step_total=_optional_int(fields.get("step_total")),
+                step_name=fields.get("step_name") or None,
+                step_percent=_optional_percent(fields.get("step_percent")),
+                updated_at=float(fields["updated_at"]) if fields.get("updated_at") else None,
+            )
+        except (KeyError, ValueError, UnicodeDecodeError):
+            return None
+
+    @classmethod
+    def from_json_pairs(cls, raw: bytes | str) -> "Progress | None":
+        """The hash as Lua's cjson encodes HGETALL's flat list (an empty one is `{}`)."""
+        try:
+            flat = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(flat, list) or len(flat) % 2:
+            return None
+        return cls.from_hash({str(k).encode(): str(v).encode()
+                              for k, v in zip(flat[::2], flat[1::2], strict=True)})
+
+
+def clamp_percent(value: float | str) -> int:
+    return max(0, min(100, int(float(value))))
+
+
+def _optional_int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def _optional_percent(value: str | None) -> int | None:
+    return clamp_percent(value) if value not in (None, "") else None

@@ -1,0 +1,130 @@
+"""The read path: Redis first (status and progress in one round trip), the database on a miss.
+
+DESIGN.md, "Data flow" and invariants 5-7: a hit answers with zero SQL; a miss is filled
+once, across threads, processes and hosts (`jobbox.fill`). While Redis is unavailable (the
+breaker in `jobbox.client`), answers come from the database through a per-process copy
+(`jobbox.caches`), so the database load follows the number of jobs, not of pollers.
+Garbage in Redis is a miss: it is replaced, never served. The tenant is checked on every
+path, and another tenant's job is indistinguishable from a missing one (invariant 5).
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from jobbox import caches, keys, registry
+from jobbox.caches import Flights
+from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.fill import drop_garbage, fill_once, load_snapshot
+from jobbox.metrics import READS, SINGLE_FLIGHT_WAITS
+from jobbox.model import Progress, Snapshot, decode_snapshot
+from jobbox.registry import InvalidJobId, TrackedJob
+
+logger = logging.getLogger(__name__)
+
+# Concurrent misses of one job in this process share one claim (and at most one DB read).
+_fills: Flights[Snapshot | None] = Flights()
+
+
+class JobNotFound(LookupError):
+    """No such job for this tenant: missing, another tenant's, or an id that names nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    snapshot: Snapshot | None
+    progress: Progress | None
+    missing: bool  # a negative entry stands (and no snapshot)
+
+
+def read_job(kind: str, raw_id: str, *, tenant: str) -> dict[str, Any]:
+    """The job's representation for a request acting in `tenant`, or `JobNotFound`."""
+    job = registry.get(kind)
+    job_id = parse_job_id(job, raw_id)
+    snapshot, progress = read_snapshot(job, job_id)
+    if snapshot.tenant != tenant:
+        raise JobNotFound(job_id)
+    return job.render(snapshot.fields, progress)
+
+
+def read_cached(kind: str, job_id: str) -> tuple[Snapshot, Progress | None] | None:
+    """Redis only: the stored snapshot and progress, or None on a miss or while Redis is down."""
+    job = registry.get(kind)
+    try:
+        cached = _read_redis(job, job_id)
+    except RedisUnavailable:
+        return None
+    return (cached.snapshot, cached.progress) if cached.snapshot is not None else None
+
+
+def cached_representation(kind: str, job_id: str) -> dict[str, Any] | None:
+    """The representation Redis holds for a job (no tenant check: for trusted callers)."""
+    found = read_cached(kind, job_id)
+    return registry.get(kind).render(found[0].fields, found[1]) if found else None
+
+
+def read_snapshot(job: TrackedJob, job_id: str) -> tuple[Snapshot, Progress | None]:
+    """The job's snapshot and progress, wherever they can be had; `JobNotFound` if none."""
+    try:
+        cached = _read_redis(job, job_id)
+    except RedisUnavailable:
+        return _from_fallback(job, job_id), None
+    if cached.snapshot is not None:
+        READS.labels(job.kind, "redis").inc()
+        return cached.snapshot, cached.progress
+    if cached.missing:
+        READS.labels(job.kind, "negative").inc()
+        raise JobNotFound(job_id)
+    try:
+        snapshot, led = _fills.run((job.kind, job_id), lambda: fill_once(job, job_id))
+    except RedisUnavailable:
+        return _from_fallback(job, job_id), None
+    if not led:
+        SINGLE_FLIGHT_WAITS.labels(job.kind, "shared").inc()
+    if snapshot is None:
+        raise JobNotFound(job_id)
+    return snapshot, cached.progress
+
+
+def parse_job_id(job: TrackedJob, raw_id: str) -> str:
+    """A job id from a request, checked to be one the kind accepts and a key may hold."""
+    try:
+        job_id = job.parse_id(raw_id)
+        keys.status_key(job.status_namespace, job_id)
+    except (InvalidJobId, keys.InvalidKeyPart):
+        raise JobNotFound(raw_id) from None
+    return job_id
+
+
+def _read_redis(job: TrackedJob, job_id: str) -> _Cached:
+    with redis_errors():
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.get(keys.status_key(job.status_namespace, job_id))
+        pipe.hgetall(keys.progress_key(job.progress_namespace, job_id))
+        pipe.get(keys.missing_key(job.status_namespace, job_id))
+        # Errors of a single reply (a value of the wrong type) come back as values: garbage.
+        raw_status, raw_progress, raw_missing = pipe.execute(raise_on_error=False)
+    progress = None if isinstance(raw_progress, Exception) else Progress.from_hash(raw_progress)
+    if isinstance(raw_status, Exception):
+        # Another Redis type at the key: a miss; the fill's compare-and-set replaces it.
+        logger.warning("jobbox: %s %s: status key holds another type; replaced", job.kind, job_id)
+        return _Cached(None, progress, missing=False)
+    if raw_status is not None:
+        snapshot = decode_snapshot(raw_status, kind=job.kind, job_id=job_id)
+        if snapshot is None:
+            logger.warning("jobbox: unreadable snapshot for %s %s replaced", job.kind, job_id)
+            drop_garbage(job, job_id, raw_status)
+        return _Cached(snapshot, progress, missing=False)
+    return _Cached(None, progress, missing=raw_missing == b"1")
+
+
+def _from_fallback(job: TrackedJob, job_id: str) -> Snapshot:
+    """Redis unavailable: this process's recent copy, or one database read shared by all."""
+    snapshot, loaded = caches.job_snapshots.get_or_load(
+        (job.kind, job_id), lambda: load_snapshot(job, job_id))
+    if loaded:
+        logger.info("jobbox: Redis unavailable; %s %s read from the database", job.kind, job_id)
+    READS.labels(job.kind, "db_fallback" if loaded else "fallback_cache").inc()
+    if snapshot is None:
+        raise JobNotFound(job_id)
+    return snapshot

@@ -1,0 +1,162 @@
+"""The write path: transitions (version + 1, snapshot after commit) and progress reports.
+
+DESIGN.md, "Data flow" and invariants 2, 3 and 9: the snapshot is taken inside the
+transaction (it is exactly the state being committed) but reaches Redis only in `on_commit`,
+through a Lua compare-and-set that refuses anything not newer than what Redis holds; in the
+same atomic step the owner's job box learns of the job and a `changed` event is published.
+Progress goes to Redis only. Each script's KEYS and ARGV are built here, next to its call.
+"""
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from jobbox import caches, conf, keys, model, registry
+from jobbox.client import RedisUnavailable, get_redis, redis_errors, with_retries
+from jobbox.metrics import CACHE_WRITES
+from jobbox.model import Snapshot, clamp_percent
+from jobbox.registry import TrackedJob
+from jobbox.scripts import script
+
+logger = logging.getLogger(__name__)
+
+# A failed write after commit is retried this often before it is left to the reconciler;
+# short pauses, since the caller (a worker) waits for them.
+STORE_ATTEMPTS = 3
+STORE_RETRY_PAUSE_SECONDS = 0.05
+
+
+def save_transition(instance: models.Model, *, update_fields: Iterable[str]) -> None:
+    """Save a transition of a row the caller holds locked: version + 1, snapshot on commit."""
+    job = registry.for_model(type(instance))
+    setattr(instance, job.version_field, getattr(instance, job.version_field) + 1)
+    auto_now = [f.name for f in instance._meta.concrete_fields if getattr(f, "auto_now", False)]
+    instance.save(update_fields=sorted({*update_fields, job.version_field, *auto_now}))
+    publish_on_commit(instance)
+
+
+def publish_on_commit(instance: models.Model) -> None:
+    """Store the instance's current state in Redis once (and only if) the transaction commits."""
+    snapshot = registry.for_model(type(instance)).snapshot_of(instance)
+    transaction.on_commit(lambda: store_after_commit(snapshot), using=instance._state.db)
+
+
+def cache_committed(instance: models.Model) -> bool:
+    """Store a committed row's snapshot now (a repair or a warm-up); False if Redis is down."""
+    try:
+        return store_snapshot(registry.for_model(type(instance)).snapshot_of(instance))
+    except RedisUnavailable:
+        return False
+
+
+def store_after_commit(snapshot: Snapshot) -> bool:
+    """Store a committed transition's snapshot, retrying briefly; never raises for Redis.
+
+    Polls may have opened the breaker, but a transition's write is rare and worth its own
+    try (with the tight socket timeout), so it bypasses the breaker. A write that still
+    fails is left to the reconciler (`jobbox.reconcile`), which repairs it within the
+    README's staleness bound; meanwhile Redis holds the previous version or nothing, never
+    a wrong newer one.
+    """
+    caches.job_snapshots.discard((snapshot.kind, snapshot.job_id))
+    try:
+        return with_retries(lambda: store_snapshot(snapshot), attempts=STORE_ATTEMPTS,
+                            pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+    except RedisUnavailable as exc:
+        CACHE_WRITES.labels(snapshot.kind, "failed").inc()
+        logger.warning(
+            "jobbox: snapshot of %s %s v%s not stored in Redis (%s); left to the reconciler",
+            snapshot.kind, snapshot.job_id, snapshot.version, exc,
+        )
+        return False
+
+
+def store_snapshot(snapshot: Snapshot) -> bool:
+    """Compare-and-set: True if stored, False if Redis already holds this version or a newer one.
+
+    Used by transitions (after commit), read-through fills and repairs (of committed rows).
+    Raises `RedisUnavailable`. KEYS and ARGV as `lua/store_snapshot.lua` documents them.
+    """
+    job = registry.get(snapshot.kind)
+    queued = not snapshot.terminal and snapshot.status not in job.running_statuses
+    script_keys = [
+        keys.status_key(job.status_namespace, snapshot.job_id),
+        keys.progress_key(job.progress_namespace, snapshot.job_id),
+    ]
+    args: list[str | int] = [snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
+                             "clear" if queued else "keep", model.FORMAT]
+    if snapshot.owner is not None:
+        script_keys += [keys.box_index_key(snapshot.tenant, snapshot.owner), keys.events_key()]
+        args += [
+            box_member(job, snapshot.job_id), box_score_ms(job, snapshot),
+            box_index_ttl_seconds(), conf.get("JOBBOX_MAX_JOBS"),
+            conf.get("EVENT_STREAM_MAXLEN"),
+            snapshot.tenant, snapshot.owner, snapshot.kind, snapshot.job_id,
+        ]
+    with redis_errors():
+        stored = script("store_snapshot", get_redis())(keys=script_keys, args=args)
+    CACHE_WRITES.labels(snapshot.kind, "stored" if stored else "stale").inc()
+    return bool(stored)
+
+
+def box_member(job: TrackedJob, job_id: str) -> str:
+    return keys.box_member(job.kind, job_id, status_namespace=job.status_namespace,
+                           progress_namespace=job.progress_namespace)
+
+
+def box_score_ms(job: TrackedJob, snapshot: Snapshot) -> int:
+    """A job's score in its owner's box: ms of the row's last change; -1 for a finished job
+    too old for a box (a read-through fill of a job that ended long ago must not bring it
+    back)."""
+    now = timezone.now()
+    changed = job.changed_at(snapshot.fields) or now
+    if snapshot.terminal and changed < now - timedelta(seconds=snapshot.ttl_seconds):
+        return -1
+    return int(min(changed, now).timestamp() * 1000)
+
+
+def box_index_ttl_seconds() -> int:
+    # As long as a running job's snapshot lives: an index idle for longer is rebuilt.
+    return int(conf.get("RUNNING_TTL_SECONDS"))
+
+
+def report_progress(
+    kind: str,
+    job_id: str,
+    *,
+    percent: float,
+    step_index: int | None = None,
+    step_total: int | None = None,
+    step_name: str | None = None,
+    step_percent: float | None = None,
+) -> bool:
+    """Record a running job's progress (Redis only) and keep its snapshot alive (the seed's
+    "2 h, refreshed by progress"); False when the job already ended (a late report changes
+    nothing). Raises `RedisUnavailable`: progress is best effort, the caller decides whether
+    to care. KEYS and ARGV as `lua/report_progress.lua` documents them."""
+    job = registry.get(kind)
+    pairs: list[str | int] = ["updated_at", repr(time.time())]
+    for name, value in (
+        ("step_index", step_index),
+        ("step_total", step_total),
+        ("step_name", step_name),
+        ("step_percent", None if step_percent is None else clamp_percent(step_percent)),
+    ):
+        if value is not None:
+            pairs += [name, value]
+    with redis_errors():
+        stored = script("report_progress", get_redis())(
+            keys=[
+                keys.status_key(job.status_namespace, job_id),
+                keys.progress_key(job.progress_namespace, job_id),
+                keys.events_key(),
+            ],
+            args=[conf.get("RUNNING_TTL_SECONDS"), clamp_percent(percent),
+                  conf.get("PROGRESS_EVENT_INTERVAL_MS"), conf.get("EVENT_STREAM_MAXLEN"),
+                  *pairs],
+        )
+    return bool(stored)
