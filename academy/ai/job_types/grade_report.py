@@ -5,7 +5,11 @@ column then one column per subject; every following row is one student. Every ro
 validated; a bad row is reported by its row number and reason and left out of the figures,
 never a crash. The result has each valid student's total, average and rank (ties share a
 rank: 1, 2, 2, 4), each subject's count, mean, median, min, max and standard deviation, and
-the bad rows; the same tables are written to a downloadable .xlsx report.
+the bad rows; the same tables are written to a downloadable .xlsx report (styled, with a
+native chart and its statistics stated; every text cell written as text, never a formula).
+
+The sheet is read by the cells it holds (academy.ai.uploads.sheet_rows), not the dimension it
+declares (DESIGN.md, invariant 10).
 """
 
 import io
@@ -277,7 +281,8 @@ def write_report(
 ) -> bytes:
     """The styled .xlsx: Students, Subjects (with its chart and the statistics stated), Bad rows.
 
-    Write-only, so a 10,000-row report costs one row of cells at a time, not the whole grid.
+    Write-only: openpyxl streams each row's cells to the file as it is appended, so a
+    10,000-row report holds the values, never a grid of styled cells.
     """
     workbook = openpyxl.Workbook(write_only=True)
     student_rows = [[e["student"], *(e["scores"][s] for s in subjects), e["total"],
