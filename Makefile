@@ -44,10 +44,12 @@ $(MESSAGES): $(WEB)/locale/ko/LC_MESSAGES/django.po $(VENV)/.installed
 		--pythonpath=$(CURDIR) -l ko
 messages: $(MESSAGES)
 
-# The browser tests drive Debian's Chromium (never a browser Playwright downloads).
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads), with
+# Debian's Noto CJK fonts so the Korean page shows Hangul, not boxes, in its screenshots.
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium fonts-noto-cjk; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -2,23 +2,45 @@
 
 Starts a private Redis (unless `REDIS_URL` is set), migrates the database (SQLite under
 .run/ unless `DATABASE_URL` is set), creates the demo tenants, then serves the API at
-http://127.0.0.1:$PORT (8000), runs the Celery worker (with beat) and prints tokens and a
-curl line to try.
+http://127.0.0.1:$PORT (8000), runs the Celery worker (with beat) and prints tokens, a
+metrics token and curl lines to try.
+
+One instance per folder: it holds `.run/run.lock` while it runs and describes itself in
+`.run/run.json` (address, Redis), so a second `make run` refuses before it prints anything
+secret or touches a file, and `manage.py` in another shell finds the running one's Redis
+(academy.embedded.redis_url). On its way out it removes only the files it created.
 """
 
 import contextlib
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from academy.embedded import URL_FILE_NAME, RedisServer
+from academy.embedded import (
+    RUN_DIR_VARIABLE,
+    URL_FILE_NAME,
+    RedisServer,
+    hold_run_lock,
+    read_state,
+    write_state,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-RUN_DIR = BASE_DIR / ".run"
 PYTHON = sys.executable
+METRICS_TOKEN_FILE_NAME = "metrics.token"
+# 32 random bytes: as strong as the session secret, and kept between runs so a scraper set up
+# once keeps working.
+METRICS_TOKEN_BYTES = 32
+
+
+def run_dir() -> Path:
+    """`.run/` beside the code; JOBBOX_RUN_DIR moves the lock and state (for tests)."""
+    return Path(os.environ.get(RUN_DIR_VARIABLE) or BASE_DIR / ".run")
 
 
 def manage(*args: str) -> str:
@@ -29,43 +51,102 @@ def manage(*args: str) -> str:
 
 
 def main() -> int:
-    RUN_DIR.mkdir(exist_ok=True)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
+    folder = run_dir()
     port = os.environ.get("PORT", "8000")
-    url_file = RUN_DIR / URL_FILE_NAME
+    address = f"http://127.0.0.1:{port}"
+    lock = hold_run_lock(folder)
+    if lock is None:
+        return _refuse_second_instance(folder)
+    if not _port_free(int(port)):
+        lock.close()
+        print(f"Port {port} is in use by another program: stop it, or run on another port "
+              f"(PORT=8001 make run).", file=sys.stderr)
+        return 1
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
+    os.environ.setdefault("METRICS_TOKEN", metrics_token(folder))
+    created: list[Path] = []
     redis_server = None
-    if not os.environ.get("REDIS_URL"):
-        redis_server = RedisServer(data_dir=RUN_DIR / "redis").start()
-        os.environ["REDIS_URL"] = redis_server.url
-        url_file.write_text(redis_server.url)  # so `manage.py ...` in another shell finds it
     children: list[subprocess.Popen[bytes]] = []
     try:
+        if not os.environ.get("REDIS_URL"):
+            redis_server = RedisServer(data_dir=folder / "redis").start()
+            os.environ["REDIS_URL"] = redis_server.url
+            url_file = folder / URL_FILE_NAME
+            url_file.write_text(redis_server.url)  # for older tools that read it
+            created.append(url_file)
+        created.append(write_state(folder, pid=os.getpid(), address=address,
+                                   redis_url=os.environ["REDIS_URL"]))
         manage("migrate", "--noinput")
         _print_welcome(json.loads(manage("bootstrap_demo")), port)
+        children = _start_children(port, folder)
+        return _wait(children)
+    finally:
+        _stop(children)
+        if redis_server:
+            redis_server.stop()
+        for path in created:
+            path.unlink(missing_ok=True)
+        lock.close()
+
+
+def _refuse_second_instance(folder: Path) -> int:
+    state = read_state(folder) or {}
+    where = state.get("address", "an unknown address")
+    print(f"Jobbox is already running here at {where} (pid {state.get('pid', '?')}), started "
+          f"by `make run` in another shell. Use that one, or stop it (Ctrl-C there) first.",
+          file=sys.stderr)
+    return 1
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def metrics_token(folder: Path) -> str:
+    """The token `/metrics` asks for (JOBBOX["METRICS_TOKEN"]), made once, kept readable by
+    its owner only."""
+    path = folder / METRICS_TOKEN_FILE_NAME
+    with contextlib.suppress(FileNotFoundError):
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(METRICS_TOKEN_BYTES)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token)
+    return token
+
+
+def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
+    return [
         # One origin for the page, the API and the event stream: uvicorn serves the whole
         # ASGI app here; production splits the stream off to uvicorn and keeps polls on
         # gunicorn's sync path (README, "Job box: serving").
-        children.append(subprocess.Popen(
+        subprocess.Popen(
             [PYTHON, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
              "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3"],
             cwd=BASE_DIR,
-        ))
+        ),
         # The worker, with the periodic scheduler (beat) embedded: one process to run here.
-        children.append(subprocess.Popen(
+        subprocess.Popen(
             [PYTHON, "-m", "celery", "-A", "academy", "worker", "--beat", "--loglevel", "INFO",
-             "--concurrency", "2", "--schedule", str(RUN_DIR / "celerybeat-schedule")],
+             "--concurrency", "2", "--schedule", str(folder / "celerybeat-schedule")],
             cwd=BASE_DIR,
-        ))
-        return _wait(children)
-    finally:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                child.terminate()
-        for child in children:
-            child.wait()
-        if redis_server:
-            url_file.unlink(missing_ok=True)
-            redis_server.stop()
+        ),
+    ]
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            child.terminate()
+    for child in children:
+        child.wait()
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> int:
@@ -96,11 +177,12 @@ def _print_welcome(demo: dict, port: str) -> None:
     token = demo["tenants"][0]["users"][0]["token"]
     slug = demo["tenants"][0]["slug"]
     print(f"\nStart some jobs:  .venv/bin/python manage.py simulate_jobs --tenant {slug} "
-          f"--videos 3 --seconds 60")
-    print(f"Poll one:         curl -s -H 'Authorization: Token {token}' {base}/api/videos/1/\n",
-          flush=True)
+          f"--videos 3 --ai 2 --seconds 60 --background")
+    print(f"Poll one:         curl -s -H 'Authorization: Token {token}' {base}/api/videos/1/")
     print(f"Grade a sheet:    curl -s -H 'Authorization: Token {token}' -F file=@scores.xlsx "
-          f"-F job_type=excel.grade_report {base}/api/ai/jobs/\n", flush=True)
+          f"-F job_type=excel.grade_report {base}/api/ai/jobs/")
+    print(f"Metrics:          curl -s -H 'Authorization: Bearer {os.environ['METRICS_TOKEN']}' "
+          f"{base}/metrics\n", flush=True)
 
 
 if __name__ == "__main__":

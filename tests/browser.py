@@ -5,6 +5,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -17,6 +18,11 @@ CHROMIUM_ARGS = [
 ]
 # How long a page may take to show what a test waits for (not a speed assertion).
 PAGE_WAIT_MS = 30_000
+# Screenshots of the key screens, kept after the run for a person to look at (gitignored).
+SCREENSHOTS = Path(os.environ.get("JOBBOX_SCREENSHOTS")
+                   or Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots")
+# A desktop window: the width a teacher's laptop shows the report at.
+VIEWPORT = {"width": 1280, "height": 900}
 
 
 def require_chromium() -> None:
@@ -39,6 +45,7 @@ def browsers() -> Iterator:
             folders.append(folder)
             context = playwright.chromium.launch_persistent_context(
                 folder, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                viewport=VIEWPORT,
             )
             context.set_default_timeout(PAGE_WAIT_MS)
             contexts.append(context)
@@ -65,3 +72,11 @@ def sign_in(context, base: str, username: str, password: str):
     page.click("#login-form button[type=submit]")
     page.wait_for_url(f"{base}/")
     return page
+
+
+def screenshot(page, name: str) -> Path:
+    """The whole page as a PNG under SCREENSHOTS (kept), for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

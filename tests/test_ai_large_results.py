@@ -1,6 +1,9 @@
-"""A result too large for the Redis snapshot: kept out of Redis, read from the database at
-most once per window per process (never once per poll), the same JSON on every path."""
+"""A result too large to carry whole: a poll and the box carry its summary and the links to
+its pages (the full result read page by page, tenant-checked); a summary still too large for
+the Redis snapshot is read from the database at most once per window per process (never once
+per poll), the same JSON on every path."""
 
+import json
 import threading
 import time
 
@@ -10,13 +13,22 @@ from prometheus_client import REGISTRY
 from academy.ai import conf
 from jobbox import large_fields
 from jobbox.caches import LargeValueCache
-from tests.ai_helpers import done_job, poll, status_key, stored_snapshot, submit
+from tests.ai_helpers import (
+    done_job,
+    poll,
+    processing_job,
+    status_key,
+    stored_snapshot,
+    submit,
+)
 from tests.helpers import outside_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 INLINE_LIMIT_BYTES = 1024
 LARGE = {"students": [{"student": f"학생 {n}", "total": n} for n in range(200)]}
+# No list to cut: its summary is itself, still over the 1 KiB limit of these tests.
+WIDE = {"comment": "학생 " * 400}
 
 
 def reads(source):
@@ -52,20 +64,64 @@ def test_the_default_limit_is_64_kib():
     assert conf.get("RESULT_INLINE_MAX_BYTES") == 64 * 1024
 
 
-def test_a_result_over_the_limit_stays_out_of_redis_and_one_under_it_rides_in(
-        alice, small_limit, clock):
-    large = done_job(alice, LARGE)
-    snapshot = stored_snapshot(large)
-    assert snapshot["fields"]["result"] is None
-    assert len(outside_redis().get(status_key(large))) < INLINE_LIMIT_BYTES
+def test_a_large_result_travels_as_a_summary_linking_to_its_pages(
+        alice, settings, django_assert_num_queries):
+    settings.AI_JOBS = {"RESULT_INLINE_MAX_BYTES": 4 * 1024}
+    job_id = done_job(alice, LARGE)
+    poll(alice, job_id)  # principal cache filled
+    with django_assert_num_queries(0):  # the summary rides in Redis
+        response = poll(alice, job_id)
+    result = response.json()["result"]
+    assert result["students"] == LARGE["students"][:conf.get("RESULT_PREVIEW_ITEMS")]
+    assert result["pages"] == {"students": {
+        "count": 200, "url": f"/api/ai/jobs/{job_id}/result/students/"}}
+    assert len(response.content) < 4 * 1024
     small = done_job(alice, {"students": [{"student": "Kim", "total": 1}]})
     assert stored_snapshot(small)["fields"]["result"] == {"students": [{"student": "Kim",
                                                                         "total": 1}]}
 
 
+def test_the_pages_hold_the_whole_result_for_its_tenant_only(alice, bob, settings):
+    settings.AI_JOBS = {"RESULT_INLINE_MAX_BYTES": 4 * 1024}
+    job_id = done_job(alice, LARGE)
+    url = poll(alice, job_id).json()["result"]["pages"]["students"]["url"]
+    pages = [alice.client().get(url, {"page": n, "page_size": 64}).json() for n in (1, 2, 3, 4)]
+    assert [p["page"] for p in pages] == [1, 2, 3, 4]
+    assert {(p["count"], p["pages"], p["page_size"], p["section"]) for p in pages} == {
+        (200, 4, 64, "students")}
+    assert [item for p in pages for item in p["items"]] == LARGE["students"]
+    default = alice.client().get(url).json()
+    assert (default["page_size"], len(default["items"])) == (conf.get("RESULT_PAGE_SIZE"), 100)
+    # Out of range or not a number: clamped to what exists, never an error.
+    assert alice.client().get(url, {"page": 99, "page_size": "x"}).json()["page"] == 2
+    assert alice.client().get(url, {"page_size": 10**9}).json()["page_size"] == conf.get(
+        "RESULT_PAGE_SIZE_MAX")
+    # Another tenant's job, a missing one, a section that is not a list, a running job: 404.
+    assert bob.client().get(url).status_code == 404
+    assert alice.client().get(f"/api/ai/jobs/{'Z' * 32}/result/students/").status_code == 404
+    assert alice.client().get(f"/api/ai/jobs/{job_id}/result/nothing/").status_code == 404
+    running = processing_job(alice)
+    assert alice.client().get(f"/api/ai/jobs/{running}/result/students/").status_code == 404
+    assert alice.client().get("/api/ai/jobs/bad!/result/students/").status_code == 404
+
+
+def test_the_box_of_several_10000_row_results_stays_small(alice, settings):
+    rows = {"subjects": ["Math"], "students": [
+        {"student": f"student {n:05d}", "scores": {"Math": n % 101}, "total": n % 101}
+        for n in range(10_000)]}
+    full_bytes = len(json.dumps(rows))
+    for _ in range(3):
+        done_job(alice, rows)
+    box = alice.client().get("/api/jobbox/")
+    assert box.status_code == 200 and len(box.json()["jobs"]) == 3
+    # Each job's summary: 20 of its rows and a link, not its 10,000 rows (about 700 KB).
+    assert full_bytes > 500_000
+    assert len(box.content) < 3 * 4 * 1024
+
+
 def test_polls_of_a_large_result_read_the_database_once_per_window(
         alice, small_limit, clock, django_assert_num_queries):
-    job_id = done_job(alice, LARGE)
+    job_id = done_job(alice, WIDE)
     poll(alice, job_id)  # principal cache filled
     large_fields.cache.clear()  # a process that has not seen this job yet
     before = {source: reads(source) for source in ("db", "process")}
@@ -74,7 +130,8 @@ def test_polls_of_a_large_result_read_the_database_once_per_window(
     with django_assert_num_queries(0):
         for _ in range(20):
             again = poll(alice, job_id)
-    assert first.json()["result"] == LARGE
+    assert first.json()["result"] == WIDE
+    assert stored_snapshot(job_id)["fields"]["result"] is None  # over the limit: not in Redis
     assert again.content == first.content
     assert reads("db") - before["db"] == 1
     assert reads("process") - before["process"] == 20
@@ -92,7 +149,7 @@ def test_polls_of_a_large_result_read_the_database_once_per_window(
 
 def test_a_cold_cache_with_a_large_result_costs_one_read_and_renders_the_same_json(
         alice, small_limit, clock, django_assert_num_queries):
-    job_id = done_job(alice, LARGE)
+    job_id = done_job(alice, WIDE)
     from_redis = poll(alice, job_id)
     outside_redis().delete(status_key(job_id))
     large_fields.cache.clear()
@@ -155,8 +212,8 @@ def test_a_kept_value_expires_after_its_window():
     assert cache.get(("k", "a", "r", 1)) == (False, None)
 
 
-def test_a_worker_made_result_over_64_kib_is_served_at_one_read_per_window(
-        worker, alice, clock, django_assert_num_queries):
+def test_a_worker_made_result_over_64_kib_is_polled_as_a_summary_at_zero_sql(
+        worker, alice, django_assert_num_queries):
     from tests.ai_helpers import sheet_bytes
 
     rows = [["Student", "Korean", "Math", "English"]]
@@ -166,13 +223,19 @@ def test_a_worker_made_result_over_64_kib_is_served_at_one_read_per_window(
     while poll(alice, job_id).json()["status"] not in ("DONE", "FAILED"):
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    assert stored_snapshot(job_id)["fields"]["result"] is None  # over 64 KiB: not in Redis
-    large_fields.cache.clear()
-    with django_assert_num_queries(1):
-        body = poll(alice, job_id).json()
+    assert stored_snapshot(job_id)["fields"]["result"]["pages"]  # the summary is in Redis
     with django_assert_num_queries(0):
-        assert poll(alice, job_id).json() == body
+        response = poll(alice, job_id)
+    body = response.json()
     assert body["status"] == "DONE"
-    assert body["result"]["summary"] == {"rows": 900, "valid_rows": 900, "bad_rows": 0}
-    assert body["result"]["students"][0]["total"] == max(
+    assert len(response.content) < 64 * 1024
+    result = body["result"]
+    assert result["summary"] == {"rows": 900, "valid_rows": 900, "bad_rows": 0}
+    assert result["students"][0]["total"] == max(
         n % 101 + (n * 7) % 101 + (n * 13) % 101 for n in range(900))
+    assert result["report_url"] == f"/api/ai/jobs/{job_id}/report/"
+    students = result["pages"]["students"]
+    assert students["count"] == 900
+    page = alice.client().get(students["url"], {"page": 9}).json()
+    assert [s["rank"] for s in page["items"]] == sorted(s["rank"] for s in page["items"])
+    assert page["count"] == 900 and len(page["items"]) == 100

@@ -6,6 +6,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from academy.ai import services
+from academy.ai.models import AIJobModel
 from academy.embedded import RedisServer
 from tests.ai_helpers import (
     done_job,
@@ -18,7 +19,9 @@ from tests.helpers import outside_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FIELDS = ["job_id", "job_type", "status", "progress", "error_message", "result"]
+# The seed's fields, then what a person's job card shows: the file's name and the times.
+FIELDS = ["job_id", "job_type", "status", "progress", "error_message", "result",
+          "file_name", "created_at", "updated_at"]
 RESULT = {"students": [{"student": "김민수", "total": 271, "rank": 1}], "summary": {"rows": 1}}
 
 
@@ -28,9 +31,13 @@ def test_poll_of_pending_job_runs_no_sql(alice, django_assert_num_queries):
     with django_assert_num_queries(0):
         response = poll(alice, job_id)
     assert response.status_code == 200
-    assert response.json() == {"job_id": job_id, "job_type": "excel.grade_report",
-                               "status": "PENDING", "progress": None, "error_message": None,
-                               "result": None}
+    body = response.json()
+    assert body == {"job_id": job_id, "job_type": "excel.grade_report", "status": "PENDING",
+                    "progress": None, "error_message": None, "result": None, "file_name": None,
+                    "created_at": body["created_at"], "updated_at": body["updated_at"]}
+    row_ = AIJobModel.objects.get(job_id=job_id)
+    assert (body["created_at"], body["updated_at"]) == (row_.created_at.isoformat(),
+                                                        row_.updated_at.isoformat())
 
 
 def test_poll_of_processing_job_runs_no_sql_and_shows_named_progress(

@@ -136,10 +136,12 @@ def test_a_good_sheet_at_the_row_limit_is_stored_queued_and_answered_201(alice, 
     body = response.json()
     assert body == {"job_id": body["job_id"], "job_type": "excel.grade_report",
                     "status": "PENDING", "progress": None, "error_message": None,
-                    "result": None}
+                    "result": None, "file_name": "evil name.xlsx",
+                    "created_at": body["created_at"], "updated_at": body["updated_at"]}
     job = AIJobModel.objects.get(job_id=body["job_id"])
     assert (job.tenant_id, job.created_by_id) == (alice.tenant.pk, alice.user.pk)
-    assert job.payload == {"sheet": "Scores", "data_rows": 3}
+    # The name the person sees on the card: no folder, and never used in a path.
+    assert job.payload == {"sheet": "Scores", "data_rows": 3, "file_name": "evil name.xlsx"}
     stored = [p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file()]
     assert stored == [f"ai/uploads/{alice.tenant.pk}/{job.job_id}.xlsx"]  # not the client's name
     assert (media / stored[0]).read_bytes() == content

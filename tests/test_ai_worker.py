@@ -87,13 +87,15 @@ def test_a_worker_process_grades_a_sheet_and_every_number_checks(worker, alice, 
     assert "attachment" in download["Content-Disposition"]
     report = openpyxl.load_workbook(io.BytesIO(b"".join(download.streaming_content)))
     students = [list(r) for r in report["Students"].iter_rows(values_only=True)]
-    assert students[0] == ["Rank", "Student", "Korean", "Math", "English", "Total", "Average"]
-    assert students[1:] == [[1, "Lee", 100, 95, 85, 280, 93.33], [2, "Han", 88, 92, 80, 260, 86.67],
-                            [3, "Kim", 90, 80, 70, 240, 80], [3, "Park", 70, 80, 90, 240, 80]]
+    # The student first, the subjects in the sheet's order, then total, average and rank.
+    assert students[0] == ["Student", "Korean", "Math", "English", "Total", "Average", "Rank"]
+    assert students[1:] == [["Lee", 100, 95, 85, 280, 93.33, 1], ["Han", 88, 92, 80, 260, 86.67, 2],
+                            ["Kim", 90, 80, 70, 240, 80, 3], ["Park", 70, 80, 90, 240, 80, 3]]
     subjects = list(report["Subjects"].iter_rows(values_only=True))
     assert subjects[1] == ("Korean", 4, 87, 89, 70, 100, 10.82)
     assert [r[0] for r in report["Bad rows"].iter_rows(values_only=True)] == [
         "Row", 5, 6, 7, 8]
+    assert subjects[len(result["subject_stats"]) + 1] == (None,) * 7  # then the notes
     assert bob.client().get(result["report_url"]).status_code == 404
     assert alice.client().get(f"/api/ai/jobs/{'Z' * 32}/report/").status_code == 404
 

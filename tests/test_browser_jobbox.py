@@ -68,12 +68,12 @@ def test_a_signed_in_person_watches_a_job_reach_ready_without_reload(server, ali
     services.report_video_progress(video.pk, percent=40, step_index=2, step_total=4,
                                    step_name="transcode 360p", step_percent=60)
     row.locator(".bar[data-percent='40']").wait_for()
-    assert row.locator(".step").inner_text() == "단계 2/4: transcode 360p"
+    assert row.locator(".step").inner_text() == "단계 2/4: 360p 변환"  # the step translated
 
     services.report_video_progress(video.pk, percent=80, step_index=3, step_total=4,
                                    step_name="transcode 720p")
     row.locator(".bar[data-percent='80']").wait_for()
-    assert "transcode 720p" in row.locator(".step").inner_text()
+    assert "720p 변환" in row.locator(".step").inner_text()
 
     services.complete_video(video.pk, f"hls/{video.pk}/master.m3u8", duration=12)
     row.and_(page.locator("[data-status=READY]")).wait_for()

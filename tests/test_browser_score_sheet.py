@@ -13,7 +13,7 @@ import pytest
 
 import academy.ai.tasks  # noqa: F401 - the AI job task the worker runs
 from tests.asgi_server import serve_page_with_worker
-from tests.browser import browsers, sign_in
+from tests.browser import browsers, screenshot, sign_in
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -57,11 +57,20 @@ def test_upload_a_score_sheet_and_read_its_result_and_report(ai_service, alice):
 
         row = page.locator("li.job[data-kind=ai_job]")
         row.and_(page.locator("[data-status=DONE]")).wait_for(timeout=JOB_WAIT_MS)
+        row.locator("svg.chart").wait_for()
+        screenshot(page, "report-ko")
         assert row.locator(".status").inner_text() == "완료"
-        tables = row.locator(".result table")
-        assert tables.count() >= 2
-        assert "김민준" in row.locator(".result").inner_text()
-        link = row.locator(".result a.download")
+        assert row.locator(".title").inner_text() == "scores.xlsx"
+        assert row.locator(".percent").inner_text() == "100%"
+        # The student first, the subjects in the sheet's order, then total, average, rank.
+        assert row.locator("table.students thead th").all_inner_texts() == [
+            "학생", "Math", "English", "총점", "평균", "석차"]
+        assert row.locator("table.students tbody tr").first.locator(
+            "th, td").all_inner_texts() == ["김민준", "90", "80", "170", "85", "1"]
+        assert row.locator("svg.chart g.subject").count() == 2
+        assert row.locator(".pager").is_hidden()  # two students: one page
+        assert row.locator("details.bad-rows").count() == 0
+        link = row.locator(".actions a.download")
         assert link.inner_text() == "보고서 내려받기"
         report = page.request.get(urljoin(page.url, link.get_attribute("href")))
         assert report.status == 200

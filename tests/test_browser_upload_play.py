@@ -64,7 +64,8 @@ def test_upload_a_clip_watch_it_transcode_and_play_it(video_service, alice, clip
         row = page.locator("li.job[data-kind=video]")
         row.and_(page.locator("[data-status=READY]")).wait_for(timeout=TRANSCODE_WAIT_MS)
         assert row.locator(".title").inner_text() == "생성된 강의"
-        assert any("transcode" in step for step in page.evaluate("window.stepsSeen"))
+        # The worker's "transcode 360p" step, in the page's language.
+        assert any("변환" in step for step in page.evaluate("window.stepsSeen"))
         assert page.evaluate("window.notReloaded") is True
 
         row.locator("button.play").click()

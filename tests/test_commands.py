@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -68,3 +69,52 @@ def test_metrics_need_a_token_or_staff(client, settings):
 
 def test_healthz_answers_ok(client):
     assert client.get("/healthz").json() == {"status": "ok", "redis": "ok", "database": "ok"}
+
+
+def simulate(**options) -> list[dict]:
+    out = io.StringIO()
+    call_command("simulate_jobs", tenant="seoul-academy", stdout=out, stderr=io.StringIO(),
+                 **options)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_simulated_jobs_get_distinct_titles_and_a_ready_video_has_nothing_to_play():
+    demo = bootstrap()
+    seoul = demo_member(demo, 0)
+    first = simulate(videos=2, ai=1, seconds=0.5)
+    second = simulate(videos=2, ai=1, seconds=0.5)
+    ids = [line["id"] for line in first + second if line["kind"] == "video"]
+    titles = [poll(seoul, video_id).json()["title"] for video_id in ids]
+    assert titles == [f"Simulated lecture {n}" for n in (1, 2, 3, 4)]
+    assert {(poll(seoul, video_id).json()["status"], poll(seoul, video_id).json()["hls_path"])
+            for video_id in ids} == {("READY", None)}
+    sheets = [line["id"] for line in first + second if line["kind"] == "ai_job"]
+    names = [seoul.client().get(f"/api/ai/jobs/{job_id}/").json()["file_name"]
+             for job_id in sheets]
+    assert names == ["simulated-scores-1.xlsx", "simulated-scores-2.xlsx"]
+
+
+def test_simulate_jobs_in_the_background_returns_while_its_jobs_run(monkeypatch, settings,
+                                                                    tmp_path):
+    from conftest import test_database_url
+    from jobbox import conf
+
+    # The detached process works on this test's database and Redis, and logs beside them.
+    monkeypatch.setenv("DATABASE_URL", test_database_url())
+    monkeypatch.setenv("REDIS_URL", conf.get("REDIS_URL"))
+    settings.RUN_DIR = tmp_path
+    bootstrap()
+    err = io.StringIO()
+    out = io.StringIO()
+    call_command("simulate_jobs", tenant="seoul-academy", videos=2, ai=1, seconds=3,
+                 background=True, stdout=out, stderr=err)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    pid = int(err.getvalue().split("(pid ")[1].split(")")[0])
+    # Returned with its jobs started, not finished: they need 3 s of driving after this.
+    video_ids = [line["id"] for line in lines if line["kind"] == "video"]
+    assert set(Video.objects.filter(pk__in=video_ids).values_list("status", flat=True)) == {
+        "PROCESSING"}
+    _, status = os.waitpid(pid, 0)  # the detached driver, started by this process
+    assert os.waitstatus_to_exitcode(status) == 0, (tmp_path / "simulate_jobs.log").read_text()
+    assert set(Video.objects.filter(pk__in=video_ids).values_list("status", flat=True)) == {
+        "READY"}

@@ -23,6 +23,13 @@ DEFAULTS: dict[str, Any] = {
     # A result too large for Redis is read from the database at most once per this window per
     # process; clients poll about once a second, so 30 s turns 30 reads into one.
     "RESULT_WINDOW_SECONDS": 30,
+    # A result over the inline limit travels as a summary: each long list (students, bad rows)
+    # cut to this many items, the rest read page by page. 20 is one screen of a table.
+    "RESULT_PREVIEW_ITEMS": 20,
+    # Items per page of `GET /api/ai/jobs/<id>/result/<section>/`, and the most a client may
+    # ask for: 500 rows of 50 subjects stay around 100 KiB of JSON.
+    "RESULT_PAGE_SIZE": 100,
+    "RESULT_PAGE_SIZE_MAX": 500,
 }
 
 

@@ -1,15 +1,21 @@
 """How jobbox tracks an AI job: the seed's keys (`job:{id}:status`, `job:{id}:progress`),
 states and `JobStatusView` fields, with the result served from Redis up to a size.
 
-DESIGN.md, invariants 1 and 4: a DONE job's result rides in the snapshot when its JSON fits
-`AI_JOBS["RESULT_INLINE_MAX_BYTES"]`; a larger one is read from the database at most once
-per `RESULT_WINDOW_SECONDS` per process (jobbox.large_fields). Both paths render one shape.
+DESIGN.md, invariants 1, 4 and 10: a DONE job's result rides in the snapshot when its JSON
+fits `AI_JOBS["RESULT_INLINE_MAX_BYTES"]`. A larger one travels as a summary: each list longer
+than `RESULT_PREVIEW_ITEMS` cut to that many, with its full length and the link to its pages
+(`GET /api/ai/jobs/<id>/result/<section>/`) under `pages`, so a poll, the box and a stream
+start carry a bounded size whatever the sheet held. A summary still too large for Redis is
+read from the database at most once per `RESULT_WINDOW_SECONDS` per process
+(jobbox.large_fields). Every path renders one shape.
 """
 
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from django.urls import reverse
 
 from academy.ai import conf
 from academy.ai.models import AIJobModel
@@ -43,11 +49,14 @@ class AIJobTracking(TrackedJob):
             "job_type": instance.job_type,
             "status": instance.status,
             "error_message": instance.error_message or None,
-            # Not rendered: tells the job box when the row last changed (changed_at_field).
+            # Also tells the job box when the row last changed (changed_at_field).
             "updated_at": instance.updated_at.isoformat(),
+            "created_at": instance.created_at.isoformat(),
+            "file_name": (instance.payload or {}).get("file_name") or None,
         }
         large_fields.pack(
-            fields, "result", canonical(instance.result), kind=KIND, job_id=instance.job_id,
+            fields, "result", summarize(canonical(instance.result), instance.job_id),
+            kind=KIND, job_id=instance.job_id,
             version=instance.version, max_bytes=conf.get("RESULT_INLINE_MAX_BYTES"),
             window_seconds=conf.get("RESULT_WINDOW_SECONDS"),
         )
@@ -69,6 +78,11 @@ class AIJobTracking(TrackedJob):
             "progress": _progress_body(progress) if running and progress else None,
             "error_message": fields["error_message"],
             "result": result,
+            # For the person's job card: which file, when it was sent, when it last changed
+            # (for a DONE or FAILED job, when it finished).
+            "file_name": fields.get("file_name"),
+            "created_at": fields.get("created_at"),
+            "updated_at": fields.get("updated_at"),
         }
 
 
@@ -84,9 +98,37 @@ def _progress_body(progress: Progress) -> dict[str, Any]:
 
 def _load_result(job_id: str) -> Any:
     """The one database read a result too large for Redis costs (once per window)."""
-    return canonical(
+    return summarize(canonical(
         AIJobModel.objects.filter(job_id=job_id).values_list("result", flat=True).first()
-    )
+    ), job_id)
+
+
+def summarize(result: Any, job_id: str) -> Any:
+    """The result as a poll carries it: whole if its JSON fits the inline limit; otherwise
+    each list longer than `RESULT_PREVIEW_ITEMS` cut to that many, and `pages` saying, for
+    each list cut, its full length and where its pages are."""
+    if not isinstance(result, dict) or _json_bytes(result) <= conf.get("RESULT_INLINE_MAX_BYTES"):
+        return result
+    preview = conf.get("RESULT_PREVIEW_ITEMS")
+    summary: dict[str, Any] = {}
+    pages: dict[str, Any] = {}
+    for name, value in result.items():
+        if isinstance(value, list) and len(value) > preview:
+            summary[name] = value[:preview]
+            pages[name] = {"count": len(value), "url": result_pages_url(job_id, name)}
+        else:
+            summary[name] = value
+    if pages:
+        summary["pages"] = pages
+    return summary
+
+
+def result_pages_url(job_id: str, section: str) -> str:
+    return reverse("ai-job-result-pages", args=[job_id, section])
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def canonical(value: Any) -> Any:

@@ -6,8 +6,9 @@ is an `UploadRefused` with a stable code and a message meant for the person uplo
 """
 
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import openpyxl
 
@@ -17,6 +18,12 @@ REQUIRED_XLSX_PARTS = ("[Content_Types].xml", "xl/workbook.xml")
 # have openpyxl yield every empty row in between: the span is bounded too.
 SPAN_FACTOR = 2
 SPAN_SLACK_ROWS = 1000
+# Columns read from each row: the student column and up to this many subjects. A sheet's
+# declared dimension (<dimension ref="A1:XFD100"/>) would otherwise have openpyxl pad every
+# row to 16,384 cells; what is read is bounded by this, whatever the file declares. 50
+# subjects is a whole timetable with room to spare.
+MAX_SUBJECT_COLUMNS = 50
+MAX_READ_COLUMNS = 1 + MAX_SUBJECT_COLUMNS + 1  # one more, to see that a header has too many
 
 
 class UploadRefused(Exception):
@@ -69,18 +76,33 @@ def check_xlsx(
     return info
 
 
+def sheet_rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
+    """A read-only sheet's rows as values, at most `MAX_READ_COLUMNS` each.
+
+    The declared dimension is ignored (reset): openpyxl then reads only the rows present, and
+    each row is cut at `MAX_READ_COLUMNS`, so memory follows the cells really there.
+    """
+    sheet.reset_dimensions()
+    yield from sheet.iter_rows(max_col=MAX_READ_COLUMNS, values_only=True)
+
+
 def _count_rows(content: IO[bytes], max_rows: int) -> SheetInfo:
     workbook = openpyxl.load_workbook(content, read_only=True, data_only=True)
     try:
         sheet = workbook.worksheets[0]
         rows = 0
         span_limit = max_rows * SPAN_FACTOR + SPAN_SLACK_ROWS
-        for span, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+        for span, values in enumerate(sheet_rows(sheet), start=1):
             if span > span_limit:
                 raise UploadRefused(
                     "too_many_rows", f"The sheet spans more than {span_limit} rows."
                 )
             if any(value not in (None, "") for value in values):
+                if rows == 0 and values[-1] not in (None, ""):
+                    raise UploadRefused(
+                        "too_many_columns",
+                        f"The header has more than {MAX_SUBJECT_COLUMNS} subject columns.",
+                    )
                 rows += 1
                 if rows > max_rows + 1:  # the header plus the allowed data rows
                     raise UploadRefused(

@@ -1,4 +1,5 @@
-"""The AI job API: submit a sheet, the seed's JobStatusView, and the report download.
+"""The AI job API: submit a sheet, the seed's JobStatusView, the full result page by page,
+and the report download.
 
 Thin (STYLE.md, 9): the services decide, the views translate. Every call is authenticated
 through jobbox's cached principal and tenant-checked; another tenant's job and a missing one
@@ -77,6 +78,46 @@ class AIJobReportView(CachedAuthAPIView):
             filename=f"report-{job.job_id[:8]}.xlsx",
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
+
+
+class AIJobResultPagesView(CachedAuthAPIView):
+    """GET /api/ai/jobs/<job_id>/result/<section>/?page=N&page_size=M — one page of a list in
+    a DONE job's full result (its students, its bad rows), for the job's tenant only.
+
+    A poll carries a large result as a summary whose `pages` link here (academy.ai.tracking). Not
+    a hot path: a page is read when a person turns it, one row read per page.
+    """
+
+    def get(self, request: Request, job_id: str, section: str) -> Response:
+        tenant = self.request_tenant(request)
+        if not JOB_ID_PATTERN.fullmatch(job_id):
+            raise NotFound()
+        try:
+            job = services.get_ai_job_for_tenant(job_id=job_id, tenant_id=tenant)
+        except services.AIJobNotFound:
+            raise NotFound() from None
+        items = job.result.get(section) if isinstance(job.result, dict) else None
+        if job.status != AIJobModel.Status.DONE or not isinstance(items, list):
+            raise NotFound()
+        page_size = _positive(request.query_params.get("page_size"),
+                              default=conf.get("RESULT_PAGE_SIZE"),
+                              most=conf.get("RESULT_PAGE_SIZE_MAX"))
+        pages = max(1, -(-len(items) // page_size))
+        page = _positive(request.query_params.get("page"), default=1, most=pages)
+        start = (page - 1) * page_size
+        return Response({
+            "section": section, "count": len(items), "page": page, "pages": pages,
+            "page_size": page_size, "items": items[start:start + page_size],
+        })
+
+
+def _positive(raw: str | None, *, default: int, most: int) -> int:
+    """A whole number from the query, clamped to 1..most; anything else is the default."""
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        value = default
+    return max(1, min(most, value))
 
 
 def _declared_length(request: Request) -> int:

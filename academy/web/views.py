@@ -19,6 +19,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
+from academy.web import messages
 from jobbox import principal_for_request
 
 DEFAULT_LANGUAGE = "ko"
@@ -78,6 +79,32 @@ def _script_labels() -> dict[str, Any]:
         "connecting": _("connecting"),
         "result": _("Result"),
         "error": _("Error"),
+        "times": _time_labels(),
+        "report": _report_labels(),
+        "steps": messages.steps(),
+        "reasons": messages.reasons(),
+        "refusals": messages.refusals(),
+    }
+
+
+def _time_labels() -> dict[str, str]:
+    return {"started": _("Started"), "finished": _("Finished"), "updated": _("Updated")}
+
+
+def _report_labels() -> dict[str, str]:
+    """Headings of the grade report's view (academy.ai.job_types.grade_report's result)."""
+    return {
+        "student": _("Student"), "total": _("Total"), "average": _("Average"),
+        "rank": _("Rank"), "subject": _("Subject"), "count": _("Count"), "mean": _("Mean"),
+        "median": _("Median"), "min": _("Min"), "max": _("Max"),
+        "stdev": _("Std dev (population)"), "row": _("Row"), "reason": _("Reason"),
+        "students": _("Students"), "subjects": _("Subjects"),
+        "bad_rows": _("Rows left out"), "rows": _("Rows"), "valid_rows": _("Graded"),
+        "chart": _("Scores by subject"),
+        "chart_legend": _("Bar: mean. Box: mean ± one standard deviation. Line: lowest "
+                          "to highest score."),
+        "previous": _("Previous"), "next": _("Next"), "page": _("Page"),
+        "loading": _("Loading…"), "sheet": _("Sheet"),
     }
 
 

@@ -5,7 +5,11 @@ column then one column per subject; every following row is one student. Every ro
 validated; a bad row is reported by its row number and reason and left out of the figures,
 never a crash. The result has each valid student's total, average and rank (ties share a
 rank: 1, 2, 2, 4), each subject's count, mean, median, min, max and standard deviation, and
-the bad rows; the same tables are written to a downloadable .xlsx report.
+the bad rows; the same tables are written to a downloadable .xlsx report (styled, with a
+native chart and its statistics stated; every text cell written as text, never a formula).
+
+The sheet is read by the cells it holds (academy.ai.uploads.sheet_rows), not the dimension it
+declares (DESIGN.md, invariant 10).
 """
 
 import io
@@ -15,11 +19,15 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import openpyxl
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.chart import BarChart, Reference
+from openpyxl.chart.data_source import AxDataSource, StrRef
+from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from academy.ai import conf
 from academy.ai.job_types import JobContext, JobFailed, JobOutput, JobType
-from academy.ai.uploads import check_xlsx
+from academy.ai.uploads import MAX_SUBJECT_COLUMNS, check_xlsx, sheet_rows
 
 MIN_SCORE = 0
 MAX_SCORE = 100
@@ -28,8 +36,36 @@ MAX_SCORE = 100
 REPORTS_PER_STEP = 20
 # How many bad rows an error message quotes when no row at all was valid.
 QUOTED_BAD_ROWS = 5
+# A student or subject name longer than this is a mistake in the sheet (a pasted paragraph),
+# and it would make every row of the result and of a poll's summary heavier.
+MAX_NAME_CHARS = 100
+# File names longer than this are cut on the job card (most systems stop at 255 bytes).
+MAX_FILE_NAME_CHARS = 120
 
 Number = int | float
+
+# The report workbook's look. Excel's width unit is about one character of the default font.
+MIN_COLUMN_WIDTH = 8
+MAX_COLUMN_WIDTH = 40  # a long name wraps past this instead of widening the sheet forever
+WIDTH_PADDING = 2
+WIDE_CHARACTER_FROM = 0x1100  # Hangul Jamo and above: East Asian, about two columns wide
+HEADER_FONT = Font(bold=True)
+DECIMAL_FORMAT = "0.00"
+WHOLE_FORMAT = "0"
+CHART_ANCHOR = "J2"
+CHART_WIDTH_CM = 16
+CHART_HEIGHT_CM = 8
+# What Excel, LibreOffice and Sheets read as the start of a formula (or DDE) when typed.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+STATS_COLUMNS = ("subject", "count", "mean", "median", "min", "max", "stdev")
+STATS_HEADERS = ("Subject", "Count", "Mean", "Median", "Min", "Max", "Std dev (population)")
+STATISTICS_NOTES = (
+    "Statistics over the valid rows only; the rows left out are on the Bad rows sheet.",
+    "Std dev is the population standard deviation (Excel's STDEV.P): the sheet is the whole "
+    "class, not a sample of it.",
+    "Median: the middle score (the mean of the two middle ones for an even count).",
+    "Rank: by total, highest first; equal totals share a rank (1, 2, 2, 4).",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +92,8 @@ class GradeReport(JobType):
             max_uncompressed_bytes=conf.get("UPLOAD_MAX_UNCOMPRESSED_BYTES"),
             max_rows=conf.get("MAX_ROWS"),
         )
-        return {"sheet": info.sheet_name, "data_rows": info.data_rows}
+        return {"sheet": info.sheet_name, "data_rows": info.data_rows,
+                "file_name": upload_file_name(content)}
 
     def run(self, context: JobContext) -> JobOutput:
         context.report_step(1, 0)
@@ -98,6 +135,13 @@ class GradeReport(JobType):
         return JobOutput(result=result, report=report)
 
 
+def upload_file_name(content: IO[bytes]) -> str:
+    """The name the person's file had (shown on their job card), without a folder or control
+    characters; never used in a path (academy.ai.storage names files by job id)."""
+    name = str(getattr(content, "name", "") or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(ch for ch in name if ch.isprintable())[:MAX_FILE_NAME_CHARS]
+
+
 def read_sheet(content: IO[bytes]) -> tuple[str, list[tuple[int, tuple[Any, ...]]]]:
     """The first sheet's non-empty rows as (row number, values)."""
     try:
@@ -109,7 +153,7 @@ def read_sheet(content: IO[bytes]) -> tuple[str, list[tuple[int, tuple[Any, ...]
         sheet = workbook.worksheets[0]
         rows = [
             (number, values)
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
+            for number, values in enumerate(sheet_rows(sheet), start=1)
             if any(not _blank(value) for value in values)
         ]
         return sheet.title, rows
@@ -126,6 +170,12 @@ def parse_header(number: int, values: tuple[Any, ...]) -> list[str]:
     if not subjects:
         raise JobFailed(f"Row {number} (the header) must name the student column and at "
                         "least one subject column.")
+    if len(subjects) > MAX_SUBJECT_COLUMNS:
+        raise JobFailed(f"The header has more than {MAX_SUBJECT_COLUMNS} subject columns.")
+    too_long = next((s for s in subjects if len(s) > MAX_NAME_CHARS), None)
+    if too_long is not None:
+        raise JobFailed(f"Row {number}: a subject name is longer than {MAX_NAME_CHARS} "
+                        "characters.")
     for index, subject in enumerate(subjects, start=2):
         if not subject:
             raise JobFailed(f"Row {number}: column {get_column_letter(index)} "
@@ -150,6 +200,8 @@ def validate_rows(
         name = "" if _blank(values[0]) else str(values[0]).strip()
         if not name:
             problems.append("no student name")
+        elif len(name) > MAX_NAME_CHARS:
+            problems.append(f"the student name is longer than {MAX_NAME_CHARS} characters")
         elif name in first_row_of:
             problems.append(f"student {name!r} is already on row {first_row_of[name]}")
         scores: dict[str, Number] = {}
@@ -227,25 +279,93 @@ def write_report(
     subjects: list[str], ranked: list[dict[str, Any]], subject_stats: list[dict[str, Any]],
     bad_rows: list[BadRow],
 ) -> bytes:
+    """The styled .xlsx: Students, Subjects (with its chart and the statistics stated), Bad rows.
+
+    Write-only: openpyxl streams each row's cells to the file as it is appended, so a
+    10,000-row report holds the values, never a grid of styled cells.
+    """
     workbook = openpyxl.Workbook(write_only=True)
-    students_sheet = workbook.create_sheet("Students")
-    students_sheet.append(["Rank", "Student", *subjects, "Total", "Average"])
-    for entry in ranked:
-        students_sheet.append([entry["rank"], entry["student"],
-                               *(entry["scores"][s] for s in subjects),
-                               entry["total"], entry["average"]])
+    student_rows = [[e["student"], *(e["scores"][s] for s in subjects), e["total"],
+                     e["average"], e["rank"]] for e in ranked]
+    _write_table(workbook.create_sheet("Students"),
+                 ["Student", *subjects, "Total", "Average", "Rank"], student_rows,
+                 formats={len(subjects) + 2: DECIMAL_FORMAT, len(subjects) + 3: WHOLE_FORMAT})
+    stats_rows = [[s[key] for key in STATS_COLUMNS] for s in subject_stats]
     subjects_sheet = workbook.create_sheet("Subjects")
-    subjects_sheet.append(["Subject", "Count", "Mean", "Median", "Min", "Max", "Std dev"])
-    for stats in subject_stats:
-        subjects_sheet.append([stats["subject"], stats["count"], stats["mean"],
-                               stats["median"], stats["min"], stats["max"], stats["stdev"]])
-    bad_sheet = workbook.create_sheet("Bad rows")
-    bad_sheet.append(["Row", "Reason"])
-    for bad in bad_rows:
-        bad_sheet.append([bad.row, bad.reason])
+    _write_table(subjects_sheet, list(STATS_HEADERS), stats_rows,
+                 formats={1: WHOLE_FORMAT, **{c: DECIMAL_FORMAT for c in range(2, 7)}},
+                 notes=STATISTICS_NOTES)
+    subjects_sheet.add_chart(_means_chart(len(stats_rows)), CHART_ANCHOR)
+    _write_table(workbook.create_sheet("Bad rows"), ["Row", "Reason"],
+                 [[b.row, b.reason] for b in bad_rows], formats={0: WHOLE_FORMAT})
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+def _write_table(
+    sheet: Any, header: list[str], rows: list[list[Any]], *, formats: dict[int, str],
+    notes: tuple[str, ...] = (),
+) -> None:
+    """A bold, frozen header over the rows; widths from the longest text of each column."""
+    for index, width in enumerate(_column_widths([header, *rows]), start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "A2"
+    sheet.append([_cell(sheet, title, bold=True) for title in header])
+    for values in rows:
+        sheet.append([_cell(sheet, value, number_format=formats.get(column))
+                      for column, value in enumerate(values)])
+    if notes:
+        sheet.append([])
+        for note in notes:
+            sheet.append([_cell(sheet, note)])
+
+
+def _cell(sheet: Any, value: Any, *, bold: bool = False,
+          number_format: str | None = None) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, str):
+        # Text is text: openpyxl would store "=..." as a live formula (a student named
+        # =HYPERLINK(...) or a header =1+2). A string cell is never evaluated, and the quote
+        # prefix keeps it text when someone edits the cell in Excel.
+        cell.data_type = "s"
+        cell.quotePrefix = value.startswith(FORMULA_PREFIXES)
+    elif number_format and isinstance(value, int | float):
+        cell.number_format = number_format
+    if bold:
+        cell.font = HEADER_FONT
+    return cell
+
+
+def _column_widths(rows: list[list[Any]]) -> list[float]:
+    widths: list[float] = []
+    for row in rows:
+        for index, value in enumerate(row):
+            text = "" if value is None else str(value)
+            # East Asian characters take about two columns of Excel's width unit.
+            width = sum(2 if ord(ch) > WIDE_CHARACTER_FROM else 1 for ch in text)
+            if index == len(widths):
+                widths.append(MIN_COLUMN_WIDTH)
+            widths[index] = min(MAX_COLUMN_WIDTH, max(widths[index], width + WIDTH_PADDING))
+    return widths
+
+
+def _means_chart(subject_count: int) -> BarChart:
+    """A native Excel bar chart of each subject's mean, over the Subjects table."""
+    chart = BarChart()
+    chart.type = "col"
+    chart.title = "Mean score by subject"
+    chart.y_axis.title = "Mean"
+    chart.y_axis.scaling.min = MIN_SCORE
+    chart.y_axis.scaling.max = MAX_SCORE
+    chart.legend = None
+    last_row = subject_count + 1
+    chart.add_data(Reference(worksheet=None, range_string=f"Subjects!C1:C{last_row}"),
+                   titles_from_data=True)
+    # Subject names are text: a string reference, or Excel labels the bars 1, 2, 3.
+    chart.series[0].cat = AxDataSource(strRef=StrRef(f=f"'Subjects'!$A$2:$A${last_row}"))
+    chart.width, chart.height = CHART_WIDTH_CM, CHART_HEIGHT_CM
+    return chart
 
 
 def _blank(value: Any) -> bool:

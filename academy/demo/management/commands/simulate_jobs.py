@@ -4,13 +4,23 @@ Each video goes UPLOADED → PROCESSING → (named steps with progress) → READ
 (`--ai N`, through the AI job repository's `save`) PENDING → PROCESSING → (the grade report's
 named steps) → DONE with a grade report result; the first `--fail` of each kind end FAILED
 instead. Each runs over `--seconds`; one JSON line per job is printed as it is created.
+
+Titles carry on from the tenant's earlier simulated jobs, so each run's jobs are told apart. A
+simulated video has no rendition to play: it ends READY without an HLS path (the page offers
+Play only for a video that has one). `--background` returns at once: the jobs are created and
+started here, and a detached process drives them (its output in `.run/simulate_jobs.log`).
 """
 
+import argparse
 import json
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from academy.ai import services as ai
@@ -20,8 +30,10 @@ from academy.ai.job_types.grade_report import (
     rank_students,
     subject_statistics,
 )
+from academy.ai.models import AIJobModel
 from academy.tenants.models import Membership, Tenant
 from academy.videos import services as videos
+from academy.videos.models import Video
 
 VIDEO_STEPS = ["probe", "transcode 360p", "transcode 720p", "package"]
 AI_STEPS = list(GradeReport.steps)
@@ -29,6 +41,9 @@ SIMULATED_SUBJECTS = ["Korean", "Math", "English"]
 SIMULATED_STUDENTS = 12
 # Progress is reported this often per job: the job box polls once a second.
 TICK_SECONDS = 0.5
+VIDEO_TITLE = "Simulated lecture"
+SHEET_NAME = "simulated-scores"
+BACKGROUND_LOG_NAME = "simulate_jobs.log"
 
 
 @dataclass
@@ -49,20 +64,31 @@ class Command(BaseCommand):
         parser.add_argument("--ai", type=int, default=0, help="how many AI (grade report) jobs")
         parser.add_argument("--fail", type=int, default=0,
                             help="how many of each kind end FAILED")
+        parser.add_argument("--background", action="store_true",
+                            help="return at once; a detached process drives the jobs")
+        # Internal: the detached process of --background drives the jobs it is given.
+        parser.add_argument("--drive", default=None, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if min(options["videos"], options["ai"], options["fail"]) < 0 or options["seconds"] <= 0:
             raise CommandError("--videos, --ai and --fail must be >= 0 and --seconds > 0")
+        if options["drive"]:
+            self._drive([SimulatedJob(**job) for job in json.loads(options["drive"])],
+                        options["seconds"])
+            return
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
         if tenant is None:
             raise CommandError(f"no tenant {options['tenant']!r} (run bootstrap_demo first)")
         member = Membership.objects.filter(tenant=tenant).order_by("pk").first()
+        user_id = member.user_id if member else None
+        first_video = Video.objects.filter(tenant=tenant, title__startswith=VIDEO_TITLE).count()
+        first_sheet = AIJobModel.objects.filter(tenant=tenant, payload__simulated=True).count()
         jobs = [
-            self._create_video(tenant, member.user_id if member else None, n, n < options["fail"])
+            self._create_video(tenant, user_id, first_video + n, n < options["fail"])
             for n in range(options["videos"])
         ]
         jobs += [
-            self._create_ai_job(tenant, member.user_id if member else None, n < options["fail"])
+            self._create_ai_job(tenant, user_id, first_sheet + n, n < options["fail"])
             for n in range(options["ai"])
         ]
         for job in jobs:
@@ -70,22 +96,41 @@ class Command(BaseCommand):
                 videos.mark_processing(job.job_id, worker_id="simulate_jobs")
             else:
                 ai.ai_job_start(job_id=str(job.job_id), worker_id="simulate_jobs")
-        self._drive(jobs, options["seconds"])
+        if options["background"]:
+            self._drive_in_background(jobs, options)
+        else:
+            self._drive(jobs, options["seconds"])
+
+    def _drive_in_background(self, jobs: list[SimulatedJob], options: dict[str, Any]) -> None:
+        """A detached `simulate_jobs --drive` process moves the jobs on; this one returns."""
+        log_path = Path(settings.RUN_DIR) / BACKGROUND_LOG_NAME
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "simulate_jobs",
+                   "--tenant", options["tenant"], "--seconds", str(options["seconds"]),
+                   "--drive", json.dumps([asdict(job) for job in jobs])]
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self.stderr.write(f"Driving {len(jobs)} jobs over {options['seconds']:g} s in the "
+                          f"background (pid {process.pid}); its output: {log_path}")
 
     def _create_video(
         self, tenant: Tenant, user_id: int | None, n: int, fails: bool
     ) -> SimulatedJob:
         video = videos.create_video(
-            tenant_id=tenant.pk, uploaded_by_id=user_id, title=f"Simulated lecture {n + 1}"
+            tenant_id=tenant.pk, uploaded_by_id=user_id, title=f"{VIDEO_TITLE} {n + 1}"
         )
         self.stdout.write(json.dumps({"kind": "video", "id": video.pk, "tenant": tenant.slug}))
         self.stdout.flush()
         return SimulatedJob("video", video.pk, fails)
 
-    def _create_ai_job(self, tenant: Tenant, user_id: int | None, fails: bool) -> SimulatedJob:
+    def _create_ai_job(
+        self, tenant: Tenant, user_id: int | None, n: int, fails: bool
+    ) -> SimulatedJob:
         job = ai.ai_job_create(
             tenant_id=tenant.pk, created_by_id=user_id, job_type=GradeReport.name,
-            payload={"simulated": True}, queue=False,  # driven here, not by a worker
+            payload={"simulated": True, "file_name": f"{SHEET_NAME}-{n + 1}.xlsx"},
+            queue=False,  # driven here, not by a worker
         )
         self.stdout.write(json.dumps({"kind": "ai_job", "id": job.job_id, "tenant": tenant.slug}))
         self.stdout.flush()
@@ -109,7 +154,8 @@ class Command(BaseCommand):
             if job.fails:
                 videos.fail_video(job.job_id, "simulated failure")
             else:
-                videos.complete_video(job.job_id, f"hls/{job.job_id}/master.m3u8", duration=600)
+                # No HLS path: nothing was transcoded, so there is nothing to play.
+                videos.complete_video(job.job_id, "", duration=600)
             job.done = True
             return
         steps = len(VIDEO_STEPS)

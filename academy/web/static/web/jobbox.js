@@ -5,6 +5,8 @@
   "use strict";
 
   const L = JSON.parse(document.getElementById("labels").textContent);
+  const R = L.report;
+  const LANG = document.documentElement.lang || "ko";
   const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const list = document.getElementById("jobs");
   const empty = document.getElementById("empty");
@@ -14,6 +16,47 @@
   const POLL_INTERVAL_MS = 2000;
   // After the stream was refused (not merely dropped), try it again this often.
   const STREAM_RETRY_MS = 15000;
+  // "5 minutes ago" goes stale: the cards' times are written again this often.
+  const TIME_REFRESH_MS = 30000;
+  // Rows per page of a report's tables: one screen, and the server's preview of a large
+  // result (AI_JOBS["RESULT_PREVIEW_ITEMS"]) covers the first page.
+  const PAGE_ROWS = 20;
+  const TERMINAL = new Set(["READY", "DONE", "FAILED"]);
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  // Texts the API sends (step names, failure reasons) in the page's language: each template
+  // ("score for {subject} is not a number ({value})") becomes a pattern whose parts fill its
+  // translation (academy.web.messages). A text no template fits is shown as sent.
+  function compile(catalog) {
+    return catalog.map(([template, translated]) => {
+      const parts = template.split(/\{(\w+)\}/);
+      const names = parts.filter((_, i) => i % 2 === 1);
+      const source = parts.map((part, i) => (i % 2 ? "(.+?)"
+        : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("");
+      return { pattern: new RegExp(`^${source}$`, "s"), names, translated };
+    });
+  }
+  const STEPS = compile(L.steps);
+  const REASONS = compile(L.reasons);
+  const NESTED = new Set(["reason", "rows"]); // parts that are messages themselves
+
+  function translate(text, catalog) {
+    if (typeof text !== "string" || !text) return text || "";
+    for (const entry of catalog) {
+      const match = entry.pattern.exec(text);
+      if (!match) continue;
+      const values = {};
+      entry.names.forEach((name, i) => {
+        values[name] = NESTED.has(name) ? translate(match[i + 1], catalog) : match[i + 1];
+      });
+      return entry.translated.replace(/\{(\w+)\}/g, (whole, name) => (
+        name in values ? values[name] : whole));
+    }
+    if (text.includes("; ")) {
+      return text.split("; ").map((part) => translate(part, catalog)).join("; ");
+    }
+    return text;
+  }
 
   const entries = new Map(); // "kind:id" -> {kind, id, job}
   const elements = new Map(); // "kind:id" -> <li>
@@ -53,19 +96,23 @@
         title: job.title, status: job.status, percent: job.encoding_progress,
         stepIndex: job.encoding_step_index, stepTotal: job.encoding_step_total,
         stepName: job.encoding_step_name, error: job.error_reason,
-        playUrl: job.status === "READY" ? `/api/videos/${encodeURIComponent(entry.id)}/hls/master.m3u8` : null,
-        result: null,
+        // Only a video with a rendition has something to play.
+        playUrl: job.status === "READY" && job.hls_path
+          ? `/api/videos/${encodeURIComponent(entry.id)}/hls/master.m3u8` : null,
+        started: null, changed: job.updated_at, result: null, reportUrl: null,
       };
     }
     const progress = job.progress;
     const detail = progress && typeof progress === "object" ? progress : {};
+    const result = job.status === "DONE" ? job.result : null;
     return {
-      title: (L.kind[entry.kind] || entry.kind) + (job.job_type ? ` (${job.job_type})` : ""),
+      title: job.file_name || L.kind[entry.kind] || entry.kind,
       status: job.status,
       percent: typeof progress === "number" ? progress : detail.percent,
       stepIndex: detail.step_index, stepTotal: detail.step_total, stepName: detail.step_name,
       error: job.error_message, playUrl: null,
-      result: job.status === "DONE" ? job.result : null,
+      started: job.created_at, changed: job.updated_at, result,
+      reportUrl: result && typeof result.report_url === "string" ? result.report_url : null,
     };
   }
 
@@ -82,34 +129,58 @@
     li.dataset.id = entry.id;
     const head = make("div", "head");
     head.append(make("span", "kind", L.kind[entry.kind] || entry.kind), make("strong", "title"),
-      make("span", "status"));
+      make("span", "percent"), make("span", "status"));
     const bar = make("div", "bar");
     bar.setAttribute("role", "progressbar");
     bar.setAttribute("aria-valuemin", "0");
     bar.setAttribute("aria-valuemax", "100");
     bar.append(make("div", "fill"));
-    li.append(head, bar, make("div", "step"), make("div", "error"), make("div", "actions"),
-      make("div", "player"), make("div", "result"));
+    li.append(head, bar, make("div", "times"), make("div", "step"), make("div", "error"),
+      make("div", "actions"), make("div", "player"), make("div", "result"));
     return li;
+  }
+
+  // What the bar and the number say: a finished job is full (green, or red if it failed),
+  // a waiting one empty, a running one at its progress.
+  function shownPercent(view) {
+    if (TERMINAL.has(view.status)) return 100;
+    if (view.status !== "PROCESSING") return 0;
+    return Number.isFinite(view.percent) ? Math.max(0, Math.min(100, view.percent)) : 0;
   }
 
   function update(li, entry) {
     const view = viewOf(entry);
     li.dataset.status = view.status || "";
     li.querySelector(".title").textContent = view.title || "";
+    // A job without a name of its own is titled by its kind: the label would say it twice.
+    li.querySelector(".kind").hidden = view.title === (L.kind[entry.kind] || entry.kind);
     li.querySelector(".status").textContent = L.status[view.status] || view.status || "";
-    const percent = Number.isFinite(view.percent) ? Math.max(0, Math.min(100, view.percent)) : 0;
+    const percent = shownPercent(view);
+    li.querySelector(".percent").textContent = view.status === "FAILED" ? ""
+      : `${Math.floor(percent)}%`;
     const bar = li.querySelector(".bar");
     bar.dataset.percent = String(percent);
     bar.setAttribute("aria-valuenow", String(percent));
     bar.querySelector(".fill").style.width = `${percent}%`;
+    writeTimes(li.querySelector(".times"), view);
     let step = "";
     if (view.stepName) {
+      const name = translate(view.stepName, STEPS);
       step = view.stepIndex && view.stepTotal
-        ? `${L.step} ${view.stepIndex}/${view.stepTotal}: ${view.stepName}` : view.stepName;
+        ? `${L.step} ${view.stepIndex}/${view.stepTotal}: ${name}` : name;
     }
     li.querySelector(".step").textContent = view.status === "PROCESSING" ? step : "";
-    li.querySelector(".error").textContent = view.status === "FAILED" ? (view.error || "") : "";
+    li.querySelector(".error").textContent = view.status === "FAILED"
+      ? translate(view.error || "", REASONS) : "";
+    updateActions(li, view);
+    const result = li.querySelector(".result");
+    if (view.result && !result.dataset.shown) {
+      result.dataset.shown = "1";
+      renderResult(result, view.result);
+    }
+  }
+
+  function updateActions(li, view) {
     const actions = li.querySelector(".actions");
     if (view.playUrl && !actions.querySelector("button.play")) {
       const play = make("button", "play", L.play);
@@ -117,11 +188,45 @@
       play.addEventListener("click", () => startPlayer(li.querySelector(".player"), view.playUrl));
       actions.append(play);
     }
-    const result = li.querySelector(".result");
-    if (view.result && !result.dataset.shown) {
-      result.dataset.shown = "1";
-      renderResult(result, view.result);
+    if (view.reportUrl && !actions.querySelector("a.download")) {
+      const link = make("a", "download button", L.download);
+      link.href = view.reportUrl;
+      link.setAttribute("download", "");
+      actions.append(link);
     }
+  }
+
+  const clock = new Intl.DateTimeFormat(LANG, { hour: "2-digit", minute: "2-digit" });
+  const calendar = new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeStyle: "short" });
+  const relative = new Intl.RelativeTimeFormat(LANG, { numeric: "auto" });
+  const UNITS = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+
+  function timeNode(label, iso) {
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) return null;
+    const node = make("span", "time");
+    const seconds = (when.getTime() - Date.now()) / 1000;
+    const [unit, size] = UNITS.find(([, s]) => Math.abs(seconds) >= s) || UNITS[3];
+    const sameDay = when.toDateString() === new Date().toDateString();
+    const stamp = make("time", null, sameDay ? clock.format(when) : calendar.format(when));
+    stamp.dateTime = when.toISOString();
+    stamp.title = calendar.format(when);
+    node.append(`${label} `, stamp, ` (${relative.format(Math.round(seconds / size), unit)})`);
+    return node;
+  }
+
+  // Started (when it was sent) and finished (its last change, once it ended); a video, whose
+  // representation has no start time, shows when it last changed while it runs.
+  function writeTimes(container, view) {
+    const parts = [];
+    if (view.started) parts.push(timeNode(L.times.started, view.started));
+    if (TERMINAL.has(view.status) && view.changed) {
+      parts.push(timeNode(L.times.finished, view.changed));
+    } else if (!view.started && view.changed) {
+      parts.push(timeNode(L.times.updated, view.changed));
+    }
+    container.replaceChildren(...parts.filter(Boolean).flatMap((node, i) => (
+      i ? [make("span", "sep", " · "), node] : [node])));
   }
 
   function render() {
@@ -169,24 +274,189 @@
     }
   }
 
-  // An AI job's result as tables: a `*_url` field becomes the download link, a list of
-  // records a table under its name, an object or scalars a two-column table.
   function renderResult(container, result) {
+    const isReport = result && Array.isArray(result.subjects) && Array.isArray(result.students)
+      && Array.isArray(result.subject_stats);
+    if (isReport) renderReport(container, result);
+    else renderGenericResult(container, result);
+  }
+
+  // A grade report as a teacher reads it: the counts, a chart of each subject's scores, the
+  // subjects' statistics, then the students (the student first, the subjects in the sheet's
+  // order, total, average, rank) and the rows left out, page by page.
+  function renderReport(container, result) {
+    const section = make("section", "report");
+    const summary = result.summary || {};
+    const facts = [[R.sheet, result.sheet], [R.rows, summary.rows],
+      [R.valid_rows, summary.valid_rows], [R.bad_rows, summary.bad_rows]];
+    const line = make("p", "report-summary");
+    facts.filter(([, value]) => value !== undefined && value !== null).forEach(([name, value]) => {
+      const fact = make("span", "fact");
+      fact.append(make("span", "name", name), " ", make("strong", null, number(value)));
+      line.append(fact);
+    });
+    section.append(make("h3", null, L.result), line);
+    if (result.subject_stats.length) section.append(chartOf(result.subject_stats));
+    section.append(make("h4", null, R.subjects), statsTable(result.subject_stats));
+    const subjects = result.subjects;
+    section.append(make("h4", null, R.students), pagedTable(
+      "students", pagedSource(result, "students"),
+      [R.student, ...subjects, R.total, R.average, R.rank],
+      (s) => [s.student, ...subjects.map((name) => (s.scores || {})[name]), s.total,
+        s.average, s.rank],
+    ));
+    const bad = pagedSource(result, "bad_rows");
+    if (bad.count) {
+      const details = make("details", "bad-rows");
+      details.append(make("summary", null, `${R.bad_rows} (${number(bad.count)})`),
+        pagedTable("bad_rows", bad, [R.row, R.reason],
+          (b) => [b.row, translate(b.reason, REASONS)]));
+      section.append(details);
+    }
+    container.append(section);
+  }
+
+  function number(value) {
+    return typeof value === "number"
+      ? value.toLocaleString(LANG, { maximumFractionDigits: 2 }) : cellText(value);
+  }
+
+  function statsTable(stats) {
+    const keys = ["count", "mean", "median", "min", "max", "stdev"];
+    const node = make("table", "result-table subject-stats");
+    const head = node.createTHead().insertRow();
+    [R.subject, ...keys.map((key) => R[key])].forEach((name) => head.append(make("th", null, name)));
+    const body = node.createTBody();
+    stats.forEach((s) => {
+      const tr = body.insertRow();
+      tr.append(make("th", null, s.subject));
+      keys.forEach((key) => tr.append(make("td", "num", number(s[key]))));
+    });
+    return node;
+  }
+
+  // A list of the result, whole in the poll, or (a large result) its first items in the poll
+  // and every page from its endpoint (`pages[name].url`, GET /api/ai/jobs/<id>/result/<name>/).
+  function pagedSource(result, name) {
+    const inline = Array.isArray(result[name]) ? result[name] : [];
+    const remote = result.pages && result.pages[name];
+    const count = remote ? remote.count : inline.length;
+    async function page(n) {
+      const start = (n - 1) * PAGE_ROWS;
+      if (!remote || start + PAGE_ROWS <= inline.length) return inline.slice(start, start + PAGE_ROWS);
+      const response = await fetch(`${remote.url}?page=${n}&page_size=${PAGE_ROWS}`, {
+        credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error(`page ${n}: ${response.status}`);
+      return (await response.json()).items;
+    }
+    return { count, page };
+  }
+
+  function pagedTable(name, source, columns, cellsOf) {
+    const box = make("div", "paged");
+    box.dataset.section = name;
+    const node = make("table", `result-table ${name}`);
+    const head = node.createTHead().insertRow();
+    columns.forEach((column) => head.append(make("th", null, column)));
+    const body = node.createTBody();
+    const pages = Math.max(1, Math.ceil(source.count / PAGE_ROWS));
+    const pager = make("nav", "pager");
+    const previous = make("button", "secondary", R.previous);
+    const next = make("button", "secondary", R.next);
+    const where = make("span", "where");
+    previous.type = next.type = "button";
+    pager.append(previous, where, next);
+    pager.hidden = pages < 2;
+    let current = 1;
+
+    async function show(n) {
+      previous.disabled = next.disabled = true;
+      where.textContent = R.loading;
+      try {
+        const items = await source.page(n);
+        body.replaceChildren(...items.map((item) => {
+          const tr = document.createElement("tr");
+          cellsOf(item).forEach((cell, i) => tr.append(make(i ? "td" : "th",
+            typeof cell === "number" ? "num" : null, number(cell))));
+          return tr;
+        }));
+        current = n;
+      } catch (error) {
+        // The page could not be read (the network blinked): the buttons try again.
+      }
+      where.textContent = `${R.page} ${number(current)} / ${number(pages)}`;
+      previous.disabled = current <= 1;
+      next.disabled = current >= pages;
+    }
+    previous.addEventListener("click", () => show(current - 1));
+    next.addEventListener("click", () => show(current + 1));
+    box.append(node, pager);
+    show(1);
+    return box;
+  }
+
+  function svg(tag, attributes, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    Object.entries(attributes || {}).forEach(([key, value]) => node.setAttribute(key, String(value)));
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+
+  // Each subject's scores on one 0-100 scale: a bar to the mean, a box of mean ± one standard
+  // deviation, a line from the lowest to the highest score. Plain SVG, no library.
+  function chartOf(stats) {
+    const slot = 72; const left = 36; const top = 18; const bottom = 44;
+    const width = left + slot * stats.length + 8;
+    const height = 240;
+    const plot = height - top - bottom;
+    const y = (value) => top + plot * (1 - Math.max(0, Math.min(100, Number(value) || 0)) / 100);
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+      "aria-label": R.chart, class: "chart" });
+    chart.append(svg("title", {}, R.chart));
+    [0, 25, 50, 75, 100].forEach((tick) => {
+      chart.append(svg("line", { x1: left, x2: width - 4, y1: y(tick), y2: y(tick), class: "grid" }),
+        svg("text", { x: left - 6, y: y(tick) + 4, class: "tick" }, tick));
+    });
+    stats.forEach((s, i) => {
+      const cx = left + slot * i + slot / 2;
+      const group = svg("g", { class: "subject", "data-subject": s.subject });
+      group.append(svg("title", {}, `${s.subject}: ${R.mean} ${number(s.mean)}, ${R.stdev} `
+        + `${number(s.stdev)}, ${R.min} ${number(s.min)}, ${R.max} ${number(s.max)}`));
+      group.append(svg("rect", { x: cx - 14, width: 28, y: y(s.mean), height: y(0) - y(s.mean),
+        class: "mean" }));
+      const sd = Number(s.stdev) || 0;
+      group.append(svg("rect", { x: cx - 20, width: 40, y: y(s.mean + sd),
+        height: Math.max(1, y(s.mean - sd) - y(s.mean + sd)), class: "spread" }));
+      group.append(svg("line", { x1: cx, x2: cx, y1: y(s.max), y2: y(s.min), class: "range" }));
+      [s.min, s.max].forEach((v) => group.append(svg("line", { x1: cx - 6, x2: cx + 6, y1: y(v),
+        y2: y(v), class: "range" })));
+      group.append(svg("text", { x: cx, y: y(s.max) - 5, class: "value" }, number(s.mean)));
+      const label = String(s.subject);
+      group.append(svg("text", { x: cx, y: height - bottom + 18, class: "label" },
+        label.length > 9 ? `${label.slice(0, 8)}…` : label));
+      chart.append(group);
+    });
+    const figure = make("figure", "chart-box");
+    const scroller = make("div", "chart-scroll");
+    scroller.append(chart);
+    figure.append(make("figcaption", "chart-title", R.chart), scroller,
+      make("p", "chart-legend", R.chart_legend));
+    return figure;
+  }
+
+  // Any other job type's result as tables: a list of records a table under its name, an
+  // object or scalars a two-column table (links and page links are the card's own).
+  function renderGenericResult(container, result) {
     container.append(make("h3", null, L.result));
     if (result === null || typeof result !== "object" || Array.isArray(result)) {
       container.append(make("p", null, cellText(result)));
       return;
     }
     const scalars = [];
-    const links = [];
     const tables = [];
     Object.entries(result).forEach(([name, value]) => {
-      if (typeof value === "string" && /url$/i.test(name)) {
-        const link = make("a", "download", L.download);
-        link.href = value;
-        link.setAttribute("download", "");
-        links.push(link);
-      } else if (Array.isArray(value) && value.length && value[0] && typeof value[0] === "object") {
+      if ((typeof value === "string" && /url$/i.test(name)) || name === "pages") return;
+      if (Array.isArray(value) && value.length && value[0] && typeof value[0] === "object") {
         const section = make("section", "result-section");
         section.dataset.name = name;
         section.append(make("h4", null, name), table(value));
@@ -197,7 +467,7 @@
         scalars.push([name, value]);
       }
     });
-    container.append(...links, ...(scalars.length ? [pairs(scalars)] : []), ...tables);
+    container.append(...(scalars.length ? [pairs(scalars)] : []), ...tables);
   }
 
   function cellText(value) {
@@ -294,8 +564,16 @@
 
   function messagesOf(body) {
     if (!body || typeof body !== "object") return [];
-    return Object.values(body).flatMap((value) => (Array.isArray(value) ? value
-      : typeof value === "object" ? messagesOf(value) : [value])).map(String);
+    return Object.entries(body).filter(([key]) => key !== "code").flatMap(([, value]) => (
+      Array.isArray(value) ? value : typeof value === "object" ? messagesOf(value) : [value]))
+      .map(String);
+  }
+
+  // A refusal in the page's language: by its code when it has one, else its message
+  // translated; never the code itself.
+  function refusalLines(body) {
+    if (body && typeof body.code === "string" && L.refusals[body.code]) return [L.refusals[body.code]];
+    return messagesOf(body).map((line) => translate(line, REASONS));
   }
 
   function showMessages(form, lines, isError) {
@@ -321,7 +599,7 @@
           showMessages(form, [L.refused, L.too_large], true);
         } else {
           let lines = [];
-          try { lines = messagesOf(await response.json()); } catch (error) { lines = []; }
+          try { lines = refusalLines(await response.json()); } catch (error) { lines = []; }
           showMessages(form, [L.refused, ...(lines.length ? lines : [L.failed_upload])], true);
         }
       } catch (error) {
@@ -334,4 +612,5 @@
 
   setMode("connecting");
   poll().then(openStream);
+  window.setInterval(render, TIME_REFRESH_MS);
 })();
