@@ -39,6 +39,9 @@ MIDDLEWARE = [
     # and ASGI alike: no separate web server needed to run the service.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Uploads authenticated and their declared length checked before the body is read (the
+    # WSGI half; academy.asgi wraps the ASGI app in the same checks).
+    "academy.upload_guard.UploadGuardMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
