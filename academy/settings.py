@@ -189,6 +189,26 @@ VIDEO_FFMPEG_READRATE = float(os.environ.get("VIDEO_FFMPEG_READRATE", "0"))
 VIDEO_FFMPEG_THREADS = int(os.environ.get("VIDEO_FFMPEG_THREADS", "0"))
 # A transcode of one rendition that takes longer than this is killed and the video fails.
 VIDEO_FFMPEG_TIMEOUT_SECONDS = int(os.environ.get("VIDEO_FFMPEG_TIMEOUT_SECONDS", "7200"))
+# What one video may be, measured from its streams (academy.videos.media_limits; README,
+# "Security: limits"). Four hours holds the longest lecture; 4K (3840x2160) is the largest
+# frame a camera here records, and its decode fits the memory budget below; 120 frames/s is
+# the fastest common capture rate.
+VIDEO_MAX_DURATION_SECONDS = float(os.environ.get("VIDEO_MAX_DURATION_SECONDS", str(4 * 3600)))
+VIDEO_MAX_PIXELS = int(os.environ.get("VIDEO_MAX_PIXELS", str(3840 * 2160)))
+VIDEO_MAX_FRAME_RATE = float(os.environ.get("VIDEO_MAX_FRAME_RATE", "120"))
+# Address space of one ffmpeg process: x264 at 720p with its threads ran in 800 MiB here; a
+# 4K decode adds a few hundred MiB. Raise it with VIDEO_FFMPEG_THREADS on many-core hosts.
+VIDEO_FFMPEG_MEMORY_BYTES = int(os.environ.get("VIDEO_FFMPEG_MEMORY_BYTES", str(2 * 1024**3)))
+# A probe copies every packet (no decoding) and decodes two frames: a 2 GiB upload scans in
+# seconds, so 30 s of CPU and 60 s of wall clock leave room on a busy host and no more.
+VIDEO_PROBE_CPU_SECONDS = int(os.environ.get("VIDEO_PROBE_CPU_SECONDS", "30"))
+VIDEO_PROBE_TIMEOUT_SECONDS = int(os.environ.get("VIDEO_PROBE_TIMEOUT_SECONDS", "60"))
+# CPU budget of one rendition's transcode: a base for start-up plus this much per second of
+# probed media (veryfast x264 at 720p uses about 0.5 CPU-s per media second; 4x is room for
+# slow hosts and 1080p sources, not for a file that lies about its length).
+VIDEO_FFMPEG_CPU_BASE_SECONDS = int(os.environ.get("VIDEO_FFMPEG_CPU_BASE_SECONDS", "30"))
+VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND = float(
+    os.environ.get("VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND", "4"))
 CELERY_BEAT_SCHEDULE["reap-expired-video-leases"] = {
     "task": "academy.videos.tasks.reap_expired_video_leases",
     "schedule": VIDEO_REAP_INTERVAL_SECONDS,

@@ -18,6 +18,7 @@ from academy.ai import conf, services, storage
 from academy.ai.jobs import JOB_ID_PATTERN, KIND
 from academy.ai.models import AIJobModel
 from academy.ai.uploads import UploadRefused
+from academy.text_fields import control_character_problem
 from jobbox import registry, snapshots
 from jobbox.views import JobboxAPIView, JobStatusAPIView
 
@@ -40,6 +41,9 @@ class AIJobCreateView(JobboxAPIView):
         if upload is None or not isinstance(job_type, str) or not job_type:
             return _refused(UploadRefused(
                 "missing_field", "Send the sheet as `file` and its `job_type`."))
+        problem = control_character_problem("job_type", job_type)
+        if problem:
+            return _refused(UploadRefused("control_character", problem))
         try:
             job = services.ai_job_submit(
                 tenant_id=int(tenant), created_by_id=request.user.pk, job_type=job_type,
