@@ -74,6 +74,18 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: worker processes started by the tests must see the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(RUN_DIR / "test.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL: readers (polls falling back, the reconciler) never block the writer nor it
+        # them; NORMAL sync is WAL's safe setting (a power cut loses at most the last commit).
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        # Writers take the write lock when their transaction begins: a read-then-write
+        # transaction (every transition) no longer fails at once with "database is locked"
+        # when another process writes, it waits its turn.
+        "transaction_mode": "IMMEDIATE",
+        # How long a writer waits for that turn, in seconds: a transaction here lasts
+        # milliseconds, so 20 s covers a burst of uploads and workers on one small host.
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Signed-cookie sessions: reading a session costs no SQL and no Redis (DESIGN.md, invariant 1).
