@@ -1,7 +1,8 @@
 """Settings of the reference service, from the environment (DESIGN.md, "Stack").
 
 `DATABASE_URL` (default: SQLite under .run/), `REDIS_URL` (default: the embedded Redis that
-`make run` / `make test` started, see academy.embedded), `DJANGO_SECRET_KEY`, `DEBUG`.
+`make run` / `make test` started, see academy.embedded), `DJANGO_SECRET_KEY` (default: random
+per installation, in .run/secret_key), `DEBUG`.
 """
 
 import os
@@ -9,13 +10,14 @@ from pathlib import Path
 
 import dj_database_url
 
-from academy import embedded
+from academy import embedded, installation
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = BASE_DIR / ".run"
 
 DEBUG = os.environ.get("DEBUG", "") == "1"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "insecure-dev-key-set-DJANGO_SECRET_KEY"
+# Random per installation, kept in .run/secret_key, unless DJANGO_SECRET_KEY is set.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or installation.secret_key(RUN_DIR)
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
