@@ -11,6 +11,10 @@ answers from the request's head alone:
 - no declared length (chunked): the body is counted as it streams and cut off past the limit
   with a 413.
 
+Any other request's body (a sign-in form, a stray POST to a poll) is bounded the same way by
+Django's limit for non-file bodies: Django would otherwise spool a multipart file sent to
+any path whose view reads its form.
+
 Every ASGI refusal carries `Connection: close`, so the server drops the connection instead
 of draining the rest of the body. `UploadGuard` wraps the ASGI app (academy.asgi);
 `UploadGuardMiddleware` does the same under WSGI (gunicorn), where Django already bounds
@@ -43,6 +47,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # The multipart envelope and the small fields around the file (title, job type): the views
 # allow the same overhead over the file limit.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# Every other request (a sign-in form, a poll) may carry at most Django's own limit for
+# non-file bodies, DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB by default): Django does not apply it
+# to multipart files, which it would spool to disk on any path that reads its form.
+DEFAULT_OTHER_BODY_MAX_BYTES = 2_621_440
 VIDEO_UPLOAD_PATH = "/api/videos/"
 AI_JOB_UPLOAD_PATH = "/api/ai/jobs/"
 # DRF's own words for the same refusals, so a client sees one body whichever layer answers.
@@ -66,6 +74,10 @@ def upload_limit_bytes(path: str) -> int | None:
     return None
 
 
+def other_body_limit_bytes() -> int:
+    return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or DEFAULT_OTHER_BODY_MAX_BYTES)
+
+
 def _principal_for_request(request: HttpRequest) -> Any:
     """The jobbox principal of a request (its token header or its session), or None."""
     from jobbox.auth import principal_for_request  # the one place this module names jobbox
@@ -79,17 +91,28 @@ def refusal_before_body(request: HttpRequest, limit: int) -> Refusal | None:
     principal = _principal_for_request(request)
     if principal is None or not principal.is_active:
         return Refusal(401, NOT_AUTHENTICATED, "not_authenticated")
-    declared = request.META.get("CONTENT_LENGTH") or ""
-    if declared and (not declared.isdigit()):
+    return length_refusal(request.META.get("CONTENT_LENGTH") or "", limit)
+
+
+def length_refusal(declared: str, limit: int) -> Refusal | None:
+    """A refusal for a declared Content-Length that is malformed or over `limit`."""
+    if not declared:
+        return None
+    if not declared.isdigit():
         return Refusal(400, "The Content-Length header is malformed.", "bad_length")
-    if declared and int(declared) > limit:
-        return too_large(limit)
-    return None
+    return too_large(limit) if int(declared) > limit else None
 
 
 def too_large(limit: int) -> Refusal:
-    return Refusal(413, f"The upload is larger than the limit of {limit} bytes.",
+    return Refusal(413, f"The request body is larger than the limit of {limit} bytes.",
                    "file_too_large")
+
+
+def _declared_length(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            return value.decode("latin-1")
+    return ""
 
 
 def _head_request(scope: Scope) -> HttpRequest:
@@ -150,17 +173,19 @@ class _CountedBody:
 
 
 class UploadGuard:
-    """ASGI wrapper: the upload paths are authenticated and bounded before their body is read."""
+    """ASGI wrapper: the upload paths are authenticated and bounded before their body is
+    read; every other body is bounded by `other_body_limit_bytes()`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = None
-        if scope["type"] == "http" and scope.get("method") == "POST":
-            limit = upload_limit_bytes(scope.get("path", ""))
-        if limit is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        limit = upload_limit_bytes(scope["path"]) if scope["method"] == "POST" else None
+        if limit is None:
+            await self._other(scope, receive, send)
             return
         # One thread for the check and for Django's own sync work on this request, so the
         # database connection a principal fill may open is the request's, closed with it.
@@ -170,6 +195,14 @@ class UploadGuard:
                 await _send_refusal(send, refusal)
                 return
             await self._bounded(scope, receive, send, limit)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = other_body_limit_bytes()
+        refusal = length_refusal(_declared_length(scope), limit)
+        if refusal is not None:
+            await _send_refusal(send, refusal)
+            return
+        await self._bounded(scope, receive, send, limit)
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         body = _CountedBody(receive, limit)
@@ -198,10 +231,13 @@ class UploadGuardMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = upload_limit_bytes(request.path_info) if request.method == "POST" else None
-        if limit is not None:
+        if limit is None:
+            refusal = length_refusal(request.META.get("CONTENT_LENGTH") or "",
+                                     other_body_limit_bytes())
+        else:
             refusal = refusal_before_body(request, limit)
-            if refusal is not None:
-                return _refusal_response(refusal)
+        if refusal is not None:
+            return _refusal_response(refusal)
         return self.get_response(request)
 
 

@@ -114,3 +114,22 @@ def test_a_session_login_may_upload_through_the_guard(alice, settings):
     client.force_login(alice.user)
     response = client.post("/api/videos/", data={"title": "x"})
     assert response.status_code in (400, 403)  # the view's answer (no file / CSRF), not 401
+
+
+def test_any_other_path_bounds_its_body_too(uvicorn):
+    """A stray multipart body to the sign-in form or a poll: Django would spool its files."""
+    declared = post_streaming(uvicorn, "/api/jobbox/", body_bytes=ABUSIVE_BODY_BYTES,
+                              headers={}, chunked=False)
+    assert (declared.status, declared.answered_before_body) == (413, True)
+    streamed = post_streaming(uvicorn, "/login/", body_bytes=ABUSIVE_BODY_BYTES, headers={},
+                              chunked=True)
+    assert streamed.status in (413, None)
+    limit = 2_621_440  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert streamed.body_bytes_sent <= limit + SOCKET_BUFFER_ALLOWANCE_BYTES
+
+
+def test_a_sign_in_form_still_reaches_its_view(uvicorn):
+    """Bounded, not broken: an ordinary small form body passes the guard."""
+    answer = post_streaming(uvicorn, "/login/", body_bytes=SEND_CHUNK_BYTES, headers={},
+                            chunked=False)
+    assert answer.status == 403  # the view's CSRF check answers: the body got through

@@ -410,7 +410,7 @@ def test_bad_uploads_are_refused_with_nothing_stored_or_queued(
     assert response.status_code == (413 if kind == "far over the limit" else 400)
     detail = response.json()["detail"]
     assert detail in ("The file is not a playable video.", "The file is empty.") or (
-        detail.startswith(("The file is larger than the limit", "The upload is larger than")))
+        detail.startswith(("The file is larger than the limit", "The request body is larger")))
     assert Video.objects.count() == 0
     assert stored_files(media) == []
     assert outside_redis().llen(CELERY_QUEUE) == 0

@@ -185,11 +185,14 @@ def _scan_packets(path: Path, limits: MediaLimits) -> tuple[str, FrameCRC]:
         raise NotAVideo("too_many_frames", "The video holds more frames than allowed "
                         f"({limits.max_video_packets}).")
     _raise_if_over_budget(process.returncode, process.timed_out, limits)
-    demuxer = _INPUT.search(head)
-    if process.returncode != 0 or not demuxer:
+    found = _INPUT.search(head)
+    # The name is checked again: a log line that echoes text from the file could imitate
+    # ffmpeg's own, and the transcode pins whatever name this returns.
+    demuxer = found.group(1).split(",")[0] if found else ""
+    if process.returncode != 0 or demuxer not in ALLOWED_DEMUXERS:
         logger.info("probe refused %s: %s", path.name, head[-STDERR_TAIL_CHARS:])
         raise NotAVideo("not_a_video", "The file is not a playable video.")
-    return demuxer.group(1).split(",")[0], scan
+    return demuxer, scan
 
 
 def _follow(process: "LimitedProcess", scan: FrameCRC, limits: MediaLimits) -> bool:
