@@ -133,3 +133,17 @@ def test_a_sign_in_form_still_reaches_its_view(uvicorn):
     answer = post_streaming(uvicorn, "/login/", body_bytes=SEND_CHUNK_BYTES, headers={},
                             chunked=False)
     assert answer.status == 403  # the view's CSRF check answers: the body got through
+
+
+def test_the_pages_session_cookie_is_read_from_the_head_under_uvicorn(uvicorn, alice, settings):
+    """The page uploads with its session cookie: the guard resolves it without the body (an
+    over-long declared upload gets 413, not 401), and no cookie at all gets 401."""
+    client = Client()
+    client.force_login(alice.user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    with_session = post_streaming(uvicorn, "/api/videos/", body_bytes=ABUSIVE_BODY_BYTES,
+                                  headers={"Cookie": cookie}, chunked=False)
+    forged = post_streaming(uvicorn, "/api/videos/", body_bytes=ABUSIVE_BODY_BYTES,
+                            headers={"Cookie": cookie[:-4] + "AAAA"}, chunked=False)
+    assert (with_session.status, with_session.answered_before_body) == (413, True)
+    assert (forged.status, forged.answered_before_body) == (401, True)
