@@ -90,8 +90,15 @@ def test_under_gunicorn_an_anonymous_upload_is_refused_before_its_body(alice):
                                    headers={}, chunked=False)
         too_long = post_streaming(base, "/api/videos/", body_bytes=ABUSIVE_BODY_BYTES,
                                   headers=_token(alice), chunked=False)
+        chunked = post_streaming(base, "/api/videos/", body_bytes=ABUSIVE_BODY_BYTES,
+                                 headers={}, chunked=True)
+        # Without a length, Django under WSGI reads no body at all: the view sees no file.
+        member_chunked = post_streaming(base, "/api/videos/", body_bytes=ABUSIVE_BODY_BYTES,
+                                        headers=_token(alice), chunked=True)
     assert (anonymous.status, anonymous.answered_before_body) == (401, True)
     assert (too_long.status, too_long.answered_before_body) == (413, True)
+    assert (chunked.status, chunked.answered_before_body) == (401, True)
+    assert (member_chunked.status, member_chunked.answered_before_body) == (400, True)
 
 
 def test_the_wsgi_middleware_refuses_without_reading_the_body(alice, settings):
