@@ -1,9 +1,18 @@
 """ASGI entry point: the job box's event stream (`/api/jobbox/stream`) needs it; `make run`
-serves the whole service through it from one origin (README, "Job box: serving")."""
+serves the whole service through it from one origin (README, "Job box: serving").
+
+Uploads pass `UploadGuard` first: Django's ASGI handler reads a whole body before any view
+runs, so who sends it and how long it is are checked on the request's head (DESIGN.md,
+invariant 10).
+"""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from academy.upload_guard import UploadGuard  # noqa: E402  (after Django is set up)
+
+application = UploadGuard(django_application)

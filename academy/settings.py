@@ -1,7 +1,8 @@
 """Settings of the reference service, from the environment (DESIGN.md, "Stack").
 
 `DATABASE_URL` (default: SQLite under .run/), `REDIS_URL` (default: the embedded Redis that
-`make run` / `make test` started, see academy.embedded), `DJANGO_SECRET_KEY`, `DEBUG`.
+`make run` / `make test` started, see academy.embedded), `DJANGO_SECRET_KEY` (default: random
+per installation, in .run/secret_key), `DEBUG`.
 """
 
 import os
@@ -9,13 +10,14 @@ from pathlib import Path
 
 import dj_database_url
 
-from academy import embedded
+from academy import embedded, installation
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = BASE_DIR / ".run"
 
 DEBUG = os.environ.get("DEBUG", "") == "1"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "insecure-dev-key-set-DJANGO_SECRET_KEY"
+# Random per installation, kept in .run/secret_key, unless DJANGO_SECRET_KEY is set.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or installation.secret_key(RUN_DIR)
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
@@ -39,6 +41,9 @@ MIDDLEWARE = [
     # and ASGI alike: no separate web server needed to run the service.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Uploads authenticated and their declared length checked before the body is read (the
+    # WSGI half; academy.asgi wraps the ASGI app in the same checks).
+    "academy.upload_guard.UploadGuardMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -71,6 +76,18 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: worker processes started by the tests must see the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(RUN_DIR / "test.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL: readers (polls falling back, the reconciler) never block the writer nor it
+        # them; NORMAL sync is WAL's safe setting (a power cut loses at most the last commit).
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        # Writers take the write lock when their transaction begins: a read-then-write
+        # transaction (every transition) no longer fails at once with "database is locked"
+        # when another process writes, it waits its turn.
+        "transaction_mode": "IMMEDIATE",
+        # How long a writer waits for that turn, in seconds: a transaction here lasts
+        # milliseconds, so 20 s covers a burst of uploads and workers on one small host.
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Signed-cookie sessions: reading a session costs no SQL and no Redis (DESIGN.md, invariant 1).
@@ -79,6 +96,21 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 12 * 60 * 60  # a working day; signed cookies cannot be revoked early
 
 REDIS_URL = embedded.redis_url(RUN_DIR)
+
+# The page's sign-in throttle (academy.login_throttle), counted in Redis. Ten wrong passwords
+# in 15 minutes is more than a person mistyping; 50 per address leaves room for a school
+# behind one NAT while stopping a guesser that rotates usernames.
+LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "10"))
+LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "50"))
+LOGIN_THROTTLE_WINDOW_SECONDS = int(os.environ.get("LOGIN_THROTTLE_WINDOW_SECONDS", "900"))
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "login_throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("JOBBOX_KEY_PREFIX", "") + "login-throttle",
+    },
+}
 
 JOBBOX = {
     "KEY_PREFIX": os.environ.get("JOBBOX_KEY_PREFIX", ""),
@@ -186,6 +218,26 @@ VIDEO_FFMPEG_READRATE = float(os.environ.get("VIDEO_FFMPEG_READRATE", "0"))
 VIDEO_FFMPEG_THREADS = int(os.environ.get("VIDEO_FFMPEG_THREADS", "0"))
 # A transcode of one rendition that takes longer than this is killed and the video fails.
 VIDEO_FFMPEG_TIMEOUT_SECONDS = int(os.environ.get("VIDEO_FFMPEG_TIMEOUT_SECONDS", "7200"))
+# What one video may be, measured from its streams (academy.videos.media_limits; README,
+# "Security: limits"). Four hours holds the longest lecture; 4K (3840x2160) is the largest
+# frame a camera here records, and its decode fits the memory budget below; 120 frames/s is
+# the fastest common capture rate.
+VIDEO_MAX_DURATION_SECONDS = float(os.environ.get("VIDEO_MAX_DURATION_SECONDS", str(4 * 3600)))
+VIDEO_MAX_PIXELS = int(os.environ.get("VIDEO_MAX_PIXELS", str(3840 * 2160)))
+VIDEO_MAX_FRAME_RATE = float(os.environ.get("VIDEO_MAX_FRAME_RATE", "120"))
+# Address space of one ffmpeg process: x264 at 720p with its threads ran in 800 MiB here; a
+# 4K decode adds a few hundred MiB. Raise it with VIDEO_FFMPEG_THREADS on many-core hosts.
+VIDEO_FFMPEG_MEMORY_BYTES = int(os.environ.get("VIDEO_FFMPEG_MEMORY_BYTES", str(2 * 1024**3)))
+# A probe copies every packet (no decoding) and decodes two frames: a 2 GiB upload scans in
+# seconds, so 30 s of CPU and 60 s of wall clock leave room on a busy host and no more.
+VIDEO_PROBE_CPU_SECONDS = int(os.environ.get("VIDEO_PROBE_CPU_SECONDS", "30"))
+VIDEO_PROBE_TIMEOUT_SECONDS = int(os.environ.get("VIDEO_PROBE_TIMEOUT_SECONDS", "60"))
+# CPU budget of one rendition's transcode: a base for start-up plus this much per second of
+# probed media (veryfast x264 at 720p uses about 0.5 CPU-s per media second; 4x is room for
+# slow hosts and 1080p sources, not for a file that lies about its length).
+VIDEO_FFMPEG_CPU_BASE_SECONDS = int(os.environ.get("VIDEO_FFMPEG_CPU_BASE_SECONDS", "30"))
+VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND = float(
+    os.environ.get("VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND", "4"))
 CELERY_BEAT_SCHEDULE["reap-expired-video-leases"] = {
     "task": "academy.videos.tasks.reap_expired_video_leases",
     "schedule": VIDEO_REAP_INTERVAL_SECONDS,

@@ -20,12 +20,31 @@ SERVER_START_TIMEOUT_SECONDS = 60
 
 
 @contextmanager
-def serve_asgi(redis_url: str, **env: str) -> Iterator[str]:
-    """Runs `uvicorn academy.asgi:application` until the block ends; yields its base URL."""
+def serve_asgi(redis_url: str, app: str = "academy.asgi:application",
+               **env: str) -> Iterator[str]:
+    """Runs `uvicorn <app>` until the block ends; yields its base URL."""
     port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
+               str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "2"]
+    with _serving(command, port, redis_url, env) as base:
+        yield base
+
+
+@contextmanager
+def serve_wsgi(redis_url: str, **env: str) -> Iterator[str]:
+    """Runs `gunicorn academy.wsgi:application` (one sync worker) until the block ends."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "academy.wsgi:application", "--bind",
+               f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"]
+    with _serving(command, port, redis_url, env) as base:
+        yield base
+
+
+@contextmanager
+def _serving(command: list[str], port: int, redis_url: str, env: dict[str, str]
+             ) -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
+        command,
         env={**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis_url, **env},
     )
     base = f"http://127.0.0.1:{port}"

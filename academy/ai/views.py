@@ -19,6 +19,7 @@ from academy.ai import conf, services, storage
 from academy.ai.models import AIJobModel
 from academy.ai.tracking import JOB_ID_PATTERN, KIND
 from academy.ai.uploads import UploadRefused
+from academy.text_fields import control_character_problem
 from jobbox import CachedAuthAPIView, JobStatusAPIView, registry
 
 # Multipart framing around the file: a request longer than the file limit plus this is
@@ -40,6 +41,9 @@ class AIJobCreateView(CachedAuthAPIView):
         if upload is None or not isinstance(job_type, str) or not job_type:
             return _refused(UploadRefused(
                 "missing_field", "Send the sheet as `file` and its `job_type`."))
+        problem = control_character_problem("job_type", job_type)
+        if problem:
+            return _refused(UploadRefused("control_character", problem))
         try:
             job = services.ai_job_submit(
                 tenant_id=int(tenant), created_by_id=request.user.pk, job_type=job_type,

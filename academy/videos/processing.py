@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 
 from academy.videos import services, storage, transcoding
+from academy.videos.media_limits import MediaLimits
 from academy.videos.models import Video
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,10 @@ def _run(video: Video, scratch: Path, lease: Lease) -> tuple[str, int]:
     reporter = StepReporter(video_id=video.pk, steps=steps, lease=lease)
     report = reporter.step(0)
     source = storage.fetch(video.source.name, scratch / "source")
-    probed = transcoding.probe(source)  # again: the worker trusts no earlier look either
+    limits = MediaLimits.from_settings()
+    # Again, under the same budgets: the worker trusts no earlier look (the limits may have
+    # changed since the upload, and the stored file is what gets transcoded).
+    probed = transcoding.probe(source, limits)
     report(1.0)
 
     out_dir = scratch / "hls"
@@ -130,6 +134,7 @@ def _run(video: Video, scratch: Path, lease: Lease) -> tuple[str, int]:
             threads=settings.VIDEO_FFMPEG_THREADS,
             readrate=settings.VIDEO_FFMPEG_READRATE,
             timeout_seconds=settings.VIDEO_FFMPEG_TIMEOUT_SECONDS,
+            limits=limits,
         )
         written.append((rendition, playlist))
 

@@ -38,7 +38,11 @@ ERROR_REASON_MAX_CHARS = 2000
 
 
 class VideoRejected(ValueError):
-    """An upload that is refused; the message is safe to show to the uploader."""
+    """An upload that is refused; `code` is stable, the message safe to show the uploader."""
+
+    def __init__(self, message: str, code: str = "rejected") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def get_video_for_update(video_id: int) -> Video | None:
@@ -66,15 +70,19 @@ def upload_video(
     """
     limit = settings.VIDEO_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > limit:
-        raise VideoRejected(f"The file is larger than the limit of {limit} bytes.")
+        raise VideoRejected(f"The file is larger than the limit of {limit} bytes.",
+                            "file_too_large")
     with tempfile.TemporaryDirectory(prefix="jobbox-upload-") as scratch:
         local = _local_copy(upload, Path(scratch))
         if local.stat().st_size > limit:
-            raise VideoRejected(f"The file is larger than the limit of {limit} bytes.")
+            raise VideoRejected(f"The file is larger than the limit of {limit} bytes.",
+                                "file_too_large")
         try:
+            # Bounded: CPU, memory and wall-clock budgets (VIDEO_PROBE_*), no decoding past
+            # two frames; the worker measures it again before it transcodes.
             transcoding.probe(local)
         except transcoding.NotAVideo as exc:
-            raise VideoRejected(str(exc)) from None
+            raise VideoRejected(str(exc), exc.code) from None
         name = storage.save_source(tenant_id=tenant_id, local_path=local)
     try:
         video = create_video(tenant_id=tenant_id, uploaded_by_id=uploaded_by_id,

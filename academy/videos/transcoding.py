@@ -1,39 +1,34 @@
-"""ffmpeg, the one place it runs: probing uploads and writing the HLS rendition ladder.
+"""ffmpeg writing the HLS rendition ladder of a measured video (DESIGN.md, "The three parts":
+the reference service's video worker).
 
-DESIGN.md, "The three parts" (the reference service's video worker) and "Stack" (ffmpeg from
-the imageio-ffmpeg wheel, so nothing is installed by hand). That wheel ships no ffprobe, so a
-file is probed with ffmpeg itself: it must open with one of a few allowed demuxers and decode
-its first video frames; its name and content type are never trusted.
-
-The demuxer allow-list matters beyond "is it a video": ffmpeg's playlist-like demuxers
-(hls, concat, ...) follow references to other files, so an upload that is secretly a
-playlist could make the worker read files it must not. Only container formats are allowed,
-only the `file` protocol, and the transcode pins the demuxer the probe found.
+The source was measured first (academy.videos.probing): each rendition's output stops at
+the probed duration and the frame-rate limit, pins the demuxer the probe found, and runs
+under the CPU budget of that duration, the memory budget and a wall-clock timeout
+(academy.videos.media_limits; DESIGN.md, invariant 10). The probe's names stay importable
+from here, as callers have always used them.
 """
 
 import contextlib
-import ctypes
 import logging
-import os
 import re
-import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
+from academy.videos.ffmpeg import ffmpeg_env, ffmpeg_exe, input_args
+from academy.videos.media_limits import MediaLimits, limited_child, ran_out_of_cpu
+from academy.videos.probing import NotAVideo, ProbeResult, probe, probe_size
+
+__all__ = [
+    "NotAVideo", "ProbeResult", "Rendition", "TranscodeFailed", "ffmpeg_env", "ffmpeg_exe",
+    "master_playlist", "parse_ladder", "probe", "probe_size", "segment_names",
+    "transcode_rendition",
+]
 
 logger = logging.getLogger(__name__)
 
-# Container demuxers a playable upload may use (mp4/mov, mkv/webm, avi, MPEG-TS/PS, flv).
-ALLOWED_DEMUXERS = ("mov", "matroska", "avi", "mpegts", "mpeg", "flv")
-# The probe decodes this many frames: enough to prove the stream decodes, cheap on any size.
-PROBE_FRAMES = 2
-# A probe reads headers and two frames; anything slower is a hostile or broken file.
-PROBE_TIMEOUT_SECONDS = 60
 # HLS segment length: 4 s is the common VOD choice (quick start, few files per minute).
 SEGMENT_SECONDS = 4
 # ffmpeg writes a -progress block this often; each block is one progress report and one
@@ -43,31 +38,13 @@ AUDIO_BITRATE_KBPS = 96
 # How much of ffmpeg's stderr is kept for the log when it fails (never shown to users).
 STDERR_TAIL_CHARS = 2000
 
-_INPUT = re.compile(r"^Input #0, ([\w,]+), from ", re.MULTILINE)
-_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
-_VIDEO_STREAM = re.compile(r"Stream #0:\d+.*?: Video: .*?, (\d{2,5})x(\d{2,5})", re.MULTILINE)
-_AUDIO_STREAM = re.compile(r"Stream #0:\d+.*?: Audio: ", re.MULTILINE)
-_FRAMES = re.compile(r"frame=\s*(\d+)")
 # The codecs ffmpeg read from the stream it wrote (x264 may pick a lower profile than asked).
 _CODECS = re.compile(r'CODECS="([A-Za-z0-9.,]+)"')
 _LADDER_ITEM = re.compile(r"^(\d{2,5})x(\d{2,5}):(\d{2,6})$")
 
 
-class NotAVideo(ValueError):
-    """The file is not a playable video; the message is safe to show to the uploader."""
-
-
 class TranscodeFailed(RuntimeError):
     """ffmpeg could not write a rendition; the message is safe to store as the error reason."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    demuxer: str  # pinned for the transcode
-    duration_seconds: float
-    width: int
-    height: int
-    has_audio: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +67,6 @@ class Rendition:
         return f"{self.name}_codecs.m3u8"
 
 
-def ffmpeg_exe() -> str:
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def ffmpeg_env() -> dict[str, str]:
-    """The environment ffmpeg runs in.
-
-    The wheel's ffmpeg is linked statically with glibc; when it converts a DVB text (every
-    MPEG-TS file has some) its iconv loads the system's gconv modules, built for another
-    glibc, and crashes. With GCONV_PATH naming no folder, iconv keeps to its built-in
-    charsets and the demuxer falls back to the raw bytes of such names.
-    """
-    return {**os.environ, "GCONV_PATH": "/nonexistent/gconv"}
-
-
 def parse_ladder(spec: str) -> list[Rendition]:
     """"640x360:800,1280x720:2800" → renditions, smallest first."""
     renditions = []
@@ -119,47 +81,6 @@ def parse_ladder(spec: str) -> list[Rendition]:
     return sorted(renditions, key=lambda r: r.height)
 
 
-def _input_args(path: Path, demuxer: str | None = None) -> list[str]:
-    pinned = ["-f", demuxer] if demuxer else ["-format_whitelist", ",".join(ALLOWED_DEMUXERS)]
-    return [*pinned, "-protocol_whitelist", "file", "-i", str(path)]
-
-
-def probe(path: Path) -> ProbeResult:
-    """Open the file as a container with a video stream and decode its first frames."""
-    if not path.is_file() or path.stat().st_size == 0:
-        raise NotAVideo("The file is empty.")
-    command = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", *_input_args(path),
-        "-map", "0:v:0", "-frames:v", str(PROBE_FRAMES), "-f", "null", "-",
-    ]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, errors="replace",
-                              env=ffmpeg_env(),
-                              timeout=PROBE_TIMEOUT_SECONDS, check=False)
-    except subprocess.TimeoutExpired:
-        raise NotAVideo("The file could not be read as a video in time.") from None
-    info = done.stderr
-    demuxer, duration = _INPUT.search(info), _DURATION.search(info)
-    video = _VIDEO_STREAM.search(info)
-    frames = [int(n) for n in _FRAMES.findall(info)]
-    if done.returncode != 0 or not (demuxer and video) or not frames or max(frames) < 1:
-        logger.info("probe refused %s: %s", path.name, info[-STDERR_TAIL_CHARS:])
-        raise NotAVideo("The file is not a playable video.")
-    seconds = 0.0
-    if duration:
-        hours, minutes, secs = duration.groups()
-        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
-    if seconds <= 0:
-        raise NotAVideo("The video has no duration.")
-    return ProbeResult(
-        demuxer=demuxer.group(1).split(",")[0],
-        duration_seconds=seconds,
-        width=int(video.group(1)),
-        height=int(video.group(2)),
-        has_audio=bool(_AUDIO_STREAM.search(info)),
-    )
-
-
 def transcode_rendition(
     source: Path,
     probed: ProbeResult,
@@ -171,20 +92,28 @@ def transcode_rendition(
     threads: int,
     readrate: float,
     timeout_seconds: int,
+    limits: MediaLimits | None = None,
 ) -> Path:
     """One HLS VOD rendition (playlist + MPEG-TS segments) in out_dir; returns its playlist.
 
     `on_progress(fraction)` is called with ffmpeg's own progress (`-progress`, out_time over
-    the probed duration); an exception it raises stops ffmpeg and propagates.
+    the probed duration); an exception it raises stops ffmpeg and propagates. The output
+    stops at the probed duration and the frame-rate limit; ffmpeg runs under the CPU budget
+    of that duration and the memory budget of `limits`.
     """
+    limits = limits or MediaLimits.from_settings()
+    cpu_seconds = limits.transcode_cpu_seconds(probed.duration_seconds)
     playlist = out_dir / rendition.playlist_name
     throttle = ["-readrate", str(readrate)] if readrate > 0 else []
     audio = (["-map", "0:a:0", "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k", "-ac", "2"]
              if probed.has_audio else [])
     command = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-        *throttle, *_input_args(source, probed.demuxer),
+        *throttle, "-max_pixels", str(limits.max_pixels), *input_args(source, probed.demuxer),
         "-map", "0:v:0", *audio,
+        # What the probe measured, and no more: a late timestamp cannot stretch the output,
+        # nor a declared frame rate multiply its frames.
+        "-t", f"{probed.duration_seconds:.3f}", "-fpsmax", f"{limits.max_frame_rate:g}",
         # Even dimensions (x264 needs them), aspect ratio kept within the rendition's box.
         "-vf", f"scale=w={rendition.width}:h={rendition.height}"
                ":force_original_aspect_ratio=decrease:force_divisible_by=2",
@@ -202,7 +131,8 @@ def transcode_rendition(
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-        env=ffmpeg_env(), preexec_fn=_die_with_parent,
+        env=ffmpeg_env(),
+        preexec_fn=limited_child(cpu_seconds=cpu_seconds, memory_bytes=limits.memory_bytes),
     )
     stderr_chunks: list[str] = []
     stderr_reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()),
@@ -231,6 +161,9 @@ def transcode_rendition(
     if timed_out.is_set():
         raise TranscodeFailed(
             f"Transcoding the {rendition.name} rendition took longer than {timeout_seconds} s.")
+    if ran_out_of_cpu(process.returncode):
+        raise TranscodeFailed(f"Transcoding the {rendition.name} rendition used more than its "
+                              f"CPU budget ({cpu_seconds} s).")
     if process.returncode != 0 or not playlist.is_file():
         logger.warning("ffmpeg failed on rendition %s (exit %s): %s", rendition.name,
                        process.returncode, "".join(stderr_chunks)[-STDERR_TAIL_CHARS:])
@@ -281,23 +214,3 @@ def _output_size(playlist: Path) -> tuple[int, int] | None:
     with contextlib.suppress(ValueError):
         return probe_size(playlist.parent / segments[0])
     return None
-
-
-def probe_size(path: Path) -> tuple[int, int]:
-    done = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", *_input_args(path), "-f", "null", "-t", "0",
-         "-"], capture_output=True, text=True, errors="replace", env=ffmpeg_env(),
-        timeout=PROBE_TIMEOUT_SECONDS, check=False,
-    )
-    video = _VIDEO_STREAM.search(done.stderr)
-    if not video:
-        raise ValueError("no video stream")
-    return int(video.group(1)), int(video.group(2))
-
-
-def _die_with_parent() -> None:
-    # ffmpeg must not outlive a worker that was killed: the lease expires, another worker
-    # starts over, and an orphaned ffmpeg would only burn CPU (Linux: PR_SET_PDEATHSIG).
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)

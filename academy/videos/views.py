@@ -17,6 +17,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from academy.text_fields import control_character_problem
 from academy.videos import services, storage
 from academy.videos.models import Video
 from academy.videos.tracking import VideoTracking
@@ -35,8 +36,8 @@ HLS_CONTENT_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"
 HLS_CACHE_CONTROL = "private, max-age=3600"
 
 
-def _bad_request(detail: str) -> Response:
-    return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+def _bad_request(detail: str, code: str = "invalid") -> Response:
+    return Response({"detail": detail, "code": code}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class VideoUploadView(CachedAuthAPIView):
@@ -52,20 +53,26 @@ class VideoUploadView(CachedAuthAPIView):
         except ValueError:
             declared = 0
         if declared > limit + MULTIPART_OVERHEAD_BYTES:
-            return _bad_request(f"The file is larger than the limit of {limit} bytes.")
+            return _bad_request(f"The file is larger than the limit of {limit} bytes.",
+                                "file_too_large")
         upload = request.FILES.get("file")
         title = str(request.data.get("title") or "").strip()
         if upload is None:
-            return _bad_request("A video file is required (multipart field `file`).")
+            return _bad_request("A video file is required (multipart field `file`).",
+                                "missing_field")
         if not title or len(title) > TITLE_MAX_CHARS:
-            return _bad_request(f"A title of 1 to {TITLE_MAX_CHARS} characters is required.")
+            return _bad_request(f"A title of 1 to {TITLE_MAX_CHARS} characters is required.",
+                                "bad_title")
+        problem = control_character_problem("title", title)
+        if problem:
+            return _bad_request(problem, "control_character")
         try:
             video = services.upload_video(
                 tenant_id=int(tenant), uploaded_by_id=request.user.pk, title=title,
                 upload=upload,
             )
         except services.VideoRejected as exc:
-            return _bad_request(str(exc))
+            return _bad_request(str(exc), exc.code)
         job = VideoTracking()
         return Response(job.render(job.snapshot_fields(video), None),
                         status=status.HTTP_201_CREATED)

@@ -19,6 +19,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
+from academy.login_throttle import throttle_login
 from academy.web import messages
 from jobbox import principal_for_request
 
@@ -108,8 +109,8 @@ def _report_labels() -> dict[str, str]:
     }
 
 
-login_view = in_page_language(auth_views.LoginView.as_view(
+login_view = throttle_login(in_page_language(auth_views.LoginView.as_view(
     template_name="web/login.html", redirect_authenticated_user=False,
     extra_context={"languages": settings.LANGUAGES},
-))
+)))
 logout_view = auth_views.LogoutView.as_view(next_page=settings.LOGIN_URL)

@@ -3,12 +3,13 @@
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils.crypto import salted_hmac
 from rest_framework.authtoken.models import Token
 
+from academy import installation
 from academy.tenants.models import Membership, Tenant
 
 DEMO_TENANTS = [
@@ -18,8 +19,9 @@ DEMO_TENANTS = [
 
 
 def demo_password(username: str) -> str:
-    # Stable per installation (derived from SECRET_KEY), so re-running prints the same one.
-    return salted_hmac("jobbox-demo-password", username).hexdigest()[:16]
+    # Random per installation and kept under .run/, so re-running prints the same one and
+    # nobody can compute it from the code.
+    return installation.demo_password(settings.RUN_DIR, username)
 
 
 class Command(BaseCommand):
