@@ -10,6 +10,9 @@ nothing connects at import time.
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# The one version of the library: its wheel's (packaging/jobbox) and the repository's.
+__version__ = "0.1.0"
+
 if TYPE_CHECKING:
     from jobbox.auth.invalidation import invalidate_token, invalidate_user
     from jobbox.auth.principals import Principal, principal_for_request
