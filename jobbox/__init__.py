@@ -1,14 +1,17 @@
 """Jobbox: status and progress of long-running jobs served from Redis, the database as the record.
 
 The public API is the names below, importable from `jobbox` itself (DESIGN.md, "The three
-parts"; the README's "Adopting jobbox"). Everything else is private by convention, even where
-a module has no underscore. Importing `jobbox` loads nothing: each name is imported from its
-module on first use, so the package can be imported before Django's apps are ready, and
-nothing connects at import time.
+parts"; the README's "Adopt jobbox in your Django project"). Everything else is private by
+convention, even where a module has no underscore. Importing `jobbox` loads nothing: each
+name is imported from its module on first use, so the package can be imported before
+Django's apps are ready, and nothing connects at import time.
 """
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+# The one version of the library: its wheel's (packaging/jobbox) and the repository's.
+__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from jobbox.auth.invalidation import invalidate_token, invalidate_user

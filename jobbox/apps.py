@@ -1,5 +1,5 @@
-"""Django app config: wires the principal invalidation signals and the client reset on
-settings changes (DESIGN.md, "Authentication")."""
+"""Django app config: wires the principal invalidation signals, the client reset on settings
+changes (DESIGN.md, "Authentication") and the system checks (`jobbox.checks`)."""
 
 from django.apps import AppConfig
 
@@ -9,8 +9,9 @@ class JobboxConfig(AppConfig):
     verbose_name = "Jobbox"
 
     def ready(self) -> None:
-        from jobbox import client
+        from jobbox import checks, client
         from jobbox.auth import invalidation
 
         invalidation.connect_invalidation_signals()
         client.connect_settings_reset()
+        checks.register_checks()

@@ -5,7 +5,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, connections
@@ -13,6 +13,8 @@ from django.db.backends.signals import connection_created
 from django.test import override_settings
 
 from academy.embedded import RedisServer, free_port
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -85,11 +87,14 @@ def database_unreachable() -> Iterator[None]:
         db.update(saved)
 
 
-def wait_until(condition: Callable[[], bool], *, timeout_seconds: float,
-               interval_seconds: float = 0.05) -> bool:
+def wait_until(condition: Callable[[], T], *, timeout_seconds: float,
+               interval_seconds: float = 0.05) -> T:
+    """The first truthy value of `condition()`, asked every interval; after the timeout, its
+    last (falsy) value. The tests' one wait loop."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        if condition():
-            return True
+        value = condition()
+        if value:
+            return value
         time.sleep(interval_seconds)
     return condition()

@@ -5,7 +5,6 @@ import errno
 import io
 import os
 import signal
-import time
 from pathlib import Path
 
 import openpyxl
@@ -15,6 +14,7 @@ from academy.ai import services, storage
 from academy.ai.tasks import run_ai_job
 from conftest import start_worker, stop_worker
 from tests.ai_helpers import poll, row, sheet_bytes, submit
+from tests.faults import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,13 +37,22 @@ SHEET = [
 
 
 def wait_until_finished(member, job_id):
-    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+    def finished():
         body = poll(member, job_id).json()
-        if body["status"] in ("DONE", "FAILED"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish: {body}")
+        return body if body["status"] in ("DONE", "FAILED") else None
+
+    body = wait_until(finished, timeout_seconds=JOB_TIMEOUT_SECONDS, interval_seconds=0.1)
+    assert body, f"job {job_id} did not finish"
+    return body
+
+
+def open_for_writing_once_read(fifo: Path) -> int | None:
+    """A write end of the pipe once a reader has it open (ENXIO until then)."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        assert exc.errno == errno.ENXIO
+        return None
 
 
 def test_a_worker_process_grades_a_sheet_and_every_number_checks(worker, alice, bob):
@@ -175,24 +184,17 @@ def test_a_job_whose_worker_process_is_killed_runs_again_and_ends_done_once(
         services.ai_job_create(tenant_id=alice.tenant.pk, created_by_id=alice.user.pk,
                                job_type="excel.grade_report", payload={}, upload_name=name,
                                job_id=job_id)
-        deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-        while poll(alice, job_id).json()["status"] != "PROCESSING":
-            assert time.monotonic() < deadline, "the job never started"
-            time.sleep(0.05)
+        assert wait_until(lambda: poll(alice, job_id).json()["status"] == "PROCESSING",
+                          timeout_seconds=JOB_TIMEOUT_SECONDS), "the job never started"
         [child] = worker_children(process)
         os.kill(child, signal.SIGKILL)
-        while child in worker_children(process):  # until it is gone, pipe end and all
-            assert time.monotonic() < deadline, "the killed process lingers"
-            time.sleep(0.05)
-
-        writer = None
-        while writer is None:  # wait for the second run to open the pipe for reading
-            assert time.monotonic() < deadline, "the job was not delivered again"
-            try:
-                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                assert exc.errno == errno.ENXIO
-                time.sleep(0.05)
+        # Until it is gone, pipe end and all.
+        assert wait_until(lambda: child not in worker_children(process),
+                          timeout_seconds=JOB_TIMEOUT_SECONDS), "the killed process lingers"
+        # The second run opens the pipe for reading.
+        writer = wait_until(lambda: open_for_writing_once_read(fifo),
+                            timeout_seconds=JOB_TIMEOUT_SECONDS)
+        assert writer, "the job was not delivered again"
         os.set_blocking(writer, True)
         with os.fdopen(writer, "wb") as pipe:
             pipe.write(sheet_bytes(SHEET))

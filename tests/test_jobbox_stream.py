@@ -2,7 +2,6 @@
 connection per process however many streams are open. A real uvicorn process serves it."""
 
 import re
-import time
 import urllib.request
 
 import pytest
@@ -12,6 +11,7 @@ from academy.embedded import RedisServer
 from academy.videos import services
 from jobbox import keys
 from tests.asgi_server import serve_asgi
+from tests.faults import wait_until
 from tests.helpers import new_video
 from tests.sse import SSEStream, is_status
 
@@ -173,9 +173,8 @@ def open_streams_on_server(base):
 
 
 def wait_for_open_streams(base, count):
-    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
-    while open_streams_on_server(base) != count and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: open_streams_on_server(base) == count,
+               timeout_seconds=RELEASE_WAIT_SECONDS, interval_seconds=0.1)
     return open_streams_on_server(base)
 
 

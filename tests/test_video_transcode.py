@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,11 +18,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from academy.celery import app as celery_app
 from academy.videos import processing, reaper, services, storage, transcoding
 from academy.videos.models import Video
-from academy.videos.tasks import transcode_video
+from academy.videos.tasks import reap_expired_video_leases, transcode_video
 from conftest import start_worker, stop_worker
 from jobbox import keys
+from tests.faults import wait_until
 from tests.helpers import new_video, outside_redis, stored_snapshot
 from tests.media import make_clip
 
@@ -34,6 +35,7 @@ STEP_NAMES = ["probe", "transcode 90p", "transcode 180p", "package"]
 # Room for a worker on a busy 2-core machine to finish a 2-second clip (it takes seconds).
 JOB_TIMEOUT_SECONDS = 120
 POLL_PAUSE_SECONDS = 0.05
+REAP_TASK = reap_expired_video_leases.name
 CELERY_QUEUE = "celery"
 
 
@@ -71,16 +73,15 @@ def upload(member, path: Path, title: str = "Lecture 1"):
 def poll_until_done(member, video_id: int, *, on_poll=None) -> dict:
     """Poll the API until the video is READY or FAILED; `on_poll(body, queries)` sees each."""
     client = member.client()
-    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+
+    def finished():
         with CaptureQueriesContext(connection) as queries:
             body = client.get(f"/api/videos/{video_id}/").json()
         if on_poll:
             on_poll(body, len(queries))
-        if body["status"] in ("READY", "FAILED"):
-            return body
-        time.sleep(POLL_PAUSE_SECONDS)
-    raise AssertionError(f"video {video_id} did not finish in {JOB_TIMEOUT_SECONDS} s")
+        return body if body["status"] in ("READY", "FAILED") else None
+
+    return wait_for(finished, f"video {video_id} to finish")
 
 
 def decode_ok(path: Path) -> bool:
@@ -210,13 +211,16 @@ def test_playback_of_a_video_that_is_not_ready_is_not_found(alice, media):
 
 
 def wait_for(predicate, what: str, timeout: float = JOB_TIMEOUT_SECONDS):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(POLL_PAUSE_SECONDS)
-    raise AssertionError(f"timed out waiting for {what}")
+    value = wait_until(predicate, timeout_seconds=timeout, interval_seconds=POLL_PAUSE_SECONDS)
+    assert value, f"timed out waiting for {what}"
+    return value
+
+
+def reaper_runs() -> int:
+    """Reaper tasks the running workers have started, from their own statistics (a
+    remote-control reply: a solo worker answers it between tasks)."""
+    stats = celery_app.control.inspect(timeout=1).stats() or {}
+    return sum(worker.get("total", {}).get(REAP_TASK, 0) for worker in stats.values())
 
 
 def ffmpeg_processes_for(video_id: int) -> list[int]:
@@ -259,8 +263,11 @@ def test_worker_killed_mid_job_is_requeued_by_the_reaper_and_ends_ready_once(
         versions: list[int] = []
         poll_until_done(alice, video_id, on_poll=lambda body, _: versions.append(
             stored_snapshot(video_id)["version"]))
-        # A few more reaper runs change nothing.
-        time.sleep(2)
+        # More reaper runs change nothing (checked below, once the workers are stopped):
+        # two runs the worker started after READY, counted by the worker itself. A run under
+        # way at READY counts as one, so "two more" holds at least one whole run after it.
+        runs_at_ready = reaper_runs()
+        assert wait_for(lambda: reaper_runs() >= runs_at_ready + 2, "two more reaper runs")
     finally:
         stop_worker(first)
         if second:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from academy.outcomes import Outcome
+
 # The seed stores at most this much of an error message.
 ERROR_MESSAGE_MAX_CHARS = 2000
 
@@ -46,47 +48,47 @@ class AIJob:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def start(self, *, worker_id: str) -> str:
+    def start(self, *, worker_id: str) -> Outcome:
         if self.status == AIJobStatus.PROCESSING:
-            return "idempotent"
+            return Outcome.IDEMPOTENT
         if self.status != AIJobStatus.PENDING:
-            return "invalid_state"
+            return Outcome.INVALID_STATE
         self.status = AIJobStatus.PROCESSING
         self.leased_by = worker_id
         self.attempts += 1
-        return "ok"
+        return Outcome.OK
 
-    def requeue(self) -> str:
+    def requeue(self) -> Outcome:
         """Back to PENDING (a dead worker's run, or a retry of a failure), results cleared."""
         if self.status == AIJobStatus.PENDING:
-            return "idempotent"
+            return Outcome.IDEMPOTENT
         if self.status == AIJobStatus.DONE:
-            return "invalid_state"
+            return Outcome.INVALID_STATE
         self.status = AIJobStatus.PENDING
         self.leased_by = ""
         self.error_message = ""
         self.result = None
         self.report_name = ""
-        return "ok"
+        return Outcome.OK
 
-    def complete(self, *, result: Any, report_name: str = "") -> str:
+    def complete(self, *, result: Any, report_name: str = "") -> Outcome:
         if self.status == AIJobStatus.DONE:
-            return "idempotent"
+            return Outcome.IDEMPOTENT
         if self.status != AIJobStatus.PROCESSING:
-            return "invalid_state"
+            return Outcome.INVALID_STATE
         self.status = AIJobStatus.DONE
         self.result = result
         self.report_name = report_name
         self.error_message = ""
         self.leased_by = ""
-        return "ok"
+        return Outcome.OK
 
-    def fail(self, *, error_message: str) -> str:
+    def fail(self, *, error_message: str) -> Outcome:
         if self.status == AIJobStatus.FAILED:
-            return "idempotent"
+            return Outcome.IDEMPOTENT
         if self.status == AIJobStatus.DONE:
-            return "invalid_state"  # a job ends in one terminal state
+            return Outcome.INVALID_STATE  # a job ends in one terminal state
         self.status = AIJobStatus.FAILED
         self.error_message = str(error_message)[:ERROR_MESSAGE_MAX_CHARS]
         self.leased_by = ""
-        return "ok"
+        return Outcome.OK

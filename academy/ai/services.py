@@ -21,6 +21,7 @@ from academy.ai.models import AIJobModel, new_job_id
 from academy.ai.repositories import repository
 from academy.ai.tracking import KIND
 from academy.ai.uploads import UploadRefused
+from academy.outcomes import Outcome
 from academy.queue import send_on_commit
 from jobbox import RedisUnavailable, report_progress
 
@@ -83,47 +84,47 @@ def ai_job_create(
 
 
 @transaction.atomic
-def ai_job_start(*, job_id: str, worker_id: str = "") -> str:
+def ai_job_start(*, job_id: str, worker_id: str = "") -> Outcome:
     """PENDING → PROCESSING: "ok"; a dead worker's PROCESSING run again: "restarted";
     "terminal" (already DONE / FAILED: a duplicate delivery) or "not_found"."""
     job = repository.get_for_update(job_id)
     if job is None:
-        return "not_found"
+        return Outcome.NOT_FOUND
     if job.terminal:
-        return "terminal"
-    outcome = "ok"
+        return Outcome.TERMINAL
+    outcome = Outcome.OK
     if job.status == AIJobStatus.PROCESSING:
         # Back to PENDING first: a newer version whose snapshot clears the old run's progress.
         job.requeue()
         repository.save(job)
-        outcome = "restarted"
+        outcome = Outcome.RESTARTED
     job.start(worker_id=worker_id)
     repository.save(job)
     return outcome
 
 
 @transaction.atomic
-def ai_job_complete(*, job_id: str, result: Any, report_name: str = "") -> tuple[bool, str]:
+def ai_job_complete(*, job_id: str, result: Any, report_name: str = "") -> tuple[bool, Outcome]:
     """PROCESSING → DONE with its result and report."""
     job = repository.get_for_update(job_id)
     if job is None:
-        return False, "not_found"
+        return False, Outcome.NOT_FOUND
     outcome = job.complete(result=result, report_name=report_name)
-    if outcome == "ok":
+    if outcome == Outcome.OK:
         repository.save(job)
-    return outcome != "invalid_state", outcome
+    return outcome != Outcome.INVALID_STATE, outcome
 
 
 @transaction.atomic
-def ai_job_fail(*, job_id: str, error_message: str) -> tuple[bool, str]:
+def ai_job_fail(*, job_id: str, error_message: str) -> tuple[bool, Outcome]:
     """PENDING / PROCESSING → FAILED with a message for the submitter (never exception text)."""
     job = repository.get_for_update(job_id)
     if job is None:
-        return False, "not_found"
+        return False, Outcome.NOT_FOUND
     outcome = job.fail(error_message=error_message)
-    if outcome == "ok":
+    if outcome == Outcome.OK:
         repository.save(job)
-    return outcome != "invalid_state", outcome
+    return outcome != Outcome.INVALID_STATE, outcome
 
 
 def ai_job_report_progress(
@@ -142,10 +143,10 @@ def ai_job_report_progress(
         return False
 
 
-def run_ai_job(*, job_id: str, worker_id: str) -> str:
+def run_ai_job(*, job_id: str, worker_id: str) -> Outcome:
     """The worker's whole job: start, run its type, store the report, DONE or FAILED."""
     started = ai_job_start(job_id=job_id, worker_id=worker_id)
-    if started not in ("ok", "restarted"):
+    if started not in (Outcome.OK, Outcome.RESTARTED):
         return started
     job = repository.get(job_id)
     assert job is not None  # it was just started and jobs are never deleted while running
@@ -153,7 +154,7 @@ def run_ai_job(*, job_id: str, worker_id: str) -> str:
         job_type = job_types.get(job.job_type)
     except UnknownJobType:
         ai_job_fail(job_id=job_id, error_message="This job type is no longer available.")
-        return "failed"
+        return Outcome.FAILED
     context = JobContext(
         job_id=job_id,
         payload=job.payload,
@@ -164,7 +165,7 @@ def run_ai_job(*, job_id: str, worker_id: str) -> str:
         output = job_type.run(context)
     except JobFailed as failure:
         ai_job_fail(job_id=job_id, error_message=failure.message)
-        return "failed"
+        return Outcome.FAILED
     result = dict(output.result)
     report_name = ""
     if output.report is not None:
@@ -173,9 +174,9 @@ def run_ai_job(*, job_id: str, worker_id: str) -> str:
         )
         result["report_url"] = reverse("ai-job-report", args=[job_id])
     ok, outcome = ai_job_complete(job_id=job_id, result=result, report_name=report_name)
-    if outcome != "ok":
+    if outcome != Outcome.OK:
         storage.delete_quietly(report_name)  # another delivery finished first
-    return "done" if ok else outcome
+    return Outcome.DONE if ok else outcome
 
 
 def _step_reporter(job_id: str, steps: tuple[str, ...]) -> job_types.StepReporter:

