@@ -117,10 +117,9 @@ def forget_on_commit(job: TrackedJob, instance: models.Model) -> None:
     job_id = job.job_id_of(instance)
     tenant = str(getattr(instance, job.tenant_field))
     owner = getattr(instance, job.owner_field) if job.owner_field else None
-    transaction.on_commit(
-        lambda: forget_deleted(job, job_id, tenant=tenant, owner=None if owner is None else str(owner)),
-        using=instance._state.db,
-    )
+    owner_id = None if owner is None else str(owner)
+    transaction.on_commit(lambda: forget_deleted(job, job_id, tenant=tenant, owner=owner_id),
+                          using=instance._state.db)
 
 
 def forget_deleted(job: TrackedJob, job_id: str, *, tenant: str, owner: str | None) -> None:
