@@ -21,7 +21,7 @@ from cachetools import LRUCache
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
-from jobbox import conf
+from jobbox import client, conf
 
 # The budget refills over this window: "per minute" in the setting's name.
 REFILL_WINDOW_SECONDS = 60.0
@@ -60,6 +60,8 @@ class TokenMissBudget:
 
 
 budget = TokenMissBudget()
+# Budgets start afresh with new settings (a test's override, a reconfigured process).
+client.on_reset(budget.clear)
 
 
 def client_address(request: HttpRequest) -> str:
