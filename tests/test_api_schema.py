@@ -16,7 +16,6 @@ import pytest
 import schemathesis
 from django.core.management import call_command
 from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -34,8 +33,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # Examples per operation and mode: enough to reach every parameter's edge cases (empty, huge,
 # unicode, control characters), few enough that both modes of the 7 operations run in under
-# 2 minutes on this 2-core machine under load (invalid uploads are the slow ones).
-EXAMPLES_PER_OPERATION = {"positive": 15, "negative": 8}
+# 2 minutes on this 2-core machine under load.
+EXAMPLES_PER_OPERATION = 15
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
@@ -66,7 +65,7 @@ def bootstrap_demo() -> Demo:
 
 def fuzz(operation, mode: GenerationMode, tokens) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES_PER_OPERATION[mode.value], deadline=None, database=None,
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     def send(case) -> None:
         case.call_and_validate(headers={"Authorization": f"Token {next(tokens)}"},
@@ -85,12 +84,10 @@ def test_every_answer_conforms_and_none_is_a_server_error(mode):
     assert len(operations) == 7  # every DRF route of the API
     for operation in operations:
         send_known_ids(operation, demo)
+        if mode is GenerationMode.NEGATIVE and operation.method.upper() == "GET":
+            continue  # only path ids, and any string is one (answered 404): nothing invalid
         try:
             fuzz(operation, mode, tokens)
-        except Unsatisfiable:
-            # Nothing in the operation can be invalid (a path id of any string is valid
-            # input, answered 404): its valid examples already cover it.
-            assert mode is GenerationMode.NEGATIVE
         except Exception as failure:
             raise AssertionError(f"{operation.label}: {failure}") from failure
 
