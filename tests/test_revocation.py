@@ -186,3 +186,17 @@ def test_a_rolled_back_deletion_leaves_the_job(alice):
         raise RuntimeError("rolled back")
     assert outside_redis().get(keys.status_key("video", str(video.pk))) is not None
     assert poll(alice, video.pk).status_code == 200
+
+
+def test_a_deleted_ai_job_leaves_redis_too(alice, django_assert_num_queries):
+    from academy.ai.models import AIJobModel
+    from tests.ai_helpers import new_job
+
+    job_id = new_job(alice)
+    assert alice.client().get(f"/api/ai/jobs/{job_id}/").status_code == 200
+    assert job_id.encode() in alice.client().get("/api/jobbox/").content
+    AIJobModel.objects.filter(job_id=job_id).delete()
+    assert outside_redis().get(keys.status_key("job", job_id)) is None
+    with django_assert_num_queries(0):
+        assert alice.client().get(f"/api/ai/jobs/{job_id}/").status_code == 404
+        assert alice.client().get("/api/jobbox/").json()["jobs"] == []
