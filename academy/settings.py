@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",  # the API's OpenAPI schema at /api/schema/ (academy.schema)
     "jobbox",
     "academy.tenants",
     "academy.videos",
@@ -150,6 +151,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "jobbox.http.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI schema (drf-spectacular) served at /api/schema/; the tests fuzz the API with it.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Jobbox academy API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,  # the schema's own route is not part of the API
+    "COMPONENT_SPLIT_REQUEST": True,  # uploads described as binary in requests
 }
 
 STATIC_URL = "static/"

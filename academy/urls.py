@@ -6,9 +6,11 @@ from academy.ai.views import (
     AIJobResultPagesView,
     JobStatusView,
 )
+from academy.schema import schema_view
 from academy.videos.views import VideoDetailView, VideoHLSFileView, VideoUploadView
 
 urlpatterns = [
+    path("api/schema/", schema_view, name="api-schema"),  # OpenAPI 3 (drf-spectacular)
     path("api/videos/", VideoUploadView.as_view(), name="video-upload"),
     path("api/videos/<str:job_id>/", VideoDetailView.as_view(), name="video-detail"),
     path("api/videos/<str:job_id>/hls/<str:file_name>", VideoHLSFileView.as_view(),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from jobbox.auth.invalidation import invalidate_token, invalidate_user
+    from jobbox.auth.invalidation import invalidate_token, invalidate_user, invalidate_users
     from jobbox.auth.principals import Principal, principal_for_request
     from jobbox.client import RedisUnavailable
     from jobbox.http.views import CachedAuthAPIView, JobBoxView, JobStatusAPIView
@@ -53,6 +53,7 @@ _PUBLIC: dict[str, str] = {
     "Principal": "jobbox.auth.principals",
     "principal_for_request": "jobbox.auth.principals",
     "invalidate_user": "jobbox.auth.invalidation",
+    "invalidate_users": "jobbox.auth.invalidation",
     "invalidate_token": "jobbox.auth.invalidation",
 }
 
@@ -71,6 +72,7 @@ __all__ = [
     "cached_representation",
     "invalidate_token",
     "invalidate_user",
+    "invalidate_users",
     "principal_for_request",
     "publish_on_commit",
     "read_cached",

@@ -1,5 +1,6 @@
-"""Django app config: wires the principal invalidation signals, the client reset on settings
-changes (DESIGN.md, "Authentication") and the system checks (`jobbox.checks`)."""
+"""Django app config: wires the principal invalidation signals, the removal of deleted jobs
+from Redis, the client reset on settings changes (DESIGN.md, "Authentication") and the
+system checks (`jobbox.checks`)."""
 
 from django.apps import AppConfig
 
@@ -9,9 +10,13 @@ class JobboxConfig(AppConfig):
     verbose_name = "Jobbox"
 
     def ready(self) -> None:
-        from jobbox import checks, client
+        from django.db.models import signals
+
+        from jobbox import checks, client, write
         from jobbox.auth import invalidation
 
         invalidation.connect_invalidation_signals()
         client.connect_settings_reset()
         checks.register_checks()
+        # Every model: a tracked job's may be registered after this app is ready.
+        signals.post_delete.connect(write.on_row_deleted, dispatch_uid="jobbox-tracked-delete")

@@ -9,6 +9,11 @@ index is rebuilt from the database with one bounded query per registered job kin
 (`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether or not it
 is marked, so one that lands during a rebuild is kept. An empty box is still an answer from
 Redis (the marker alone).
+
+A box has a size bound whatever its jobs hold (DESIGN.md, invariant 10): an entry larger than
+`BOX_ENTRY_MAX_BYTES` is replaced by a summary (kind, id, status, `"truncated": true`; the
+job's own endpoint has the rest), and entries stop at `BOX_MAX_BYTES`, newest first, the body
+saying how many it left out (`"omitted"`). The stream's opening box is the same bounded one.
 """
 
 import hashlib
@@ -36,34 +41,72 @@ logger = logging.getLogger(__name__)
 COMPLETE_MARKER = "*complete*"
 
 
+# Longest status a summary repeats: every job's status is a short word; anything else is
+# not worth carrying in a summary meant to be small.
+SUMMARY_STATUS_MAX_CHARS = 64
+
+
 @dataclass(frozen=True, slots=True)
 class BoxEntry:
     kind: str
     job_id: str
     changed_ms: int
     representation: dict[str, Any]
+    truncated: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "id": self.job_id, "job": self.representation}
+        found = {"kind": self.kind, "id": self.job_id, "job": self.representation}
+        return {**found, "truncated": True} if self.truncated else found
+
+    def summary(self) -> "BoxEntry":
+        """This entry without its representation, but for the job's status."""
+        status = self.representation.get("status")
+        if not isinstance(status, str) or len(status) > SUMMARY_STATUS_MAX_CHARS:
+            status = None
+        return BoxEntry(kind=self.kind, job_id=self.job_id, changed_ms=self.changed_ms,
+                        representation={"status": status}, truncated=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Box:
-    """A person's jobs, newest change first, and the last event id at the moment of reading."""
+    """A person's jobs, newest change first, and the last event id at the moment of reading.
+    Built bounded: `entries` are what fit (summaries for large ones), `omitted` the rest."""
 
     entries: list[BoxEntry]
     last_event_id: str
     body: bytes = field(init=False)
+    omitted: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        body = json.dumps({"jobs": [entry.as_json() for entry in self.entries]},
-                          separators=(",", ":"), ensure_ascii=False).encode()
+        entry_max, box_max = conf.get("BOX_ENTRY_MAX_BYTES"), conf.get("BOX_MAX_BYTES")
+        kept: list[BoxEntry] = []
+        parts: list[bytes] = []
+        size = len(b'{"jobs":[],"omitted":}') + len(str(len(self.entries)))
+        for entry in self.entries:
+            encoded = _encode(entry.as_json())
+            if len(encoded) > entry_max:
+                entry = entry.summary()
+                encoded = _encode(entry.as_json())
+            if size + len(encoded) + 1 > box_max:
+                break
+            kept.append(entry)
+            parts.append(encoded)
+            size += len(encoded) + 1
+        omitted = len(self.entries) - len(kept)
+        body = b'{"jobs":[' + b",".join(parts) + b"]"
+        body += f',"omitted":{omitted}}}'.encode() if omitted else b"}"
+        object.__setattr__(self, "entries", kept)
+        object.__setattr__(self, "omitted", omitted)
         object.__setattr__(self, "body", body)
 
     @property
     def etag(self) -> str:
         # Over the body only: another person's events move the event id, not this box.
         return f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def read_box(*, tenant: str, owner: str) -> Box:

@@ -19,12 +19,22 @@ DEFAULTS: dict[str, Any] = {
     # A poll must not wait on a sick Redis longer than a DB read would take.
     "SOCKET_TIMEOUT_SECONDS": 0.25,
     "CONNECT_TIMEOUT_SECONDS": 0.25,
-    # Cached user/tenant of a token or session; invalidated by signals, the TTL is a backstop.
-    "PRINCIPAL_TTL_SECONDS": 60 * 60,
+    # Cached user/tenant of a token or session; revoked by signals and `invalidate_users`, the
+    # TTL is the backstop for a bulk change nobody revoked: 5 min bounds that, and costs one
+    # fill (two indexed reads) per active principal per 5 min.
+    "PRINCIPAL_TTL_SECONDS": 5 * 60,
     # Dotted path to `f(user) -> str | None`: the tenant a user acts in.
     "TENANT_RESOLVER": None,
     # "app_label.Model" names whose rows carry `user_id` and change a user's tenant.
     "PRINCIPAL_MODELS": [],
+    # Token look-ups that find no token, per client address per process per minute; past it,
+    # that address's uncached tokens are refused without a database read (jobbox.auth.
+    # token_misses). A person mistyping a token needs a few; a scan of random tokens gets
+    # this many reads a minute, and leaves no Redis key.
+    "TOKEN_MISSES_PER_MINUTE": 30,
+    # Dotted path to `f(request) -> str`: the client address token misses are charged to.
+    # Unset: REMOTE_ADDR. Behind a proxy, set it to read the proxy's forwarding header.
+    "CLIENT_ADDRESS_RESOLVER": None,
     # Bearer token a Prometheus scraper sends to /metrics; unset: staff users only.
     "METRICS_TOKEN": None,
     # --- Resilience (DESIGN.md, invariants 6-8) ---
@@ -59,6 +69,14 @@ DEFAULTS: dict[str, Any] = {
     # --- The job box and its event stream (jobbox.box, jobbox.stream) ---
     # Jobs one box holds at most: a person rarely has more running or finished within 1 h.
     "JOBBOX_MAX_JOBS": 100,
+    # A box entry whose JSON is larger than this many bytes is sent as a summary (kind, id,
+    # status, "truncated": true; the job's own endpoint has the rest): a progress bar's
+    # fields need well under 2 KB, a finished sheet's result can be megabytes.
+    "BOX_ENTRY_MAX_BYTES": 16 * 1024,
+    # A box body (and a stream's opening box) stops adding entries at this many bytes, newest
+    # first, and says how many it left out: a hundred usual entries (under 1 KB each) fit, a
+    # 22 MB box cannot exist.
+    "BOX_MAX_BYTES": 256 * 1024,
     # Progress events of one job are published at most once per this many ms (4 a second:
     # a smooth bar; a change of step is published at once).
     "PROGRESS_EVENT_INTERVAL_MS": 250,

@@ -66,7 +66,15 @@ def token_principal_key(token: str) -> str:
 
 
 def user_principal_key(user_id: int | str) -> str:
-    return f"{conf.get('KEY_PREFIX')}auth:user:{int(user_id)}"
+    """`auth:user:{42}`: a user's cached principal; its braces share a slot with the user's
+    session generation, so one script fills the one with the other."""
+    return f"{conf.get('KEY_PREFIX')}auth:user:{{{int(user_id)}}}"
+
+
+def session_generation_key(user_id: int | str) -> str:
+    """`auth:user:{42}:sessions`: the generation every live session of the user carries;
+    logout replaces it, ending every session saved before."""
+    return f"{conf.get('KEY_PREFIX')}auth:user:{{{int(user_id)}}}:sessions"
 
 
 def box_index_key(tenant: str, owner: str) -> str:

@@ -24,7 +24,10 @@ LARGE_FIELD_READS = Counter(
 PRINCIPAL_READS = Counter(
     "jobbox_principal_reads_total",
     "Token or session resolutions by where the answer came from.",
-    ["source"],  # source: redis, db_fill, db_fallback
+    # source: redis, db_fill, db_fallback; fill_refused (a revocation came between the fill's
+    # read and its write: not stored), miss_budget_spent (an address's bogus tokens used up
+    # their database reads: refused unread)
+    ["source"],
 )
 
 # The job box (jobbox.box, jobbox.stream).

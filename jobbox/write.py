@@ -4,7 +4,8 @@ DESIGN.md, "Data flow" and invariants 2, 3 and 9: the snapshot is taken inside t
 transaction (it is exactly the state being committed) but reaches Redis only in `on_commit`,
 through a Lua compare-and-set that refuses anything not newer than what Redis holds; in the
 same atomic step the owner's job box learns of the job and a `changed` event is published.
-Progress goes to Redis only. Each script's KEYS and ARGV are built here, next to its call.
+Progress goes to Redis only. A deleted row leaves Redis after commit (`forget_on_commit`):
+snapshot, progress and box entry. Each script's KEYS and ARGV are built here, next to its call.
 """
 
 import logging
@@ -19,7 +20,7 @@ from jobbox import caches, conf, keys, model, registry
 from jobbox.client import RedisUnavailable, get_redis, redis_errors, with_retries
 from jobbox.metrics import CACHE_WRITES
 from jobbox.model import Snapshot, clamp_percent
-from jobbox.registry import TrackedJob
+from jobbox.registry import TrackedJob, UnknownJobKind
 from jobbox.scripts import script
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,48 @@ def store_snapshot(snapshot: Snapshot) -> bool:
         stored = script("store_snapshot", get_redis())(keys=script_keys, args=args)
     CACHE_WRITES.labels(snapshot.kind, "stored" if stored else "stale").inc()
     return bool(stored)
+
+
+def on_row_deleted(sender: type[models.Model], instance: models.Model, **_: object) -> None:
+    """`post_delete` of any model: a tracked job's row leaves Redis once the delete commits."""
+    try:
+        job = registry.for_model(sender)
+    except UnknownJobKind:
+        return
+    forget_on_commit(job, instance)
+
+
+def forget_on_commit(job: TrackedJob, instance: models.Model) -> None:
+    job_id = job.job_id_of(instance)
+    tenant = str(getattr(instance, job.tenant_field))
+    owner = getattr(instance, job.owner_field) if job.owner_field else None
+    owner_id = None if owner is None else str(owner)
+    transaction.on_commit(lambda: forget_deleted(job, job_id, tenant=tenant, owner=owner_id),
+                          using=instance._state.db)
+
+
+def forget_deleted(job: TrackedJob, job_id: str, *, tenant: str, owner: str | None) -> None:
+    """Remove a deleted job's snapshot and progress, leave a negative entry (polls answer 404
+    from Redis), and take it out of its owner's box. Never raises for Redis: a failure leaves
+    the snapshot to its TTL, and a box shows it no longer once the database is read."""
+    caches.job_snapshots.discard((job.kind, job_id))
+
+    def forget() -> None:
+        with redis_errors():
+            script("forget_job", get_redis())(
+                keys=[keys.status_key(job.status_namespace, job_id),
+                      keys.progress_key(job.progress_namespace, job_id),
+                      keys.missing_key(job.status_namespace, job_id)],
+                args=[conf.get("NEGATIVE_TTL_SECONDS")],
+            )
+            if owner is not None:  # another slot (the owner's): its own command
+                get_redis().zrem(keys.box_index_key(tenant, owner), box_member(job, job_id))
+
+    try:
+        with_retries(forget, attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+    except RedisUnavailable:
+        logger.warning("jobbox: deleted %s %s not removed from Redis; its TTL bounds it",
+                       job.kind, job_id)
 
 
 def box_member(job: TrackedJob, job_id: str) -> str:

@@ -15,6 +15,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from academy import schema
 from academy.ai import conf, services, storage
 from academy.ai.models import AIJobModel
 from academy.ai.tracking import JOB_ID_PATTERN, KIND
@@ -27,6 +28,7 @@ from jobbox import CachedAuthAPIView, JobStatusAPIView, registry
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
+@schema.ai_job_submit
 class AIJobCreateView(CachedAuthAPIView):
     """POST /api/ai/jobs/ (multipart `file`, `job_type`) → 201 with the job, or 400."""
 
@@ -57,6 +59,7 @@ class AIJobCreateView(CachedAuthAPIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+@schema.ai_job_status
 class JobStatusView(JobStatusAPIView):
     """GET /api/ai/jobs/<job_id>/ — zero SQL while PENDING / PROCESSING and within 1 h of
     DONE / FAILED, the result included (up to AI_JOBS["RESULT_INLINE_MAX_BYTES"])."""
@@ -64,6 +67,7 @@ class JobStatusView(JobStatusAPIView):
     kind = KIND
 
 
+@schema.ai_job_report
 class AIJobReportView(CachedAuthAPIView):
     """GET /api/ai/jobs/<job_id>/report/ — the .xlsx report, for the job's tenant only."""
 

@@ -17,6 +17,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from academy import schema
 from academy.text_fields import control_character_problem
 from academy.videos import services, storage
 from academy.videos.models import Video
@@ -40,6 +41,7 @@ def _bad_request(detail: str, code: str = "invalid") -> Response:
     return Response({"detail": detail, "code": code}, status=status.HTTP_400_BAD_REQUEST)
 
 
+@schema.video_upload
 class VideoUploadView(CachedAuthAPIView):
     """POST /api/videos/ (multipart `file`, `title`) → 201 with the UPLOADED video."""
 
@@ -78,12 +80,14 @@ class VideoUploadView(CachedAuthAPIView):
                         status=status.HTTP_201_CREATED)
 
 
+@schema.video_detail
 class VideoDetailView(JobStatusAPIView):
     """GET /api/videos/<id>/ — zero SQL while PROCESSING and within 1 h of READY / FAILED."""
 
     kind = "video"
 
 
+@schema.video_hls_file
 class VideoHLSFileView(CachedAuthAPIView):
     """GET /api/videos/<id>/hls/<file> — a READY video's playlists and segments, its tenant only.
 

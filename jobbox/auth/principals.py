@@ -12,6 +12,15 @@ While Redis is unavailable, principals come from the database through a per-proc
 one read per principal per interval, not one per request (DESIGN.md, invariant 6). A cached
 value that does not parse is garbage: a miss, replaced, never an "unknown token".
 
+Revocation sticks (DESIGN.md, invariant 11): an invalidation writes a short-lived revocation
+mark over a principal's key instead of deleting it, and a fill stores what it read only if
+the key still holds what the fill saw before reading the database (`lua/fill_principal.lua`),
+so a fill racing an invalidation cannot re-cache the revoked principal. A user's principal
+carries the user's session generation (`auth:user:{id}:sessions`): login writes it into the
+session, logout replaces it, so a session saved before logout (a copied cookie) ends too.
+Unknown tokens are not remembered (no key per bogus token); `token_misses` bounds the
+database reads they cost.
+
 The `Authorization` header is read here and nowhere else: `Token <key>` (the keyword in any
 case, as DRF reads it) names a token; any other value is malformed and names nobody, and a
 request that carries the header is never authenticated by its session instead.
@@ -19,10 +28,13 @@ request that carries the header is never authenticated by its session instead.
 
 import json
 import logging
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db.models import Model
 from django.http import HttpRequest
@@ -30,18 +42,26 @@ from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
 from jobbox import caches, conf, keys
+from jobbox.auth import token_misses
 from jobbox.caches import Flights
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import PRINCIPAL_READS
+from jobbox.scripts import script
 
 logger = logging.getLogger(__name__)
 
-# A bad token is remembered briefly so a client retrying it does not read the DB each time.
-UNKNOWN_TOKEN_TTL_SECONDS = 60
 # Longest token key looked up: DRF's keys are 40 hex characters; anything far longer is noise.
 TOKEN_MAX_CHARS = 128
-_UNKNOWN = "null"
+# A revocation mark stands this long: far longer than any fill's database read (ms), so every
+# fill that read before the invalidation finds the mark still there and stores nothing.
+REVOCATION_MARK_SECONDS = 60
+# A fill slower than this stores nothing (its answer still serves its own request): the mark
+# it must see has then possibly expired. Half the mark's life leaves a wide margin.
+FILL_MAX_SECONDS = REVOCATION_MARK_SECONDS / 2
+# The session key holding the user's session generation at login.
+SESSION_GENERATION_KEY = "_jobbox_session_generation"
 _GARBAGE = object()
+_REVOKED = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +73,9 @@ class Principal:
     is_superuser: bool
     tenant: str | None
     session_hash: str
+    # The user's session generation when cached from Redis; None for a token's principal and
+    # for one read from the database during an outage (then not checked).
+    session_generation: str | None = None
 
     def as_user(self) -> Model:
         """An unsaved-looking User built from the cache: no query to construct or to use."""
@@ -97,7 +120,9 @@ def principal_for_request(request: Any) -> Principal | None:
 def _resolve_request(request: HttpRequest) -> Principal | None:
     if has_authorization_header(request):
         token = token_in_header(request)
-        return principal_for_token(token) if token else None
+        if not token:
+            return None
+        return principal_for_token(token, address=token_misses.client_address(request))
     session = getattr(request, "session", None)
     if session is None or SESSION_KEY not in session:
         return None
@@ -105,23 +130,34 @@ def _resolve_request(request: HttpRequest) -> Principal | None:
         principal = principal_for_user_id(int(session[SESSION_KEY]))
     except (TypeError, ValueError):
         return None
-    if principal and constant_time_compare(session.get(HASH_SESSION_KEY, ""),
-                                           principal.session_hash):
+    if (principal
+            and constant_time_compare(session.get(HASH_SESSION_KEY, ""), principal.session_hash)
+            and _same_generation(session.get(SESSION_GENERATION_KEY), principal)):
         return principal
     return None
 
 
-def principal_for_token(token: str) -> Principal | None:
+def _same_generation(in_session: object, principal: Principal) -> bool:
+    if principal.session_generation is None:
+        return True  # read from the database while Redis is away: no generation to compare
+    return isinstance(in_session, str) and constant_time_compare(in_session,
+                                                                 principal.session_generation)
+
+
+def principal_for_token(token: str, *, address: str = "unknown") -> Principal | None:
+    """The token's principal; `address` is charged when the token names nobody."""
     if not token.isascii() or not token.isalnum() or len(token) > TOKEN_MAX_CHARS:
         return None
-    return _cached(keys.token_principal_key(token), lambda: _load_token(token))
+    return _cached(keys.token_principal_key(token), lambda: _load_token(token, address))
 
 
 def principal_for_user_id(user_id: int) -> Principal | None:
-    return _cached(keys.user_principal_key(user_id), lambda: _load_user(user_id))
+    return _cached(keys.user_principal_key(user_id), lambda: _load_user(user_id),
+                   generation_key=keys.session_generation_key(user_id))
 
 
-def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
+def _cached(key: str, load: Callable[[], Principal | None], *,
+            generation_key: str | None = None) -> Principal | None:
     try:
         with redis_errors():
             pipe = get_redis().pipeline(transaction=False)
@@ -136,30 +172,85 @@ def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
         return principal
     if raw is not None and not isinstance(raw, Exception):
         decoded = _decode(raw)
-        if decoded is not _GARBAGE:
+        if isinstance(decoded, Principal):
             PRINCIPAL_READS.labels("redis").inc()
-            return decoded  # type: ignore[return-value]
-    if raw is not None:
-        logger.warning("jobbox: unreadable cached principal replaced")
-    # Threads of this process missing the same principal (after a restart) share one read.
-    principal, led = _principal_fills.run(key, load)
+            return decoded
+        if decoded is _GARBAGE:
+            logger.warning("jobbox: unreadable cached principal replaced")
+    return fill_principal(key, load, seen=raw, generation_key=generation_key)
+
+
+def fill_principal(key: str, load: Callable[[], Principal | None], *, seen: object,
+                   generation_key: str | None = None) -> Principal | None:
+    """A missed principal read from the database and stored, unless the key changed since the
+    caller read `seen` there (bytes, None for nothing, an exception for another type): the
+    read must come before the database read, so an invalidation in between wins. Threads of
+    this process missing the same principal share one read; only the leader, whose `seen`
+    precedes that read, stores it."""
+    principal, led = _principal_fills.run(
+        key, lambda: _load_and_store(key, load, seen=seen, generation_key=generation_key))
     PRINCIPAL_READS.labels("db_fill" if led else "shared").inc()
-    ttl = conf.get("PRINCIPAL_TTL_SECONDS") if principal else UNKNOWN_TOKEN_TTL_SECONDS
-    value = json.dumps(asdict(principal)) if principal else _UNKNOWN
-    try:
-        with redis_errors():
-            get_redis().set(key, value, ex=ttl)  # SET replaces a value of any type
-    except RedisUnavailable:
-        pass
     return principal
 
 
-def _decode(raw: bytes) -> Principal | object | None:
-    """The cached principal, None for a remembered unknown token, `_GARBAGE` for anything else."""
+def _load_and_store(key: str, load: Callable[[], Principal | None], *, seen: object,
+                    generation_key: str | None) -> Principal | None:
+    started = time.monotonic()
+    principal = load()
+    if principal is None:
+        return None  # unknown: not remembered (token_misses bounds what that costs)
+    if time.monotonic() - started > FILL_MAX_SECONDS:
+        return principal  # any revocation mark may have expired meanwhile: store nothing
+    try:
+        stored, generation = _store_if_unchanged(key, principal, seen, generation_key)
+    except RedisUnavailable:
+        return principal
+    if not stored:
+        PRINCIPAL_READS.labels("fill_refused").inc()
+    if generation_key is None:
+        return principal
+    return Principal(**{**asdict(principal), "session_generation": generation})
+
+
+def _store_if_unchanged(key: str, principal: Principal, seen: object,
+                        generation_key: str | None) -> tuple[bool, str]:
+    """KEYS and ARGV as `lua/fill_principal.lua` documents them. Raises RedisUnavailable."""
+    if seen is None:
+        seen_kind, seen_value = "none", b""
+    elif isinstance(seen, bytes):
+        seen_kind, seen_value = "value", seen
+    else:
+        seen_kind, seen_value = "other", b""
+    with redis_errors():
+        stored, generation = script("fill_principal", get_redis())(
+            keys=[key] if generation_key is None else [key, generation_key],
+            args=[json.dumps(asdict(principal)), conf.get("PRINCIPAL_TTL_SECONDS"),
+                  seen_kind, seen_value, new_generation(), session_generation_ttl_seconds()],
+        )
+    return bool(stored), generation.decode() if isinstance(generation, bytes) else generation
+
+
+def new_generation() -> str:
+    return uuid.uuid4().hex
+
+
+def session_generation_ttl_seconds() -> int:
+    # A session cookie is refused by Django past this age: its generation is needed as long.
+    return int(settings.SESSION_COOKIE_AGE)
+
+
+def revocation_mark() -> str:
+    """A value no principal decodes to, unique per write, so a fill that saw an older mark
+    (or none) notices this one."""
+    return json.dumps({"revoked": uuid.uuid4().hex})
+
+
+def _decode(raw: bytes) -> Principal | object:
+    """The cached principal, `_REVOKED` for a revocation mark, `_GARBAGE` for anything else."""
     try:
         doc = json.loads(raw)
-        if doc is None:
-            return None
+        if isinstance(doc, dict) and set(doc) == {"revoked"}:
+            return _REVOKED
         principal = Principal(**doc)
     except (ValueError, TypeError):
         return _GARBAGE
@@ -170,15 +261,23 @@ def _decode(raw: bytes) -> Principal | object | None:
                 (principal.is_active, principal.is_staff, principal.is_superuser))
         and (principal.tenant is None or isinstance(principal.tenant, str))
         and isinstance(principal.session_hash, str)
+        and (principal.session_generation is None
+             or isinstance(principal.session_generation, str))
     )
     return principal if well_formed else _GARBAGE
 
 
-def _load_token(token: str) -> Principal | None:
+def _load_token(token: str, address: str) -> Principal | None:
     from rest_framework.authtoken.models import Token
 
+    if not token_misses.budget.may_look_up(address):
+        PRINCIPAL_READS.labels("miss_budget_spent").inc()
+        return None  # this address's bogus tokens already cost their share of reads
     found = Token.objects.select_related("user").filter(key=token).first()
-    return _principal_from_user(found.user) if found else None
+    if found is None:
+        token_misses.budget.spend(address)
+        return None
+    return _principal_from_user(found.user)
 
 
 def _load_user(user_id: int) -> Principal | None:

@@ -31,6 +31,7 @@ from jobbox.auth.principals import Principal, principal_for_request
 from jobbox.box import box_from_database, read_box
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.http import errors
+from jobbox.http.schema import NOT_FOUND, UNAUTHENTICATED, BoxShape, extend_schema
 from jobbox.read import JobNotFound, read_job
 from jobbox.stream import StreamUnavailable, in_sync_thread, parse_event_id, start_stream
 
@@ -70,6 +71,7 @@ class JobStatusAPIView(CachedAuthAPIView):
 
     kind: ClassVar[str]
 
+    @extend_schema(responses={**UNAUTHENTICATED, **NOT_FOUND})  # 200: the project's shape
     def get(self, request: Request, job_id: str) -> Response:
         try:
             body: dict[str, Any] = read_job(self.kind, job_id, tenant=self.request_tenant(request))
@@ -83,6 +85,7 @@ class JobBoxView(CachedAuthAPIView):
     the body lets an unchanged box answer 304. Every job in it is checked against the
     principal's tenant and owner."""
 
+    @extend_schema(responses={200: BoxShape, 304: None, **UNAUTHENTICATED, **NOT_FOUND})
     def get(self, request: Request) -> HttpResponse:
         principal = self.request_principal(request)
         tenant, owner = str(principal.tenant), str(principal.user_id)
