@@ -77,6 +77,11 @@ def highest_sustained(steps: Sequence[RateStep]) -> RateStep | None:
     return best
 
 
+def cpu_ms_per_request(cpu_seconds: float, requests: int) -> float | None:
+    """CPU milliseconds per request served; None when nothing was served."""
+    return round(cpu_seconds * 1000 / requests, 3) if requests > 0 else None
+
+
 def recovery_seconds(
     reads_per_second: Sequence[float],
     errors_per_second: Sequence[float],

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import analysis
 from bench.analysis import format_ratio, per_second, per_seed_period
-from bench.scenarios import VARIANT_TITLES
+from bench.scenarios import BOX_VARIANT, VARIANT_TITLES
 
 README_START = "<!-- bench:headline:start -->"
 README_END = "<!-- bench:headline:end -->"
@@ -120,7 +120,8 @@ def rate_table(results: dict[str, Any]) -> list[str]:
     base = best.get("before")
     ceiling = best.get("ceiling")
     lines = ["| way | highest rate sustained (p99 < 50 ms) | p99 there | vs before "
-             "| share of the ceiling | first rate not sustained |", "|---|---|---|---|---|---|"]
+             "| share of the ceiling | app CPU ms/poll there | first rate not sustained |",
+             "|---|---|---|---|---|---|---|"]
     for variant, steps in searches.items():
         found = best[variant]
         failed = next((s for s in decisive_steps(steps) if not s["sustained"]), None)
@@ -133,8 +134,22 @@ def rate_table(results: dict[str, Any]) -> list[str]:
             f"| {fmt(found.p99_ms) if found else '—'} ms "
             f"| {format_ratio(rate, base.achieved_rps) if base else '—'} "
             f"| {format_ratio(rate, ceiling.achieved_rps) if ceiling else '—'} "
-            f"| {failed_text} |")
+            f"| {cpu_text(steps, found)} | {failed_text} |")
+    single, box = best.get("jobbox"), best.get(BOX_VARIANT)
+    if single and box:
+        lines += ["", f"The job box (one GET for a person's 20 jobs) sustains "
+                      f"{format_ratio(box.achieved_rps, single.achieved_rps)} of the "
+                      "single-job poll rate."]
     return lines
+
+
+def cpu_text(steps: list[dict[str, Any]], found: analysis.RateStep | None) -> str:
+    """The workers' CPU per request at the highest sustained step (from /proc)."""
+    if found is None:
+        return "—"
+    step = next((s for s in decisive_steps(steps) if s["target_rps"] == found.target_rps), {})
+    value = step.get("app_cpu_ms_per_poll")
+    return "—" if value is None else f"{value:.3f}"
 
 
 def outage_table(results: dict[str, Any]) -> list[str]:
@@ -314,10 +329,14 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
                     "they invalidate its cache), after one unmeasured poll of each job.", "",
                     *polling_table(records), "",
                     f"Highest rate: open-loop steps of {p['rate_step_seconds']:.0f} s over all "
-                    f"running jobs at {', '.join(str(r) for r in p['rate_steps'])} req/s; a "
+                    f"running jobs at {', '.join(str(r) for r in p['rate_steps'])} req/s, then "
+                    f"{p.get('rate_refine_steps', 0)} bisection steps between the last rate "
+                    "sustained and the first not; a "
                     "step passes with p99 < 50 ms, no failed poll and ≥ 95 % of the rate sent; a "
                     "failed step is tried once more (other work shares the machine). "
-                    "The ceiling is one Redis GET through the same server stack, no auth.", "",
+                    "The ceiling is one Redis GET through the same server stack, no auth. App "
+                    "CPU ms/poll is the gunicorn workers' CPU time (utime + stime from /proc) "
+                    "during that step divided by the requests it served.", "",
                     *rate_table(results), ""]
         elif scenario == "s3":
             out += [*box_table(records, results), ""]

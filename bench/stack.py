@@ -154,6 +154,10 @@ class Server:
         pids = [self.process.pid, *self.worker_pids()] if self.process else []
         return sum(cpu for pid in pids if (cpu := read_proc_cpu(pid)) is not None)
 
+    def workers_cpu_seconds(self) -> float:
+        """CPU the workers alone have used so far (the master only supervises them)."""
+        return sum(cpu for pid in self.worker_pids() if (cpu := read_proc_cpu(pid)) is not None)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
