@@ -94,21 +94,61 @@ def principal_for_request(request: Any) -> Principal | None:
     return request._jobbox_principal
 
 
-def _resolve_request(request: HttpRequest) -> Principal | None:
+@dataclass(frozen=True, slots=True)
+class PrincipalSource:
+    """Where a request's principal lives, known before anything is read: the Redis key of its
+    token or of its session's user (a hot poll reads it in the same round trip as the job),
+    how to fill it on a miss, and the session hash the cached principal must match."""
+
+    key: str
+    token: str | None = None
+    user_id: int | None = None
+    session_hash: str | None = None
+
+    def load(self) -> Principal | None:
+        if self.token is not None:
+            return _load_token(self.token)
+        assert self.user_id is not None
+        return _load_user(self.user_id)
+
+    def accept(self, principal: Principal | None) -> Principal | None:
+        """The principal, unless the session's hash no longer matches (a password change)."""
+        if principal is None or self.session_hash is None:
+            return principal
+        return principal if constant_time_compare(self.session_hash,
+                                                  principal.session_hash) else None
+
+
+def principal_source(request: HttpRequest) -> PrincipalSource | None:
+    """The request's `Authorization` token or session user, or None when it names nobody (no
+    credentials, a malformed header, a session without a user)."""
     if has_authorization_header(request):
         token = token_in_header(request)
-        return principal_for_token(token) if token else None
+        return PrincipalSource(keys.token_principal_key(token), token=token) if token else None
     session = getattr(request, "session", None)
     if session is None or SESSION_KEY not in session:
         return None
     try:
-        principal = principal_for_user_id(int(session[SESSION_KEY]))
+        user_id = int(session[SESSION_KEY])
     except (TypeError, ValueError):
         return None
-    if principal and constant_time_compare(session.get(HASH_SESSION_KEY, ""),
-                                           principal.session_hash):
-        return principal
-    return None
+    return PrincipalSource(keys.user_principal_key(user_id), user_id=user_id,
+                           session_hash=session.get(HASH_SESSION_KEY, ""))
+
+
+def adopt_fetched_principal(request: HttpRequest, source: PrincipalSource,
+                            raw: bytes | Exception | None) -> Principal | None:
+    """The request's principal from `raw`, the value already read at `source.key` in the
+    caller's round trip: decoded on a hit, filled on a miss or garbage, exactly as
+    `principal_for_request` would; kept on the request so nothing reads it again."""
+    request._jobbox_principal = source.accept(  # type: ignore[attr-defined]
+        _from_fetched(source.key, raw, source.load))
+    return request._jobbox_principal  # type: ignore[attr-defined]
+
+
+def _resolve_request(request: HttpRequest) -> Principal | None:
+    source = principal_source(request)
+    return None if source is None else source.accept(_cached(source.key, source.load))
 
 
 def principal_for_token(token: str) -> Principal | None:
@@ -134,6 +174,12 @@ def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
         principal, loaded = caches.principals.get_or_load(key, load)
         PRINCIPAL_READS.labels("db_fallback" if loaded else "fallback_cache").inc()
         return principal
+    return _from_fetched(key, raw, load)
+
+
+def _from_fetched(key: str, raw: bytes | Exception | None,
+                  load: Callable[[], Principal | None]) -> Principal | None:
+    """A principal from the value Redis held at `key`: a hit, else filled from the database."""
     if raw is not None and not isinstance(raw, Exception):
         decoded = _decode(raw)
         if decoded is not _GARBAGE:
