@@ -202,6 +202,24 @@ def _from_fetched(key: str, raw: bytes | Exception | None,
 
 def _decode(raw: bytes) -> Principal | object | None:
     """The cached principal, None for a remembered unknown token, `_GARBAGE` for anything else."""
+    found = _decoded.get(raw, _GARBAGE)
+    if found is _GARBAGE:
+        found = _parse(raw)
+        if found is not _GARBAGE:
+            if len(_decoded) >= DECODED_MAX_ENTRIES:
+                _decoded.clear()  # bounded whatever is sent; refilled by the next polls
+            _decoded[raw] = found
+    return found
+
+
+# The same cached bytes decode to the same (frozen) principal: every poll of a person sends
+# the same value, so its JSON is parsed once per process. Keyed by the bytes Redis returned,
+# so a changed or deleted principal is never answered from here.
+DECODED_MAX_ENTRIES = 10_000
+_decoded: dict[bytes, Principal | object | None] = {}
+
+
+def _parse(raw: bytes) -> Principal | object | None:
     try:
         doc = json.loads(raw)
         if doc is None:

@@ -180,7 +180,8 @@ class JobStatusAPIView(HitsServedDirectly):
         if snapshot.tenant != principal.tenant:
             return None  # DRF answers the same 404 as for a missing job
         READS.labels(job.kind, "redis").inc()
-        body = _renderer.render(job.render(snapshot.fields, cached.progress), "application/json")
+        # No media type: DRF's parameterless `application/json` renders the same, unparsed.
+        body = _renderer.render(job.render(snapshot.fields, cached.progress), None)
         return HttpResponse(body, content_type="application/json")
 
 
@@ -231,11 +232,12 @@ class JobBoxView(HitsServedDirectly):
 
 
 def _box_response(request: HttpRequest | Request, box: Box) -> HttpResponse:
-    if box.etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+    etag = box.etag  # a digest of the whole body: computed once
+    if etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
         response = HttpResponse(status=304)
     else:
         response = HttpResponse(box.body, content_type="application/json")
-    response["ETag"] = box.etag
+    response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"
     response[EVENT_ID_HEADER] = box.last_event_id
     return response
