@@ -143,6 +143,29 @@ def rate_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cpu_table(results: dict[str, Any]) -> list[str]:
+    """App CPU per poll of every way, measured in interleaved rounds at one rate."""
+    found = results["extra"].get("cpu_per_poll")
+    if not found:
+        return []
+    medians = {v: analysis.median_of(r) for v, r in found["ms_per_poll"].items()}
+    ceiling, before = medians.get("ceiling"), medians.get("before")
+    lines = [f"App CPU per poll side by side: each way polled at {found['rate']} req/s for "
+             f"{found['seconds']:.0f} s, in {len(next(iter(found['ms_per_poll'].values())))} "
+             "interleaved rounds (so other work on the machine falls on every way alike); the "
+             "gunicorn workers' CPU time (/proc) divided by the polls answered.", "",
+             "| way | app CPU ms/poll (median) | each round | vs the ceiling | vs before |",
+             "|---|---|---|---|---|"]
+    for variant, rounds in found["ms_per_poll"].items():
+        median = medians[variant]
+        each = ", ".join("—" if r is None else f"{r:.3f}" for r in rounds)
+        lines.append(
+            f"| {title(variant)} | {'—' if median is None else f'{median:.3f}'} | {each} "
+            f"| {format_ratio(median, ceiling) if median and ceiling else '—'} "
+            f"| {format_ratio(median, before) if median and before else '—'} |")
+    return lines
+
+
 def cpu_text(steps: list[dict[str, Any]], found: analysis.RateStep | None) -> str:
     """The workers' CPU per request at the highest sustained step (from /proc)."""
     if found is None:
@@ -332,12 +355,13 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
                     f"running jobs at {', '.join(str(r) for r in p['rate_steps'])} req/s, then "
                     f"{p.get('rate_refine_steps', 0)} bisection steps between the last rate "
                     "sustained and the first not; a "
-                    "step passes with p99 < 50 ms, no failed poll and ≥ 95 % of the rate sent; a "
+                    "step passes with p99 < 50 ms, no failed poll and ≥ 95 % of the rate sent; the "
+                    "ways take their steps in turn; a "
                     "failed step is tried once more (other work shares the machine). "
                     "The ceiling is one Redis GET through the same server stack, no auth. App "
                     "CPU ms/poll is the gunicorn workers' CPU time (utime + stime from /proc) "
                     "during that step divided by the requests it served.", "",
-                    *rate_table(results), ""]
+                    *rate_table(results), "", *cpu_table(results), ""]
         elif scenario == "s3":
             out += [*box_table(records, results), ""]
         elif scenario == "s4":

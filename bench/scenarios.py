@@ -91,6 +91,11 @@ class Profile:
     # Bisection steps between the last rate sustained and the first that was not: each one
     # halves the gap, so ratios between ways are not hostage to the coarse steps.
     rate_refine_steps: int = 0
+    # App CPU per poll side by side: every rate-search way at one modest rate, in interleaved
+    # rounds, so a burst of other work on a shared machine lands on all of them alike.
+    cpu_rate: int = 100
+    cpu_step_seconds: float = 4
+    cpu_rounds: int = 3
 
 
 FULL = Profile(
@@ -336,30 +341,66 @@ def rate_targets(b: Bench, variant: str) -> list[Target]:
     return b.job_targets(variant)
 
 
+@dataclass
+class RateSearch:
+    """One way's search: coarse steps up to its first failure, then bisection between the
+    last rate it sustained and the first it did not."""
+
+    variant: str
+    targets: list[Target]
+    passed: int = 0
+    failed: int = 0
+    refined: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def next_rate(self, profile: Profile) -> int | None:
+        if not self.failed:
+            return next((r for r in profile.rate_steps if r > self.passed), None)
+        if self.refined >= profile.rate_refine_steps:
+            return None
+        return (self.passed + self.failed) // 2
+
+    def record(self, rate: int, sustained: bool) -> None:
+        self.refined += 1 if self.failed else 0
+        if sustained:
+            self.passed = rate
+        else:
+            self.failed = rate
+
+
 def rate_search(b: Bench) -> None:
     """Scenario 2's highest sustained rate, per way (`python -m bench.run --scenarios rates`
-    runs it alone): coarse steps up to the first failure, then bisection between them."""
-    searches: dict[str, list[dict[str, Any]]] = {}
-    for variant in b.profile.rate_variants:
-        targets = rate_targets(b, variant)
-        warm_up(b, variant, targets)
-        steps: list[dict[str, Any]] = []
-        with Churn(churn_step(b), b.profile.churn_per_second):
-            passed, failed = 0, 0
-            for rate in b.profile.rate_steps:
-                if rate_step_attempts(b, variant, targets, rate, steps):
-                    passed = rate
-                else:
-                    failed = rate
-                    break
-            for _ in range(b.profile.rate_refine_steps if failed else 0):
-                middle = (passed + failed) // 2
-                if rate_step_attempts(b, variant, targets, middle, steps):
-                    passed = middle
-                else:
-                    failed = middle
-        searches[variant] = steps
-    b.extra["rate_search"] = searches
+    runs it alone). The ways take their steps in turn, not one whole search after another,
+    so a burst of other work on a shared machine falls on all of them alike."""
+    searches = [RateSearch(v, rate_targets(b, v)) for v in b.profile.rate_variants]
+    for search in searches:
+        warm_up(b, search.variant, search.targets)
+    with Churn(churn_step(b), b.profile.churn_per_second):
+        while due := [(s, rate) for s in searches
+                      if (rate := s.next_rate(b.profile)) is not None]:
+            for search, rate in due:
+                search.record(rate, rate_step_attempts(b, search.variant, search.targets,
+                                                       rate, search.steps))
+    b.extra["rate_search"] = {s.variant: s.steps for s in searches}
+    b.extra["cpu_per_poll"] = cpu_side_by_side(b)
+
+
+def cpu_side_by_side(b: Bench) -> dict[str, Any]:
+    """The workers' CPU per request of each way at `cpu_rate`, round after round."""
+    rounds: dict[str, list[float | None]] = {v: [] for v in b.profile.rate_variants}
+    with Churn(churn_step(b), b.profile.churn_per_second):
+        for _ in range(b.profile.cpu_rounds):
+            for variant in b.profile.rate_variants:
+                server = b.server(variant)
+                targets = rate_targets(b, variant)
+                cpu_before = server.workers_cpu_seconds()
+                result = b.harness.run_load(b.poll_spec(
+                    variant, targets, seconds=b.profile.cpu_step_seconds,
+                    rate_hz=b.profile.cpu_rate / len(targets)))
+                rounds[variant].append(analysis.cpu_ms_per_request(
+                    server.workers_cpu_seconds() - cpu_before, result["ok"]))
+    return {"rate": b.profile.cpu_rate, "seconds": b.profile.cpu_step_seconds,
+            "ms_per_poll": rounds}
 
 
 def rate_step_attempts(b: Bench, variant: str, targets: list[Target], rate: int,

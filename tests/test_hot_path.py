@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 from django.contrib.auth import get_user_model
-from django.test import Client
+from django.test import Client, RequestFactory
 from rest_framework.permissions import IsAdminUser
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
@@ -145,6 +145,22 @@ def test_a_hit_by_session_is_the_same_response_either_way(alice):
     direct, drf = both_ways(lambda: client.get(f"/api/videos/{video_id}/"))
     assert_same(direct, drf, 200)
     assert "Cookie" in dict(direct[1])["Vary"]
+
+
+def test_middleware_after_a_direct_hit_sees_the_user_drf_would_have_set(alice,
+                                                                        django_assert_num_queries):
+    video_id = running(alice)
+    seen = []
+    request = RequestFactory().get(f"/api/videos/{video_id}/",
+                                   HTTP_AUTHORIZATION=f"Token {alice.token}")
+    VideoDetailView.as_view()(request, job_id=str(video_id))  # fills the principal
+    request = RequestFactory().get(f"/api/videos/{video_id}/",
+                                   HTTP_AUTHORIZATION=f"Token {alice.token}")
+    with django_assert_num_queries(0), drf_dispatches() as dispatched:
+        response = VideoDetailView.as_view()(request, job_id=str(video_id))
+        seen.append((request.user.pk, request.user.is_authenticated))
+    assert response.status_code == 200 and dispatched == []
+    assert seen == [(alice.user.pk, True)]
 
 
 def test_refusals_are_the_same_either_way(alice, bob):
