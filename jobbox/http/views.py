@@ -19,6 +19,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
+from django.utils.functional import SimpleLazyObject
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -138,6 +139,12 @@ def _active_with_tenant(principal: Principal | None) -> bool:
     return principal is not None and principal.is_active and principal.tenant is not None
 
 
+def _authenticate(request: HttpRequest, principal: Principal) -> None:
+    """`request.user` as DRF's authentication leaves it (for middleware that reads it after
+    the view), built only if something does read it."""
+    request.user = SimpleLazyObject(principal.as_user)
+
+
 # The JSON renderer DRF's views use: the very same bytes (its settings, its escaping).
 _renderer = JSONRenderer()
 # Kept on the Django request by a hot poll that did not answer: what its round trip read.
@@ -179,6 +186,7 @@ class JobStatusAPIView(HitsServedDirectly):
         assert principal is not None
         if snapshot.tenant != principal.tenant:
             return None  # DRF answers the same 404 as for a missing job
+        _authenticate(request, principal)
         READS.labels(job.kind, "redis").inc()
         # No media type: DRF's parameterless `application/json` renders the same, unparsed.
         body = _renderer.render(job.render(snapshot.fields, cached.progress), None)
@@ -228,7 +236,10 @@ class JobBoxView(HitsServedDirectly):
         if expected != actual:
             return None  # the first poll in this process (or a moved membership): DRF reads
         found = boxes.box_from_reply(reply, tenant=actual[0], owner=actual[1])
-        return None if found is None else _box_response(request, found)
+        if found is None:
+            return None
+        _authenticate(request, principal)
+        return _box_response(request, found)
 
 
 def _box_response(request: HttpRequest | Request, box: Box) -> HttpResponse:
