@@ -9,7 +9,12 @@ conforming. jobbox's own views carry their shapes (`jobbox.http.schema`).
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 
@@ -85,6 +90,17 @@ _ERRORS = {401: ErrorShape, 404: ErrorShape}
 _BINARY = OpenApiResponse(OpenApiTypes.BINARY)
 
 
+class ResultPageShape(serializers.Serializer):
+    """One page of a list in a DONE job's full result (its students, its bad rows)."""
+
+    section = serializers.CharField()
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    items = serializers.ListField(child=serializers.JSONField())
+
+
 def _upload(request: type[serializers.Serializer], created: type[serializers.Serializer],
             refusal: type[serializers.Serializer]) -> object:
     return extend_schema_view(post=extend_schema(
@@ -99,6 +115,9 @@ video_hls_file = extend_schema_view(get=extend_schema(responses={
     (200, "application/vnd.apple.mpegurl"): _BINARY, (200, "video/mp2t"): _BINARY, **_ERRORS}))
 ai_job_submit = _upload(AIJobSubmitShape, AIJobShape, RefusalShape)
 ai_job_status = extend_schema_view(get=extend_schema(responses={200: AIJobShape, **_ERRORS}))
+ai_job_result_pages = extend_schema_view(get=extend_schema(
+    parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+    responses={200: ResultPageShape, **_ERRORS}))
 ai_job_report = extend_schema_view(get=extend_schema(responses={
     (200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"): _BINARY,
     **_ERRORS}))

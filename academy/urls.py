@@ -18,7 +18,7 @@ urlpatterns = [
     path("api/ai/jobs/", AIJobCreateView.as_view(), name="ai-job-create"),
     path("api/ai/jobs/<str:job_id>/", JobStatusView.as_view(), name="ai-job-status"),
     path("api/ai/jobs/<str:job_id>/report/", AIJobReportView.as_view(), name="ai-job-report"),
-    path("api/ai/jobs/<str:job_id>/result/<slug:section>/", AIJobResultPagesView.as_view(),
+    path("api/ai/jobs/<str:job_id>/result/<str:section>/", AIJobResultPagesView.as_view(),
          name="ai-job-result-pages"),
     path("", include("jobbox.http.urls")),  # the job box, its stream, /metrics, /healthz
     path("", include("academy.web.urls")),

@@ -77,6 +77,20 @@ def highest_sustained(steps: Sequence[RateStep]) -> RateStep | None:
     return best
 
 
+def cpu_ms_per_request(cpu_seconds: float, requests: int) -> float | None:
+    """CPU milliseconds per request served; None when nothing was served."""
+    return round(cpu_seconds * 1000 / requests, 3) if requests > 0 else None
+
+
+def median_of(values: Sequence[float | None]) -> float | None:
+    """The median of the measured values (None entries: nothing was measured)."""
+    found = sorted(v for v in values if v is not None)
+    if not found:
+        return None
+    middle = len(found) // 2
+    return found[middle] if len(found) % 2 else (found[middle - 1] + found[middle]) / 2
+
+
 def recovery_seconds(
     reads_per_second: Sequence[float],
     errors_per_second: Sequence[float],

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import analysis
 from bench.analysis import format_ratio, per_second, per_seed_period
-from bench.scenarios import VARIANT_TITLES
+from bench.scenarios import BOX_VARIANT, VARIANT_TITLES
 
 README_START = "<!-- bench:headline:start -->"
 README_END = "<!-- bench:headline:end -->"
@@ -120,7 +120,8 @@ def rate_table(results: dict[str, Any]) -> list[str]:
     base = best.get("before")
     ceiling = best.get("ceiling")
     lines = ["| way | highest rate sustained (p99 < 50 ms) | p99 there | vs before "
-             "| share of the ceiling | first rate not sustained |", "|---|---|---|---|---|---|"]
+             "| share of the ceiling | app CPU ms/poll there | first rate not sustained |",
+             "|---|---|---|---|---|---|---|"]
     for variant, steps in searches.items():
         found = best[variant]
         failed = next((s for s in decisive_steps(steps) if not s["sustained"]), None)
@@ -133,8 +134,45 @@ def rate_table(results: dict[str, Any]) -> list[str]:
             f"| {fmt(found.p99_ms) if found else '—'} ms "
             f"| {format_ratio(rate, base.achieved_rps) if base else '—'} "
             f"| {format_ratio(rate, ceiling.achieved_rps) if ceiling else '—'} "
-            f"| {failed_text} |")
+            f"| {cpu_text(steps, found)} | {failed_text} |")
+    single, box = best.get("jobbox"), best.get(BOX_VARIANT)
+    if single and box:
+        lines += ["", f"The job box (one GET for a person's 20 jobs) sustains "
+                      f"{format_ratio(box.achieved_rps, single.achieved_rps)} of the "
+                      "single-job poll rate."]
     return lines
+
+
+def cpu_table(results: dict[str, Any]) -> list[str]:
+    """App CPU per poll of every way, measured in interleaved rounds at one rate."""
+    found = results["extra"].get("cpu_per_poll")
+    if not found:
+        return []
+    medians = {v: analysis.median_of(r) for v, r in found["ms_per_poll"].items()}
+    ceiling, before = medians.get("ceiling"), medians.get("before")
+    lines = [f"App CPU per poll side by side: each way polled at {found['rate']} req/s for "
+             f"{found['seconds']:.0f} s, in {len(next(iter(found['ms_per_poll'].values())))} "
+             "interleaved rounds (so other work on the machine falls on every way alike); the "
+             "gunicorn workers' CPU time (/proc) divided by the polls answered.", "",
+             "| way | app CPU ms/poll (median) | each round | vs the ceiling | vs before |",
+             "|---|---|---|---|---|"]
+    for variant, rounds in found["ms_per_poll"].items():
+        median = medians[variant]
+        each = ", ".join("—" if r is None else f"{r:.3f}" for r in rounds)
+        lines.append(
+            f"| {title(variant)} | {'—' if median is None else f'{median:.3f}'} | {each} "
+            f"| {format_ratio(median, ceiling) if median and ceiling else '—'} "
+            f"| {format_ratio(median, before) if median and before else '—'} |")
+    return lines
+
+
+def cpu_text(steps: list[dict[str, Any]], found: analysis.RateStep | None) -> str:
+    """The workers' CPU per request at the highest sustained step (from /proc)."""
+    if found is None:
+        return "—"
+    step = next((s for s in decisive_steps(steps) if s["target_rps"] == found.target_rps), {})
+    value = step.get("app_cpu_ms_per_poll")
+    return "—" if value is None else f"{value:.3f}"
 
 
 def outage_table(results: dict[str, Any]) -> list[str]:
@@ -314,11 +352,16 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
                     "they invalidate its cache), after one unmeasured poll of each job.", "",
                     *polling_table(records), "",
                     f"Highest rate: open-loop steps of {p['rate_step_seconds']:.0f} s over all "
-                    f"running jobs at {', '.join(str(r) for r in p['rate_steps'])} req/s; a "
-                    "step passes with p99 < 50 ms, no failed poll and ≥ 95 % of the rate sent; a "
+                    f"running jobs at {', '.join(str(r) for r in p['rate_steps'])} req/s, then "
+                    f"{p.get('rate_refine_steps', 0)} bisection steps between the last rate "
+                    "sustained and the first not; a "
+                    "step passes with p99 < 50 ms, no failed poll and ≥ 95 % of the rate sent; the "
+                    "ways take their steps in turn; a "
                     "failed step is tried once more (other work shares the machine). "
-                    "The ceiling is one Redis GET through the same server stack, no auth.", "",
-                    *rate_table(results), ""]
+                    "The ceiling is one Redis GET through the same server stack, no auth. App "
+                    "CPU ms/poll is the gunicorn workers' CPU time (utime + stime from /proc) "
+                    "during that step divided by the requests it served.", "",
+                    *rate_table(results), "", *cpu_table(results), ""]
         elif scenario == "s3":
             out += [*box_table(records, results), ""]
         elif scenario == "s4":

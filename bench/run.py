@@ -17,7 +17,7 @@ import platform
 import sys
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                                                  DEFAULT_DATABASE_URL))
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--scenarios", default="1,2,3,4,5,6",
-                        help="comma-separated scenario numbers to run")
+                        help="comma-separated scenario numbers to run; `rates` runs scenario "
+                             "2's highest-rate search alone")
+    parser.add_argument("--rate-variants", default="",
+                        help="comma-separated ways the rate search polls (default: the "
+                             "profile's), e.g. before,jobbox,jobbox-box,ceiling")
     parser.add_argument("--update-readme", action="store_true",
                         help="put the headline table of this run into README.md")
     return parser.parse_args(argv)
@@ -107,6 +111,9 @@ def main(argv: list[str]) -> int:
         from bench.urls import ai_kind
 
         profile = scenarios.QUICK if args.quick else scenarios.FULL
+        if args.rate_variants:
+            profile = replace(profile, rate_variants=tuple(
+                v.strip() for v in args.rate_variants.split(",") if v.strip()))
         tenant_id, slug, people = create_people(profile.people)
         stack.quiet_autovacuum(args.database_url)
         run_dir = args.results_dir
@@ -139,7 +146,8 @@ def main(argv: list[str]) -> int:
                                     "installed); scenario 1 polls its 3 videos only")
         harness.calibrate(scenarios.churn_step(b), CALIBRATION_STEPS, list(servers.values()))
         timings: dict[str, float] = {"setup": round(time.monotonic() - wall0, 1)}
-        wanted = {int(n) for n in args.scenarios.split(",") if n.strip()}
+        chosen = {n.strip() for n in args.scenarios.split(",") if n.strip()}
+        wanted = {int(n) for n in chosen if n.isdigit()}
 
         def prepare() -> None:
             scenarios.create_running_jobs(b)
@@ -151,6 +159,11 @@ def main(argv: list[str]) -> int:
         else:
             prepare()
         timings["s1"] = round(time.monotonic() - mark, 1)
+        if "rates" in chosen and 2 not in wanted:
+            print("bench: scenario 2, highest rate only", file=sys.stderr, flush=True)
+            mark = time.monotonic()
+            scenarios.rate_search(b)
+            timings["rates"] = round(time.monotonic() - mark, 1)
         for number, run in ((2, scenarios.scenario_2), (3, scenarios.scenario_3),
                             (4, scenarios.scenario_4), (5, scenarios.scenario_5),
                             (6, scenarios.scenario_6)):

@@ -44,7 +44,10 @@ VARIANT_TITLES = {
     "cachalot": "django-cachalot",
     "jobbox": "jobbox",
     "ceiling": "bare Redis GET (ceiling)",
+    "jobbox-box": "jobbox job box (GET /api/jobbox/, 20 jobs each)",
 }
+# The rate search's way of polling a whole job box: one GET /api/jobbox/ per person.
+BOX_VARIANT = "jobbox-box"
 # simulate_jobs prints its jobs within seconds; a loaded machine gets room.
 SIMULATE_START_TIMEOUT_SECONDS = 60.0
 # The load process imports aiohttp and connects within this; events are timed from its start.
@@ -56,7 +59,7 @@ RATE_STEP_ATTEMPTS = 2
 # Which server serves a way (bench.run starts them); the rest are served by "main".
 SERVER_OF = {"cachalot": "cachalot", "before-conn0": "conn0"}
 # The ways of serving that keep a cache of their own (warmed before a steady-state window).
-CACHING_VARIANTS = frozenset({"cachalot", "jobbox"})
+CACHING_VARIANTS = frozenset({"cachalot", "jobbox", BOX_VARIANT})
 # Long enough to poll every target once without a burst.
 WARM_UP_SECONDS = 1.0
 
@@ -85,23 +88,31 @@ class Profile:
     # Extra ways measured in scenario 2 only: "before-conn0" is the before view on Django's
     # default CONN_MAX_AGE=0 (a new database connection per request).
     s2_extra_variants: tuple[str, ...] = ()
+    # Bisection steps between the last rate sustained and the first that was not: each one
+    # halves the gap, so ratios between ways are not hostage to the coarse steps.
+    rate_refine_steps: int = 0
+    # App CPU per poll side by side: every rate-search way at one modest rate, in interleaved
+    # rounds, so a burst of other work on a shared machine lands on all of them alike.
+    cpu_rate: int = 100
+    cpu_step_seconds: float = 4
+    cpu_rounds: int = 3
 
 
 FULL = Profile(
     name="full", s1_window=10, people=25, jobs_per_person=20, s2_window=12,
     # 500 running jobs of ~8 minutes each: about one starts and one finishes every second.
     churn_per_second=1.0,
-    rate_steps=(100, 200, 350, 600, 1000, 1600), rate_step_seconds=3,
-    rate_variants=("before", "seed", "cachalot", "jobbox", "ceiling"),
+    rate_steps=(100, 200, 350, 600, 1000, 1600, 2500, 4000), rate_step_seconds=3,
+    rate_variants=("before", "seed", "cachalot", "jobbox", BOX_VARIANT, "ceiling"),
     s3_window=10, burst=1000, s5_pre=4, s5_outage=30, s5_post=12,
     # "before" reads no status from Redis: its reads stay one per poll (scenario 2).
     s5_variants=("seed", "cachalot", "jobbox"), s6_jobs=50, s6_next_polls=4,
-    s2_extra_variants=("before-conn0",),
+    s2_extra_variants=("before-conn0",), rate_refine_steps=3,
 )
 QUICK = Profile(
     name="quick", s1_window=2, people=10, jobs_per_person=20, s2_window=2,
     churn_per_second=1.0, rate_steps=(150, 400), rate_step_seconds=2,
-    rate_variants=("before", "jobbox", "ceiling"),
+    rate_variants=("before", "jobbox", BOX_VARIANT, "ceiling"),
     s3_window=2, burst=300, s5_pre=1, s5_outage=3, s5_post=3,
     s5_variants=("jobbox",), s6_jobs=20, s6_next_polls=1,
 )
@@ -320,33 +331,104 @@ def scenario_2(b: Bench) -> None:
             record.backend_cpu_s = None
             record.notes.append("DB backend CPU not measured: a backend per request lives "
                                 "shorter than the sampling interval")
-    searches: dict[str, list[dict[str, Any]]] = {}
-    for variant in b.profile.rate_variants:
-        targets = b.job_targets(variant)
-        steps: list[dict[str, Any]] = []
-        with Churn(churn_step(b), b.profile.churn_per_second):
-            for rate in b.profile.rate_steps:
-                # A shared machine has bursts of other work: a failed step gets one retry.
-                for attempt in range(1, RATE_STEP_ATTEMPTS + 1):
-                    step = rate_step(b, variant, targets, rate)
-                    steps.append({**step, "attempt": attempt})
-                    if step["sustained"]:
-                        break
-                if not steps[-1]["sustained"]:
-                    break
-        searches[variant] = steps
-    b.extra["rate_search"] = searches
+    rate_search(b)
+
+
+def rate_targets(b: Bench, variant: str) -> list[Target]:
+    """What a way polls in the rate search: every running job, or every person's box."""
+    if variant == BOX_VARIANT:
+        return [Target("/api/jobbox/", p.token) for p in b.people]
+    return b.job_targets(variant)
+
+
+@dataclass
+class RateSearch:
+    """One way's search: coarse steps up to its first failure, then bisection between the
+    last rate it sustained and the first it did not."""
+
+    variant: str
+    targets: list[Target]
+    passed: int = 0
+    failed: int = 0
+    refined: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def next_rate(self, profile: Profile) -> int | None:
+        if not self.failed:
+            return next((r for r in profile.rate_steps if r > self.passed), None)
+        if self.refined >= profile.rate_refine_steps:
+            return None
+        return (self.passed + self.failed) // 2
+
+    def record(self, rate: int, sustained: bool) -> None:
+        self.refined += 1 if self.failed else 0
+        if sustained:
+            self.passed = rate
+        else:
+            self.failed = rate
+
+
+def rate_search(b: Bench) -> None:
+    """Scenario 2's highest sustained rate, per way (`python -m bench.run --scenarios rates`
+    runs it alone). The ways take their steps in turn, not one whole search after another,
+    so a burst of other work on a shared machine falls on all of them alike."""
+    searches = [RateSearch(v, rate_targets(b, v)) for v in b.profile.rate_variants]
+    for search in searches:
+        warm_up(b, search.variant, search.targets)
+    with Churn(churn_step(b), b.profile.churn_per_second):
+        while due := [(s, rate) for s in searches
+                      if (rate := s.next_rate(b.profile)) is not None]:
+            for search, rate in due:
+                search.record(rate, rate_step_attempts(b, search.variant, search.targets,
+                                                       rate, search.steps))
+    b.extra["rate_search"] = {s.variant: s.steps for s in searches}
+    b.extra["cpu_per_poll"] = cpu_side_by_side(b)
+
+
+def cpu_side_by_side(b: Bench) -> dict[str, Any]:
+    """The workers' CPU per request of each way at `cpu_rate`, round after round."""
+    rounds: dict[str, list[float | None]] = {v: [] for v in b.profile.rate_variants}
+    with Churn(churn_step(b), b.profile.churn_per_second):
+        for _ in range(b.profile.cpu_rounds):
+            for variant in b.profile.rate_variants:
+                server = b.server(variant)
+                targets = rate_targets(b, variant)
+                cpu_before = server.workers_cpu_seconds()
+                result = b.harness.run_load(b.poll_spec(
+                    variant, targets, seconds=b.profile.cpu_step_seconds,
+                    rate_hz=b.profile.cpu_rate / len(targets)))
+                rounds[variant].append(analysis.cpu_ms_per_request(
+                    server.workers_cpu_seconds() - cpu_before, result["ok"]))
+    return {"rate": b.profile.cpu_rate, "seconds": b.profile.cpu_step_seconds,
+            "ms_per_poll": rounds}
+
+
+def rate_step_attempts(b: Bench, variant: str, targets: list[Target], rate: int,
+                       steps: list[dict[str, Any]]) -> bool:
+    """One rate, tried again once if it fails (a shared machine has bursts of other work)."""
+    for attempt in range(1, RATE_STEP_ATTEMPTS + 1):
+        step = rate_step(b, variant, targets, rate)
+        steps.append({**step, "attempt": attempt})
+        if step["sustained"]:
+            return True
+    return False
 
 
 def rate_step(b: Bench, variant: str, targets: list[Target], rate: int) -> dict[str, Any]:
-    """Poll every target at `rate` requests per second in total for one step."""
+    """Poll every target at `rate` requests per second in total for one step; the workers'
+    CPU time (from /proc) per request served is the app's CPU per poll."""
+    server = b.server(variant)
+    cpu_before = server.workers_cpu_seconds()
     result = b.harness.run_load(b.poll_spec(
         variant, targets, seconds=b.profile.rate_step_seconds, rate_hz=rate / len(targets)))
+    cpu_seconds = server.workers_cpu_seconds() - cpu_before
     step = analysis.RateStep(
         target_rps=rate, achieved_rps=result["achieved_rps"],
         p99_ms=result["latency_ms"].get("p99", 0.0), requests=result["requests"],
         errors=result["requests"] - result["ok"])
-    return {**step.__dict__, "sustained": step.sustained, "latency_ms": result["latency_ms"]}
+    return {**step.__dict__, "sustained": step.sustained, "latency_ms": result["latency_ms"],
+            "workers_cpu_s": round(cpu_seconds, 3),
+            "app_cpu_ms_per_poll": analysis.cpu_ms_per_request(cpu_seconds, step.requests)}
 
 
 # --- Scenario 3 -----------------------------------------------------------------------------

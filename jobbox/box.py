@@ -133,6 +133,63 @@ def read_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str 
              int(finished_before.timestamp() * 1000)])
 
 
+def read_with_principal(principal_key: str,
+                        expected: tuple[str, str] | None) -> tuple[Any, Any | None]:
+    """A hot box poll's one round trip: the raw value at the principal key and, when the
+    caller expects this principal's (tenant, owner) (`owner_hints`), that box's script
+    reply (None otherwise). Run by SHA with no SCRIPT EXISTS round trip: a NOSCRIPT reply
+    comes back as a value and `box_from_reply` declines it. Independent commands: on a Redis
+    Cluster, one batch per node. Raises `RedisUnavailable`."""
+    with redis_errors():
+        client = get_redis()
+        pipe = client.pipeline(transaction=False)
+        pipe.get(principal_key)
+        if expected is not None:
+            script_keys, args = read_script_arguments(*expected)
+            pipe.evalsha(script("read_jobbox", client).sha, len(script_keys), *script_keys,
+                         *args)
+        replies = pipe.execute(raise_on_error=False)
+    return replies[0], (replies[1] if expected is not None else None)
+
+
+def box_from_reply(reply: Any, *, tenant: str, owner: str) -> Box | None:
+    """The box from a script reply read by `read_with_principal`; None when that reply
+    cannot answer (the index is missing, the script was not loaded, an error): the caller
+    then takes `read_box`'s path, which rebuilds, loads or falls back."""
+    if reply is None or isinstance(reply, Exception):
+        return None
+    box = parse_reply(reply, tenant=tenant, owner=owner)
+    if box is not None:
+        JOBBOX_READS.labels("redis").inc()
+    return box
+
+
+class OwnerHints:
+    """The (tenant, owner) each principal key had when this process last resolved it, so the
+    next poll can read the box together with the principal. A hint, never trusted: the box
+    read with it is used only if the principal read in the same round trip names the very
+    same tenant and owner (every entry is then checked against them as always)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._hints: dict[str, tuple[str, str]] = {}
+
+    def get(self, principal_key: str) -> tuple[str, str] | None:
+        return self._hints.get(principal_key)
+
+    def remember(self, principal_key: str, tenant_and_owner: tuple[str, str]) -> None:
+        if len(self._hints) >= self.max_entries and principal_key not in self._hints:
+            # Bounded whatever the number of tokens sent; forgetting costs one extra round
+            # trip on each principal's next poll, so no eviction order is worth a lock.
+            self._hints.clear()
+        self._hints[principal_key] = tenant_and_owner
+
+
+# Enough for every person one process serves; beyond it the hints start over.
+OWNER_HINTS_MAX_ENTRIES = 10_000
+owner_hints = OwnerHints(OWNER_HINTS_MAX_ENTRIES)
+
+
 def _read_script(tenant: str, owner: str) -> list[Any]:
     script_keys, args = read_script_arguments(tenant, owner)
     with redis_errors():

@@ -9,8 +9,11 @@ path, and another tenant's job is indistinguishable from a missing one (invarian
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from redis.client import Pipeline
 
 from jobbox import caches, keys, registry
 from jobbox.caches import Flights
@@ -31,17 +34,21 @@ class JobNotFound(LookupError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Cached:
+class Cached:
+    """What one round trip found in Redis for a job."""
+
     snapshot: Snapshot | None
     progress: Progress | None
     missing: bool  # a negative entry stands (and no snapshot)
 
 
-def read_job(kind: str, raw_id: str, *, tenant: str) -> dict[str, Any]:
-    """The job's representation for a request acting in `tenant`, or `JobNotFound`."""
+def read_job(kind: str, raw_id: str, *, tenant: str,
+             prefetched: Cached | None = None) -> dict[str, Any]:
+    """The job's representation for a request acting in `tenant`, or `JobNotFound`.
+    `prefetched`: what this request's round trip already read for the job (no second read)."""
     job = registry.get(kind)
     job_id = parse_job_id(job, raw_id)
-    snapshot, progress = read_snapshot(job, job_id)
+    snapshot, progress = read_snapshot(job, job_id, prefetched=prefetched)
     if snapshot.tenant != tenant:
         raise JobNotFound(job_id)
     return job.render(snapshot.fields, progress)
@@ -63,10 +70,11 @@ def cached_representation(kind: str, job_id: str) -> dict[str, Any] | None:
     return registry.get(kind).render(found[0].fields, found[1]) if found else None
 
 
-def read_snapshot(job: TrackedJob, job_id: str) -> tuple[Snapshot, Progress | None]:
+def read_snapshot(job: TrackedJob, job_id: str, *,
+                  prefetched: Cached | None = None) -> tuple[Snapshot, Progress | None]:
     """The job's snapshot and progress, wherever they can be had; `JobNotFound` if none."""
     try:
-        cached = _read_redis(job, job_id)
+        cached = prefetched if prefetched is not None else _read_redis(job, job_id)
     except RedisUnavailable:
         return _from_fallback(job, job_id), None
     if cached.snapshot is not None:
@@ -96,26 +104,53 @@ def parse_job_id(job: TrackedJob, raw_id: str) -> str:
     return job_id
 
 
-def _read_redis(job: TrackedJob, job_id: str) -> _Cached:
+def read_with_principal(principal_key: str, job: TrackedJob,
+                        job_id: str) -> tuple[bytes | Exception | None, Cached]:
+    """A hot poll's one round trip: the raw value at the caller's principal key (for
+    `jobbox.auth.principals.adopt_fetched_principal`) and the job's status, progress and
+    negative entry. Independent commands in one pipeline: on a Redis Cluster the pipeline
+    sends one batch per node (the principal and the job live in different slots).
+    Raises `RedisUnavailable`."""
     with redis_errors():
         pipe = get_redis().pipeline(transaction=False)
-        pipe.get(keys.status_key(job.status_namespace, job_id))
-        pipe.hgetall(keys.progress_key(job.progress_namespace, job_id))
-        pipe.get(keys.missing_key(job.status_namespace, job_id))
+        pipe.get(principal_key)
+        queue_job_read(pipe, job, job_id)
+        raw_principal, *job_replies = pipe.execute(raise_on_error=False)
+    return raw_principal, cached_from_replies(job, job_id, job_replies)
+
+
+def _read_redis(job: TrackedJob, job_id: str) -> Cached:
+    with redis_errors():
+        pipe = get_redis().pipeline(transaction=False)
+        queue_job_read(pipe, job, job_id)
         # Errors of a single reply (a value of the wrong type) come back as values: garbage.
-        raw_status, raw_progress, raw_missing = pipe.execute(raise_on_error=False)
+        replies = pipe.execute(raise_on_error=False)
+    return cached_from_replies(job, job_id, replies)
+
+
+def queue_job_read(pipe: Pipeline, job: TrackedJob, job_id: str) -> None:
+    """Queue the job's status, progress and negative entry on `pipe` (three replies, for
+    `cached_from_replies`): one slot, and one round trip with whatever else the caller reads."""
+    pipe.get(keys.status_key(job.status_namespace, job_id))
+    pipe.hgetall(keys.progress_key(job.progress_namespace, job_id))
+    pipe.get(keys.missing_key(job.status_namespace, job_id))
+
+
+def cached_from_replies(job: TrackedJob, job_id: str, replies: Sequence[Any]) -> Cached:
+    """The three replies `queue_job_read` queued (execute with `raise_on_error=False`)."""
+    raw_status, raw_progress, raw_missing = replies
     progress = None if isinstance(raw_progress, Exception) else Progress.from_hash(raw_progress)
     if isinstance(raw_status, Exception):
         # Another Redis type at the key: a miss; the fill's compare-and-set replaces it.
         logger.warning("jobbox: %s %s: status key holds another type; replaced", job.kind, job_id)
-        return _Cached(None, progress, missing=False)
+        return Cached(None, progress, missing=False)
     if raw_status is not None:
         snapshot = decode_snapshot(raw_status, kind=job.kind, job_id=job_id)
         if snapshot is None:
             logger.warning("jobbox: unreadable snapshot for %s %s replaced", job.kind, job_id)
             drop_garbage(job, job_id, raw_status)
-        return _Cached(snapshot, progress, missing=False)
-    return _Cached(None, progress, missing=raw_missing == b"1")
+        return Cached(snapshot, progress, missing=False)
+    return Cached(None, progress, missing=raw_missing == b"1")
 
 
 def _from_fallback(job: TrackedJob, job_id: str) -> Snapshot:

@@ -32,7 +32,7 @@ from academy.wsgi import application
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Examples per operation and mode: enough to reach every parameter's edge cases (empty, huge,
-# unicode, control characters), few enough that both modes of the 7 operations run in under
+# unicode, control characters), few enough that both modes of the 8 operations run in under
 # 2 minutes on this 2-core machine under load.
 EXAMPLES_PER_OPERATION = 15
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -81,7 +81,7 @@ def test_every_answer_conforms_and_none_is_a_server_error(mode):
     tokens = itertools.cycle(demo.tokens)
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7  # every DRF route of the API
+    assert len(operations) == 8  # every DRF route of the API
     for operation in operations:
         send_known_ids(operation, demo)
         if mode is GenerationMode.NEGATIVE and operation.method.upper() == "GET":
@@ -99,7 +99,8 @@ def send_known_ids(operation, demo: Demo) -> None:
         return
     ids = demo.job_ids["ai" if operation.path.startswith("/api/ai/") else "videos"]
     for job_id, token in itertools.product(ids, demo.tokens):
-        case = operation.Case(path_parameters={"job_id": job_id, "file_name": "index.m3u8"})
+        case = operation.Case(path_parameters={"job_id": job_id, "file_name": "index.m3u8",
+                                               "section": "students"})
         case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=CHECKS)
 
 

@@ -118,6 +118,36 @@ def test_rate_search_keeps_the_last_step_passed_before_the_first_failure():
     assert analysis.highest_sustained([step(300, 51)]) is None
 
 
+def test_bisection_steps_between_a_pass_and_a_failure_refine_the_highest_rate():
+    def step(rate: float, passed: bool):
+        return analysis.RateStep(rate, rate, 10 if passed else 80, int(rate * 3), 0)
+
+    # Coarse 1000 passes, 1600 fails; then 1300 passes, 1450 fails, 1375 passes.
+    steps = [step(1000, True), step(1600, False), step(1300, True), step(1450, False),
+             step(1375, True)]
+    best = analysis.highest_sustained(steps)
+    assert best is not None and best.target_rps == 1375
+
+
+def test_a_rate_search_steps_up_then_bisects_between_its_last_pass_and_first_failure():
+    from bench.scenarios import FULL, RateSearch
+
+    search, tried = RateSearch("jobbox", []), []
+    while (rate := search.next_rate(FULL)) is not None:
+        tried.append(rate)
+        search.record(rate, rate <= 1300)
+    assert tried == [100, 200, 350, 600, 1000, 1600, 1300, 1450, 1375]
+    assert (search.passed, search.failed) == (1300, 1375)
+
+
+def test_cpu_per_request_and_the_median_of_rounds():
+    assert analysis.cpu_ms_per_request(0.5, 2000) == 0.25
+    assert analysis.cpu_ms_per_request(0.5, 0) is None
+    assert analysis.median_of([0.3, None, 0.1, 0.2]) == 0.2
+    assert analysis.median_of([0.4, 0.2]) == pytest.approx(0.3)
+    assert analysis.median_of([None]) is None
+
+
 def test_recovery_is_the_first_second_from_which_reads_and_errors_stay_normal():
     reads = [5, 5, 200, 200, 200, 90, 4, 30, 5, 5, 5]
     errors = [0] * len(reads)

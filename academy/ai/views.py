@@ -88,6 +88,7 @@ class AIJobReportView(CachedAuthAPIView):
         )
 
 
+@schema.ai_job_result_pages
 class AIJobResultPagesView(CachedAuthAPIView):
     """GET /api/ai/jobs/<job_id>/result/<section>/?page=N&page_size=M — one page of a list in
     a DONE job's full result (its students, its bad rows), for the job's tenant only.

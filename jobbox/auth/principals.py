@@ -117,24 +117,76 @@ def principal_for_request(request: Any) -> Principal | None:
     return request._jobbox_principal
 
 
-def _resolve_request(request: HttpRequest) -> Principal | None:
+@dataclass(frozen=True, slots=True)
+class PrincipalSource:
+    """Where a request's principal lives, known before anything is read: the Redis key of its
+    token or of its session's user (a hot poll reads it in the same round trip as the job),
+    how to fill it on a miss, and what the cached principal must match (the session's hash
+    and generation)."""
+
+    key: str
+    token: str | None = None
+    address: str = "unknown"  # charged when the token names nobody (token_misses)
+    user_id: int | None = None
+    session_hash: str | None = None
+    session_generation: object = None
+
+    @property
+    def generation_key(self) -> str | None:
+        return None if self.user_id is None else keys.session_generation_key(self.user_id)
+
+    def load(self) -> Principal | None:
+        if self.token is not None:
+            return _load_token(self.token, self.address)
+        assert self.user_id is not None
+        return _load_user(self.user_id)
+
+    def accept(self, principal: Principal | None) -> Principal | None:
+        """The principal, unless the session no longer matches it (a password change, a
+        logout since the session was saved)."""
+        if principal is None or self.user_id is None or self.token is not None:
+            return principal
+        matches = (constant_time_compare(self.session_hash or "", principal.session_hash)
+                   and _same_generation(self.session_generation, principal))
+        return principal if matches else None
+
+
+def principal_source(request: HttpRequest) -> PrincipalSource | None:
+    """The request's `Authorization` token or session user, or None when it names nobody (no
+    credentials, a malformed header, a session without a user)."""
     if has_authorization_header(request):
         token = token_in_header(request)
         if not token:
             return None
-        return principal_for_token(token, address=token_misses.client_address(request))
+        return PrincipalSource(keys.token_principal_key(token), token=token,
+                               address=token_misses.client_address(request))
     session = getattr(request, "session", None)
     if session is None or SESSION_KEY not in session:
         return None
     try:
-        principal = principal_for_user_id(int(session[SESSION_KEY]))
+        user_id = int(session[SESSION_KEY])
     except (TypeError, ValueError):
         return None
-    if (principal
-            and constant_time_compare(session.get(HASH_SESSION_KEY, ""), principal.session_hash)
-            and _same_generation(session.get(SESSION_GENERATION_KEY), principal)):
-        return principal
-    return None
+    return PrincipalSource(keys.user_principal_key(user_id), user_id=user_id,
+                           session_hash=session.get(HASH_SESSION_KEY, ""),
+                           session_generation=session.get(SESSION_GENERATION_KEY))
+
+
+def adopt_fetched_principal(request: HttpRequest, source: PrincipalSource,
+                            raw: bytes | Exception | None) -> Principal | None:
+    """The request's principal from `raw`, the value already read at `source.key` in the
+    caller's round trip: decoded on a hit, filled on a miss, a mark or garbage, exactly as
+    `principal_for_request` would; kept on the request so nothing reads it again."""
+    request._jobbox_principal = source.accept(  # type: ignore[attr-defined]
+        _from_fetched(source.key, raw, source.load, generation_key=source.generation_key))
+    return request._jobbox_principal  # type: ignore[attr-defined]
+
+
+def _resolve_request(request: HttpRequest) -> Principal | None:
+    source = principal_source(request)
+    if source is None:
+        return None
+    return source.accept(_cached(source.key, source.load, generation_key=source.generation_key))
 
 
 def _same_generation(in_session: object, principal: Principal) -> bool:
@@ -148,12 +200,13 @@ def principal_for_token(token: str, *, address: str = "unknown") -> Principal | 
     """The token's principal; `address` is charged when the token names nobody."""
     if not token.isascii() or not token.isalnum() or len(token) > TOKEN_MAX_CHARS:
         return None
-    return _cached(keys.token_principal_key(token), lambda: _load_token(token, address))
+    source = PrincipalSource(keys.token_principal_key(token), token=token, address=address)
+    return _cached(source.key, source.load)
 
 
 def principal_for_user_id(user_id: int) -> Principal | None:
-    return _cached(keys.user_principal_key(user_id), lambda: _load_user(user_id),
-                   generation_key=keys.session_generation_key(user_id))
+    source = PrincipalSource(keys.user_principal_key(user_id), user_id=user_id)
+    return _cached(source.key, source.load, generation_key=source.generation_key)
 
 
 def _cached(key: str, load: Callable[[], Principal | None], *,
@@ -170,6 +223,14 @@ def _cached(key: str, load: Callable[[], Principal | None], *,
         principal, loaded = caches.principals.get_or_load(key, load)
         PRINCIPAL_READS.labels("db_fallback" if loaded else "fallback_cache").inc()
         return principal
+    return _from_fetched(key, raw, load, generation_key=generation_key)
+
+
+def _from_fetched(key: str, raw: bytes | Exception | None,
+                  load: Callable[[], Principal | None], *,
+                  generation_key: str | None = None) -> Principal | None:
+    """A principal from the value Redis held at `key`: a hit, else filled from the database
+    (a miss, a revocation mark, garbage)."""
     if raw is not None and not isinstance(raw, Exception):
         decoded = _decode(raw)
         if isinstance(decoded, Principal):
@@ -245,8 +306,27 @@ def revocation_mark() -> str:
     return json.dumps({"revoked": uuid.uuid4().hex})
 
 
+# The same cached bytes decode to the same (frozen) principal: every poll of a person sends
+# the same value, so its JSON is parsed once per process. Keyed by the bytes Redis returned,
+# so a changed or revoked principal is never answered from here.
+DECODED_MAX_ENTRIES = 10_000
+_decoded: dict[bytes, Principal] = {}
+
+
 def _decode(raw: bytes) -> Principal | object:
     """The cached principal, `_REVOKED` for a revocation mark, `_GARBAGE` for anything else."""
+    found = _decoded.get(raw)
+    if found is not None:
+        return found
+    parsed = _parse(raw)
+    if isinstance(parsed, Principal):
+        if len(_decoded) >= DECODED_MAX_ENTRIES:
+            _decoded.clear()  # bounded whatever is sent; refilled by the next polls
+        _decoded[raw] = parsed
+    return parsed
+
+
+def _parse(raw: bytes) -> Principal | object:
     try:
         doc = json.loads(raw)
         if isinstance(doc, dict) and set(doc) == {"revoked"}:

@@ -11,27 +11,39 @@ same 404 without detail (invariant 5). `jobbox.http.urls` routes the box, the st
 metrics and the health check.
 """
 
+from collections.abc import Callable
+from functools import update_wrapper
+from inspect import unwrap
 from typing import Any, ClassVar
 
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
+from django.utils.functional import SimpleLazyObject
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobbox import conf
+from jobbox import box as boxes
+from jobbox import conf, read, registry
 from jobbox.auth.drf import CachedSessionAuthentication, CachedTokenAuthentication
-from jobbox.auth.principals import Principal, principal_for_request
-from jobbox.box import box_from_database, read_box
+from jobbox.auth.principals import (
+    Principal,
+    adopt_fetched_principal,
+    principal_for_request,
+    principal_source,
+)
+from jobbox.box import Box, box_from_database, read_box
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.http import errors
 from jobbox.http.schema import NOT_FOUND, UNAUTHENTICATED, BoxShape, extend_schema
+from jobbox.metrics import READS
 from jobbox.read import JobNotFound, read_job
 from jobbox.stream import StreamUnavailable, in_sync_thread, parse_event_id, start_stream
 
@@ -66,7 +78,83 @@ class CachedAuthAPIView(APIView):
         return tenant
 
 
-class JobStatusAPIView(CachedAuthAPIView):
+# `Accept` values for which DRF's negotiation picks the JSON renderer with no parameters (no
+# `indent`): a hit with any other one goes through DRF, which answers it as it always has.
+PLAIN_JSON_ACCEPTS = frozenset({None, "*/*", "application/json"})
+
+
+class HitsServedDirectly(CachedAuthAPIView):
+    """Serves a hot GET (a Redis hit for an active principal) with a plain Django response
+    of the very bytes and headers DRF would send, skipping DRF's per-request machinery (a
+    request wrapper, negotiation, authenticators, permissions); a miss, an error, an outage
+    or any unusual request goes to the DRF view, with what was already read kept on the
+    request. A subclass that changes that machinery keeps DRF for everything."""
+
+    # Off: every request goes through DRF (the responses are the same; this is the slow way).
+    serve_hits_directly: ClassVar[bool] = True
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., HttpResponse]:
+        drf_view = super().as_view(**initkwargs)
+        if not cls._keeps_drf_defaults():
+            return drf_view
+        instance = cls(**initkwargs)
+        instance.setup(None)
+        headers = instance.default_response_headers  # Allow, as DRF's dispatch sets it
+
+        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if cls.serve_hits_directly and not args and _plain_json_get(request):
+                response = cls.answer_hit(request, **kwargs)
+                if response is not None:
+                    for name, value in headers.items():
+                        response[name] = value
+                    return response
+            return drf_view(request, *args, **kwargs)
+
+        return update_wrapper(view, drf_view)  # csrf_exempt, view_class and the like
+
+    @classmethod
+    def answer_hit(cls, request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
+        raise NotImplementedError
+
+    @classmethod
+    def _keeps_drf_defaults(cls) -> bool:
+        """Whether a hit needs nothing of DRF but what `answer_hit` does itself."""
+        base = next(k for k in cls.__mro__ if "answer_hit" in k.__dict__)
+        # Unwrapped: a schema decorator (drf-spectacular) wraps `get` without changing it.
+        unchanged = all(unwrap(getattr(cls, name)) == unwrap(getattr(base, name)) for name in (
+            "get", "dispatch", "initial", "initialize_request", "finalize_response",
+            "perform_authentication", "check_permissions", "request_principal"))
+        return (unchanged and not cls.throttle_classes and cls.versioning_class is None
+                and list(cls.authentication_classes) == list(base.authentication_classes)
+                and list(cls.permission_classes) == [IsAuthenticated]
+                and list(cls.renderer_classes) == [JSONRenderer]
+                and cls.content_negotiation_class is DefaultContentNegotiation)
+
+
+def _plain_json_get(request: HttpRequest) -> bool:
+    meta = request.META
+    return (request.method == "GET" and meta.get("HTTP_ACCEPT") in PLAIN_JSON_ACCEPTS
+            and (not meta.get("QUERY_STRING") or "format" not in request.GET))
+
+
+def _active_with_tenant(principal: Principal | None) -> bool:
+    return principal is not None and principal.is_active and principal.tenant is not None
+
+
+def _authenticate(request: HttpRequest, principal: Principal) -> None:
+    """`request.user` as DRF's authentication leaves it (for middleware that reads it after
+    the view), built only if something does read it."""
+    request.user = SimpleLazyObject(principal.as_user)
+
+
+# The JSON renderer DRF's views use: the very same bytes (its settings, its escaping).
+_renderer = JSONRenderer()
+# Kept on the Django request by a hot poll that did not answer: what its round trip read.
+PREFETCHED_JOB_ATTRIBUTE = "_jobbox_prefetched_job"
+
+
+class JobStatusAPIView(HitsServedDirectly):
     """GET one job's representation; subclasses set `kind`."""
 
     kind: ClassVar[str]
@@ -74,13 +162,49 @@ class JobStatusAPIView(CachedAuthAPIView):
     @extend_schema(responses={**UNAUTHENTICATED, **NOT_FOUND})  # 200: the project's shape
     def get(self, request: Request, job_id: str) -> Response:
         try:
-            body: dict[str, Any] = read_job(self.kind, job_id, tenant=self.request_tenant(request))
+            body: dict[str, Any] = read_job(self.kind, job_id, tenant=self.request_tenant(request),
+                                            prefetched=_prefetched(request, self.kind, job_id))
         except JobNotFound:
             raise NotFound() from None
         return Response(body)
 
+    @classmethod
+    def answer_hit(cls, request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
+        """One Redis round trip (the principal, the job's snapshot, progress and negative
+        entry); answered here only when it is a hit of the principal's tenant."""
+        source = principal_source(request)
+        job_id = kwargs.get("job_id")
+        if source is None or len(kwargs) != 1 or not isinstance(job_id, str):
+            return None
+        job = registry.get(cls.kind)
+        try:
+            parsed = read.parse_job_id(job, job_id)
+            raw_principal, cached = read.read_with_principal(source.key, job, parsed)
+        except (JobNotFound, RedisUnavailable):
+            return None  # DRF answers: the 404, or the outage path (the breaker is open now)
+        setattr(request, PREFETCHED_JOB_ATTRIBUTE, (cls.kind, job_id, cached))
+        principal = adopt_fetched_principal(request, source, raw_principal)
+        snapshot = cached.snapshot
+        if not _active_with_tenant(principal) or snapshot is None:
+            return None
+        assert principal is not None
+        if snapshot.tenant != principal.tenant:
+            return None  # DRF answers the same 404 as for a missing job
+        _authenticate(request, principal)
+        READS.labels(job.kind, "redis").inc()
+        # No media type: DRF's parameterless `application/json` renders the same, unparsed.
+        body = _renderer.render(job.render(snapshot.fields, cached.progress), None)
+        return HttpResponse(body, content_type="application/json")
 
-class JobBoxView(CachedAuthAPIView):
+
+def _prefetched(request: Request, kind: str, job_id: str) -> read.Cached | None:
+    found = getattr(request._request, PREFETCHED_JOB_ATTRIBUTE, None)
+    if found is None or found[:2] != (kind, job_id):
+        return None
+    return found[2]
+
+
+class JobBoxView(HitsServedDirectly):
     """GET the caller's job box: zero SQL on a hit (the box's one round trip); an `ETag` over
     the body lets an unchanged box answer 304. Every job in it is checked against the
     principal's tenant and owner."""
@@ -94,14 +218,45 @@ class JobBoxView(CachedAuthAPIView):
         except RedisUnavailable:
             # DESIGN.md, invariant 6: degraded, answered from the database (bounded queries).
             box = box_from_database(tenant=tenant, owner=owner)
-        if box.etag in _etags(request.headers.get("If-None-Match", "")):
-            response = HttpResponse(status=304)
-        else:
-            response = HttpResponse(box.body, content_type="application/json")
-        response["ETag"] = box.etag
-        response["Cache-Control"] = "private, no-cache"
-        response[EVENT_ID_HEADER] = box.last_event_id
-        return response
+        return _box_response(request, box)
+
+    @classmethod
+    def answer_hit(cls, request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
+        """One Redis round trip (the principal and, with this process's hint of whose box
+        it is, the box); answered here only when the hint was right and the box is there."""
+        source = principal_source(request)
+        if source is None or kwargs:
+            return None
+        expected = boxes.owner_hints.get(source.key)
+        try:
+            raw_principal, reply = boxes.read_with_principal(source.key, expected)
+        except RedisUnavailable:
+            return None
+        principal = adopt_fetched_principal(request, source, raw_principal)
+        if not _active_with_tenant(principal):
+            return None
+        assert principal is not None
+        actual = (str(principal.tenant), str(principal.user_id))
+        boxes.owner_hints.remember(source.key, actual)
+        if expected != actual:
+            return None  # the first poll in this process (or a moved membership): DRF reads
+        found = boxes.box_from_reply(reply, tenant=actual[0], owner=actual[1])
+        if found is None:
+            return None
+        _authenticate(request, principal)
+        return _box_response(request, found)
+
+
+def _box_response(request: HttpRequest | Request, box: Box) -> HttpResponse:
+    etag = box.etag  # a digest of the whole body: computed once
+    if etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(box.body, content_type="application/json")
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    response[EVENT_ID_HEADER] = box.last_event_id
+    return response
 
 
 def _etags(header: str) -> set[str]:
