@@ -23,6 +23,7 @@ from cachetools import TLRUCache, TTLCache
 from jobbox import client, conf
 
 T = TypeVar("T")
+_ABSENT: Any = object()
 
 
 @dataclass
@@ -67,8 +68,9 @@ class Flights(Generic[T]):
 class FallbackCache(Generic[T]):
     """Copies of database reads made while Redis is unavailable, fresh for a TTL setting."""
 
-    def __init__(self, ttl_setting: str) -> None:
+    def __init__(self, ttl_setting: str, *, timer: Callable[[], float] = time.monotonic) -> None:
         self._ttl_setting = ttl_setting
+        self._timer = timer
         self._lock = threading.Lock()
         self._cache: TTLCache[Hashable, T] | None = None
         self._flights: Flights[T] = Flights()
@@ -77,9 +79,11 @@ class FallbackCache(Generic[T]):
     def get_or_load(self, key: Hashable, load: Callable[[], T]) -> tuple[T, bool]:
         """The cached value, else `load()`'s (shared by concurrent callers); True if loaded here."""
         with self._lock:
-            cache = self._ensure()
-            if key in cache:
-                return cache[key], False
+            # One look-up, not `key in cache` then `cache[key]`: each reads the clock, and an
+            # entry that expires between the two raised KeyError (a 500 during an outage).
+            found = self._ensure().get(key, _ABSENT)
+            if found is not _ABSENT:
+                return found, False
 
         def load_and_keep() -> T:
             value = load()
@@ -103,6 +107,7 @@ class FallbackCache(Generic[T]):
             self._cache = TTLCache(
                 maxsize=conf.get("FALLBACK_CACHE_MAX_ENTRIES"),
                 ttl=conf.get(self._ttl_setting),
+                timer=self._timer,
             )
         return self._cache
 
