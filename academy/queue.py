@@ -23,10 +23,13 @@ def send_on_commit(task: Task | str, *args: Any, **kwargs: Any) -> None:
 
 
 def _send(task: Task | str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    if isinstance(task, str):
-        task = current_app.tasks[task]
+    name = task if isinstance(task, str) else task.name
     try:
-        task.apply_async(args=args, kwargs=kwargs)
+        if isinstance(task, str):
+            # By name: the worker resolves it; this process need not have imported it.
+            current_app.send_task(task, args=args, kwargs=kwargs)
+        else:
+            task.apply_async(args=args, kwargs=kwargs)
     except OperationalError:
         logger.warning("queue: %s%r not sent, the broker is unavailable; left to the re-sender",
-                       task.name, args)
+                       name, args)

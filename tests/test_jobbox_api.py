@@ -154,7 +154,7 @@ def test_expired_snapshots_leave_the_box_and_the_index(alice):
 
 
 def test_a_transition_during_a_rebuild_is_kept(alice, monkeypatch):
-    from jobbox import box
+    from jobbox import box as job_box
     from jobbox.registry import TrackedJob
 
     first = new_video(alice, "first")
@@ -170,7 +170,7 @@ def test_a_transition_during_a_rebuild_is_kept(alice, monkeypatch):
         return rows
 
     monkeypatch.setattr(TrackedJob, "recent_for_owner", query_then_a_new_job_commits)
-    box.rebuild(tenant=str(alice.tenant.pk), owner=str(alice.user.pk))
+    job_box.rebuild(tenant=str(alice.tenant.pk), owner=str(alice.user.pk))
     monkeypatch.setattr(TrackedJob, "recent_for_owner", original)
     ids = sorted(job_id for _, job_id, _ in jobs_of(box(alice)))
     assert ids == sorted([first.pk, late["video"].pk])

@@ -49,3 +49,14 @@ def test_an_unreachable_broker_is_logged_not_raised(caplog):
 
     send_on_commit(never_sent)  # outside a transaction: sent (and failing) at once
     assert "broker is unavailable" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_sent_by_name_reaches_the_broker_without_importing_its_module(monkeypatch):
+    sent_by_name = []
+    monkeypatch.setattr(app, "send_task",
+                        lambda name, args, kwargs: sent_by_name.append((name, args)))
+    with transaction.atomic():
+        send_on_commit("videos.transcode_video", 7)
+        assert sent_by_name == []
+    assert sent_by_name == [("videos.transcode_video", (7,))]
