@@ -83,6 +83,7 @@ REDIS_URL = embedded.redis_url(RUN_DIR)
 JOBBOX = {
     "KEY_PREFIX": os.environ.get("JOBBOX_KEY_PREFIX", ""),
     "TENANT_RESOLVER": "academy.tenants.services.tenant_id_for_user",
+    "TENANT_RESOLVER_MANY": "academy.tenants.services.tenant_ids_for_users",
     "PRINCIPAL_MODELS": ["tenants.Membership"],
     "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
     "STREAM_HEARTBEAT_SECONDS": float(os.environ.get("JOBBOX_STREAM_HEARTBEAT_SECONDS", "15")),

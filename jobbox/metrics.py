@@ -69,6 +69,12 @@ SINGLE_FLIGHT_WAITS = Counter(
     # fill arrived in Redis), gave_up (the lease outlived the wait: read the database)
     ["kind", "outcome"],
 )
+OUTAGE_QUERIES = Counter(
+    "jobbox_outage_queries_total",
+    "Batch database queries that refreshed this process's outage copies while Redis was "
+    "unavailable (one per group per interval, plus batches of first reads).",
+    ["group"],  # group: a job kind, token, user
+)
 DATABASE_UNAVAILABLE = Counter(
     "jobbox_database_unavailable_total",
     "Requests answered 503 because the database could not be reached.",

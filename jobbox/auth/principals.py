@@ -8,8 +8,9 @@ to read); the cookie's session hash is checked against the cached one, so a pass
 still ends old sessions.
 
 While Redis is unavailable, principals come from the database through a per-process cache
-(`jobbox.caches.principals`, PRINCIPAL_FALLBACK_SECONDS), so authentication too costs at most
-one read per principal per interval, not one per request (DESIGN.md, invariant 6). A cached
+(`jobbox.caches.principals`), refreshed in batches: one query for every token (and one for
+every user) this process served recently, per PRINCIPAL_FALLBACK_SECONDS, not one per
+principal or per request (DESIGN.md, invariant 6). A cached
 value that does not parse is garbage: a miss, replaced, never an "unknown token".
 
 The `Authorization` header is read here and nowhere else: `Token <key>` (the keyword in any
@@ -111,17 +112,31 @@ def _resolve_request(request: HttpRequest) -> Principal | None:
     return None
 
 
+class _Named(str):
+    """A principal's cache key name that also carries what it names (a token, a user id), so
+    an outage batch can read every principal it refreshes; equal to (and discarded as) the
+    plain name."""
+
+    ident: Any
+
+    def __new__(cls, name: str, ident: Any) -> "_Named":
+        named = super().__new__(cls, name)
+        named.ident = ident
+        return named
+
+
 def principal_for_token(token: str) -> Principal | None:
     if not token.isascii() or not token.isalnum() or len(token) > TOKEN_MAX_CHARS:
         return None
-    return _cached(keys.token_principal_key(token), lambda: _load_token(token))
+    return _cached(_Named(keys.token_principal_key(token), token), lambda: _load_token(token))
 
 
 def principal_for_user_id(user_id: int) -> Principal | None:
-    return _cached(keys.user_principal_key(user_id), lambda: _load_user(user_id))
+    return _cached(_Named(keys.user_principal_key(user_id), int(user_id)),
+                   lambda: _load_user(user_id))
 
 
-def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
+def _cached(key: _Named, load: Callable[[], Principal | None]) -> Principal | None:
     try:
         with redis_errors():
             pipe = get_redis().pipeline(transaction=False)
@@ -129,11 +144,7 @@ def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
             # A value of another Redis type comes back as a value, not an outage: garbage.
             (raw,) = pipe.execute(raise_on_error=False)
     except RedisUnavailable:
-        # At most one database read per principal per interval in this process, however
-        # many requests arrive while Redis is away (DESIGN.md, invariant 6).
-        principal, loaded = caches.principals.get_or_load(key, load)
-        PRINCIPAL_READS.labels("db_fallback" if loaded else "fallback_cache").inc()
-        return principal
+        return _from_fallback(key)
     if raw is not None and not isinstance(raw, Exception):
         decoded = _decode(raw)
         if decoded is not _GARBAGE:
@@ -152,6 +163,43 @@ def _cached(key: str, load: Callable[[], Principal | None]) -> Principal | None:
     except RedisUnavailable:
         pass
     return principal
+
+
+def _from_fallback(key: _Named) -> Principal | None:
+    """Redis unavailable: this process's copy, refreshed with every token (or user) asked for
+    here recently in one query per PRINCIPAL_FALLBACK_SECONDS (DESIGN.md, invariant 6)."""
+    is_token = isinstance(key.ident, str)
+    principal, queried = caches.principals.get(
+        key, group="token" if is_token else "user",
+        load_many=_load_tokens if is_token else _load_users)
+    PRINCIPAL_READS.labels("db_fallback" if queried else "fallback_cache").inc()
+    return principal  # type: ignore[no-any-return]
+
+
+def _load_tokens(names: list[_Named]) -> dict[_Named, Principal]:
+    """The principals of many tokens: one query for tokens with their users, one for tenants."""
+    from rest_framework.authtoken.models import Token
+
+    by_token = {name.ident: name for name in names}
+    found = list(Token.objects.select_related("user").filter(key__in=list(by_token)))
+    principals = _principals_from_users([token.user for token in found])
+    return {by_token[token.key]: principals[token.user.pk] for token in found}
+
+
+def _load_users(names: list[_Named]) -> dict[_Named, Principal]:
+    by_id = {name.ident: name for name in names}
+    users = list(get_user_model()._default_manager.filter(pk__in=list(by_id)))
+    principals = _principals_from_users(users)
+    return {by_id[user.pk]: principals[user.pk] for user in users}
+
+
+def _principals_from_users(users: list[Model]) -> dict[Any, Principal]:
+    """Principals of many users; their tenants in one call when TENANT_RESOLVER_MANY is set."""
+    resolver_many = conf.get("TENANT_RESOLVER_MANY")
+    if not resolver_many:
+        return {user.pk: _principal_from_user(user) for user in users}
+    tenants = import_string(resolver_many)(users) if users else {}
+    return {user.pk: _principal_from_user(user, tenant=tenants.get(user.pk)) for user in users}
 
 
 def _decode(raw: bytes) -> Principal | object | None:
@@ -186,9 +234,13 @@ def _load_user(user_id: int) -> Principal | None:
     return _principal_from_user(user) if user else None
 
 
-def _principal_from_user(user: Model) -> Principal:
-    resolver = conf.get("TENANT_RESOLVER")
-    tenant = import_string(resolver)(user) if resolver else None
+_UNRESOLVED: Any = object()
+
+
+def _principal_from_user(user: Model, *, tenant: Any = _UNRESOLVED) -> Principal:
+    if tenant is _UNRESOLVED:
+        resolver = conf.get("TENANT_RESOLVER")
+        tenant = import_string(resolver)(user) if resolver else None
     return Principal(
         user_id=user.pk,
         username=user.get_username(),
