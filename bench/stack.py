@@ -97,6 +97,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     asgi: bool = False
+    workers: int = SERVER_WORKERS
 
     @property
     def base_url(self) -> str:
@@ -110,9 +111,9 @@ class Server:
         if self.asgi:
             return [sys.executable, "-m", "uvicorn", "academy.asgi:application",
                     "--host", "127.0.0.1", "--port", str(self.port),
-                    "--workers", str(SERVER_WORKERS), "--log-level", "warning"]
+                    "--workers", str(self.workers), "--log-level", "warning"]
         return [sys.executable, "-m", "gunicorn", "academy.wsgi",
-                "--bind", f"127.0.0.1:{self.port}", "--workers", str(SERVER_WORKERS),
+                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
                 "--threads", str(SERVER_THREADS), "--worker-class", "gthread",
                 "--log-level", "warning"]
 
