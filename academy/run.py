@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from academy import metrics_dir
 from academy.embedded import URL_FILE_NAME, RedisServer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -42,6 +43,7 @@ def main() -> int:
     try:
         manage("migrate", "--noinput")
         _print_welcome(json.loads(manage("bootstrap_demo")), port)
+        metrics_dir.prepare(RUN_DIR / "prometheus")  # /metrics sums the workers (emptied now)
         # One origin for the page, the API and the event stream: uvicorn serves the whole
         # ASGI app here; production splits the stream off to uvicorn and keeps polls on
         # gunicorn's sync path (README, "Job box: serving").
