@@ -455,13 +455,13 @@ def _outage_run(b: Bench, name: str, variant: str, lagging: bool,
         sampler = threading.Thread(target=_sample_reads, daemon=True,
                                    args=(b, spec.start_at, total, samples, returns_at))
         sampler.start()
+        finisher = _Finisher(finishing) if finishing else None
         time.sleep(max(0.0, spec.start_at + p.s5_pre - time.time()))
         if lagging:
             _redis_admin(b).save()  # what the promoted replica will hold: the state at the stop
         b.redis.stop()
-        for vid in finishing:  # their Redis writes fail: left to fills and the reconciler
-            finish_video(vid)
-        close_own_connections()  # the driver's statements are counted now, at the stop
+        if finisher:  # their Redis writes fail: left to fills and the reconciler
+            finisher.finish()
         time.sleep(max(0.0, returns_at - time.time()))
         b.redis.start()
         (b.redis.data_dir / "dump.rdb").unlink(missing_ok=True)
@@ -501,6 +501,28 @@ def _outage_timeline(b: Bench, record: Any, samples: list[tuple[float, float]],
         "stale_jobs_per_second": stale,
         "true_state_seconds": _first_quiet_second(stale),
     }
+
+
+class _Finisher:
+    """A worker elsewhere that finishes jobs on cue: a process of its own, started (Django
+    imported, connected) before the stop, so its statements land at the stop. Not this
+    process: the writers here run with cachalot, whose invalidation needs the stopped Redis."""
+
+    SCRIPT = ("import sys, django; django.setup(); from bench.scenarios import finish_video; "
+              "sys.stdin.readline(); [finish_video(int(v)) for v in sys.argv[1:]]")
+
+    def __init__(self, video_ids: list[int]) -> None:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings",
+               "BENCH_APPLICATION_NAME": "bench-drv-finisher", "LOG_LEVEL": "ERROR"}
+        self.process = subprocess.Popen([sys.executable, "-c", self.SCRIPT,
+                                         *map(str, video_ids)], cwd=BASE_DIR, env=env,
+                                        stdin=subprocess.PIPE, text=True)
+
+    def finish(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.close()
+        self.process.wait(timeout=SIMULATE_START_TIMEOUT_SECONDS)
 
 
 def _still_running(b: Bench, count: int) -> list[int]:
