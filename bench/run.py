@@ -11,6 +11,7 @@ Serves DESIGN.md, "The three parts": bench.
 """
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -39,6 +40,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--scenarios", default="1,2,3,4,5,6",
                         help="comma-separated scenario numbers to run")
+    parser.add_argument("--s5-poll-hz", type=float, default=None,
+                        help="scenario 5's polls per job per second (default 1: the scenario-2 "
+                             "load); lower on a machine that cannot drive 500 polls/s")
+    parser.add_argument("--s5-outage-seconds", type=float, default=None,
+                        help="how long scenario 5 keeps Redis stopped (default 30)")
     parser.add_argument("--update-readme", action="store_true",
                         help="put the headline table of this run into README.md")
     return parser.parse_args(argv)
@@ -107,6 +113,10 @@ def main(argv: list[str]) -> int:
         from bench.urls import ai_kind
 
         profile = scenarios.QUICK if args.quick else scenarios.FULL
+        if args.s5_poll_hz is not None:
+            profile = dataclasses.replace(profile, s5_poll_hz=args.s5_poll_hz)
+        if args.s5_outage_seconds is not None:
+            profile = dataclasses.replace(profile, s5_outage=args.s5_outage_seconds)
         tenant_id, slug, people = create_people(profile.people)
         stack.quiet_autovacuum(args.database_url)
         run_dir = args.results_dir

@@ -93,6 +93,8 @@ class Profile:
     # One more jobbox run where Redis comes back with what it held at the stop (a replica
     # promoted without the outage's writes) instead of empty.
     s5_lagging: bool = False
+    # Polls per job per second in scenario 5 (1: the scenario-2 load).
+    s5_poll_hz: float = 1.0
     # Extra ways measured in scenario 2 only: "before-conn0" is the before view on Django's
     # default CONN_MAX_AGE=0 (a new database connection per request).
     s2_extra_variants: tuple[str, ...] = ()
@@ -443,7 +445,8 @@ def _outage_run(b: Bench, name: str, variant: str, lagging: bool,
     p = b.profile
     total = p.s5_pre + p.s5_outage + p.s5_post
     warm([vid for vid, _ in b.jobs])
-    spec = b.poll_spec(variant, b.job_targets(variant), seconds=total, base_url=server.base_url)
+    spec = b.poll_spec(variant, b.job_targets(variant), seconds=total, base_url=server.base_url,
+                       rate_hz=p.s5_poll_hz)
     spec.start_at = time.time() + LOAD_START_DELAY_SECONDS
     samples: list[tuple[float, float]] = []
     held: list[dict[int, int | None]] = []  # per second after the return: versions in Redis
