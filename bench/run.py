@@ -45,6 +45,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "load); lower on a machine that cannot drive 500 polls/s")
     parser.add_argument("--s5-outage-seconds", type=float, default=None,
                         help="how long scenario 5 keeps Redis stopped (default 30)")
+    parser.add_argument("--s5-variants", default=None,
+                        help="comma-separated ways scenario 5 runs (default: all four)")
     parser.add_argument("--update-readme", action="store_true",
                         help="put the headline table of this run into README.md")
     return parser.parse_args(argv)
@@ -115,6 +117,8 @@ def main(argv: list[str]) -> int:
         profile = scenarios.QUICK if args.quick else scenarios.FULL
         if args.s5_poll_hz is not None:
             profile = dataclasses.replace(profile, s5_poll_hz=args.s5_poll_hz)
+        if args.s5_variants:
+            profile = dataclasses.replace(profile, s5_variants=tuple(args.s5_variants.split(",")))
         if args.s5_outage_seconds is not None:
             profile = dataclasses.replace(profile, s5_outage=args.s5_outage_seconds)
         tenant_id, slug, people = create_people(profile.people)

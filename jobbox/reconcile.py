@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from jobbox import conf, keys, registry
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 # Rows changed this long before the breaker opened are re-checked too: writes can fail for
 # a few seconds before a failure opens it (and clocks of hosts differ by a little).
 AFTER_OUTAGE_MARGIN_SECONDS = 60.0
+# Tries of that repair when its database connection fails (each on a fresh connection).
+AFTER_OUTAGE_ATTEMPTS = 2
 
 
 @dataclass
@@ -112,12 +114,21 @@ def reconcile_after_outage(open_seconds: float) -> None:
 
 
 def _reconcile_quietly(window_seconds: float) -> None:
-    try:
-        report = reconcile_recent(window_seconds=window_seconds)
-        logger.info("jobbox: after the Redis outage, reconciled %s", report.repaired)
-    except RedisUnavailable:
-        logger.info("jobbox: Redis gone again before the reconcile after an outage")
-    except Exception:
-        logger.exception("jobbox: reconcile after a Redis outage failed")
-    finally:
-        connections.close_all()  # this thread's own connections
+    for attempt in range(1, AFTER_OUTAGE_ATTEMPTS + 1):
+        try:
+            report = reconcile_recent(window_seconds=window_seconds)
+            logger.info("jobbox: after the Redis outage, reconciled %s", report.repaired)
+            return
+        except RedisUnavailable:
+            logger.info("jobbox: Redis gone again before the reconcile after an outage")
+            return
+        except DatabaseError:
+            # A connection that died under it (a restarted or failing-over database, a
+            # terminated backend): a fresh one is worth one more try.
+            if attempt == AFTER_OUTAGE_ATTEMPTS:
+                logger.exception("jobbox: reconcile after a Redis outage failed")
+        except Exception:
+            logger.exception("jobbox: reconcile after a Redis outage failed")
+            return
+        finally:
+            connections.close_all()  # this thread's own connections
