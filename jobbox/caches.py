@@ -190,7 +190,8 @@ class OutageCopies:
                 OUTAGE_QUERIES.labels(str(group)).inc(1 + bool(prefetched and missing))
                 with self._lock:
                     for key in wanted | prefetched.keys():
-                        self._keep(key, group, loaded.get(key), started)
+                        self._keep(key, group, loaded.get(key), started,
+                                   prefetched=key in prefetched)
                 round_.values = {key: loaded.get(key) for key in round_.keys}
         except BaseException as exc:
             round_.error = exc
@@ -211,14 +212,18 @@ class OutageCopies:
         return {key for key, copy in self._copies.items()
                 if copy.group == group and copy.asked_at >= since}
 
-    def _keep(self, key: Hashable, group: Hashable, value: Any, loaded_at: float) -> None:
+    def _keep(self, key: Hashable, group: Hashable, value: Any, loaded_at: float, *,
+              prefetched: bool) -> None:
+        # A prefetched copy counts as asked now (a copy kept from an earlier outage too): it
+        # stays in the batch for a while, so its first poll here finds it fresh instead of
+        # starting a query of its own.
         copy = self._copies.get(key)
         if copy is None:
-            # A prefetched copy counts as asked now: it stays in the batch for a while, so its
-            # first poll here finds it fresh instead of starting a query of its own.
             self._copies[key] = _Copy(group, value, loaded_at, asked_at=loaded_at)
         else:
             copy.value, copy.loaded_at = value, loaded_at
+            if prefetched:
+                copy.asked_at = max(copy.asked_at, loaded_at)
         while len(self._copies) > conf.get("FALLBACK_CACHE_MAX_ENTRIES"):
             self._copies.popitem(last=False)
 

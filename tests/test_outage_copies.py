@@ -91,6 +91,22 @@ def test_copies_asked_for_recently_are_refreshed_together_in_one_query_per_inter
         assert load.batches[-1] == set(keys)
 
 
+def test_a_second_outage_prefetches_again_and_refreshes_what_it_prefetched(copies):
+    load = CountingLoader()
+    keys = [f"job-{n}" for n in range(50)]
+    prefetch = lambda: {key: (key, load.version) for key in keys}  # noqa: E731
+    copies.get(keys[0], group="video", load_many=load, prefetch=prefetch)
+    assert load.batches == []  # the first outage: all read by the prefetch
+    for outage_began in (1000.0, 2000.0):  # later outages, after quiet spells
+        copies.clock.now = outage_began  # type: ignore[attr-defined]
+        copies.get(keys[0], group="video", load_many=load, prefetch=prefetch)
+        copies.clock.now = outage_began + INTERVAL_SECONDS  # type: ignore[attr-defined]
+        batches_before = len(load.batches)
+        for key in keys:  # copies kept from the first outage, each polled after expiring
+            copies.get(key, group="video", load_many=load, prefetch=prefetch)
+        assert len(load.batches) == batches_before + 1  # one refresh for all, not one each
+
+
 def test_an_absent_answer_is_kept_and_groups_refresh_apart(copies):
     load = CountingLoader()
     assert copies.get("ghost", group="video", load_many=load) == (None, True)
