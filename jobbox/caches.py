@@ -78,6 +78,11 @@ Prefetch = Callable[[], Mapping[Any, Any]]
 # or one that polls every few seconds, stays in the batch; one gone for longer drops out of
 # the query (and costs a batched first read if it comes back).
 ASKED_RECENTLY_INTERVALS = 30
+# While Redis is away a polled group refreshes every interval; a group whose last query is
+# older than this many intervals starts afresh (a new outage, seconds or hours after the last
+# one): its copies are all stale, so its first query reads the live jobs again (`prefetch`)
+# rather than each copy costing a query of its own.
+PREFETCH_AFTER_IDLE_INTERVALS = 3
 
 
 @dataclass
@@ -181,7 +186,8 @@ class OutageCopies:
                         round_.values = {key: self._copies[key].value for key in round_.keys}
                         return
                     quiet = (state.last_round_at is None
-                             or started - state.last_round_at > interval * ASKED_RECENTLY_INTERVALS)
+                             or started - state.last_round_at
+                             > interval * PREFETCH_AFTER_IDLE_INTERVALS)
                     state.last_round_at = started
                     wanted = round_.keys | self._asked_recently(group, started, interval)
                 prefetched = dict(prefetch()) if prefetch is not None and quiet else {}

@@ -95,16 +95,25 @@ def test_a_second_outage_prefetches_again_and_refreshes_what_it_prefetched(copie
     load = CountingLoader()
     keys = [f"job-{n}" for n in range(50)]
     prefetch = lambda: {key: (key, load.version) for key in keys}  # noqa: E731
-    copies.get(keys[0], group="video", load_many=load, prefetch=prefetch)
-    assert load.batches == []  # the first outage: all read by the prefetch
-    for outage_began in (1000.0, 2000.0):  # later outages, after quiet spells
-        copies.clock.now = outage_began  # type: ignore[attr-defined]
-        copies.get(keys[0], group="video", load_many=load, prefetch=prefetch)
-        copies.clock.now = outage_began + INTERVAL_SECONDS  # type: ignore[attr-defined]
-        batches_before = len(load.batches)
-        for key in keys:  # copies kept from the first outage, each polled after expiring
-            copies.get(key, group="video", load_many=load, prefetch=prefetch)
-        assert len(load.batches) == batches_before + 1  # one refresh for all, not one each
+    clock = copies.clock
+
+    def poll(key: str, at: float) -> None:
+        clock.now = at  # type: ignore[attr-defined]
+        copies.get(key, group="video", load_many=load, prefetch=prefetch)
+
+    poll(keys[0], 1000.0)  # an outage begins: every key read by the prefetch
+    assert load.batches == []
+    for key in keys:
+        poll(key, 1001.0)
+    for key in keys[:25]:  # late in that outage only half are still polled here
+        poll(key, 1025.0)
+    # Redis back for a few seconds, then away again: a copy polled recently or not, kept
+    # from the first outage and stale now, must not cost a query of its own.
+    poll(keys[0], 1040.0)
+    batches_before = len(load.batches)
+    for key in keys:
+        poll(key, 1041.0)
+    assert len(load.batches) == batches_before + 1  # one refresh for all, not one each
 
 
 def test_an_absent_answer_is_kept_and_groups_refresh_apart(copies):
