@@ -17,5 +17,6 @@ class Outcome(StrEnum):
     TERMINAL = "terminal"  # already DONE / FAILED: a duplicate delivery
     REQUEUED = "requeued"  # back in the queue with a newer version
     SKIPPED = "skipped"  # nothing to do (any more)
+    LEASED = "leased"  # another worker's run holds a live lease: a duplicate send
     DONE = "done"
     FAILED = "failed"

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from academy import metrics_dir
 from academy.embedded import (
     RUN_DIR_VARIABLE,
     URL_FILE_NAME,
@@ -78,6 +79,7 @@ def main() -> int:
                                    redis_url=os.environ["REDIS_URL"]))
         manage("migrate", "--noinput")
         _print_welcome(json.loads(manage("bootstrap_demo")), port)
+        metrics_dir.prepare(folder / "prometheus")  # /metrics sums the workers (emptied now)
         children = _start_children(port, folder)
         return _wait(children)
     finally:

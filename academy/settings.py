@@ -116,6 +116,7 @@ CACHES = {
 JOBBOX = {
     "KEY_PREFIX": os.environ.get("JOBBOX_KEY_PREFIX", ""),
     "TENANT_RESOLVER": "academy.tenants.services.tenant_id_for_user",
+    "TENANT_RESOLVER_MANY": "academy.tenants.services.tenant_ids_for_users",
     "PRINCIPAL_MODELS": ["tenants.Membership"],
     "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
     "STREAM_HEARTBEAT_SECONDS": float(os.environ.get("JOBBOX_STREAM_HEARTBEAT_SECONDS", "15")),
@@ -168,6 +169,22 @@ MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(RUN_DIR / "media")
 
 # AI jobs (academy.ai.conf holds the defaults and why): upload limits, result size in Redis.
 AI_JOBS: dict[str, int] = {}
+# A running AI job's worker renews its lease every third of AI_LEASE_SECONDS (a heartbeat);
+# the reaper, every AI_REAP_INTERVAL_SECONDS, re-queues a job whose lease ran out (its worker
+# died), or fails it after AI_MAX_ATTEMPTS: 20 s + 10 s finds a dead worker within 30 s, as
+# BullMQ's stalled-job check. Jobs grade in seconds, so a renewal is rare work.
+AI_LEASE_SECONDS = int(os.environ.get("AI_LEASE_SECONDS", "20"))
+AI_REAP_INTERVAL_SECONDS = float(os.environ.get("AI_REAP_INTERVAL_SECONDS", "10"))
+AI_MAX_ATTEMPTS = int(os.environ.get("AI_MAX_ATTEMPTS", "3"))
+# A PENDING job last sent longer ago than this is sent again (the send may have been lost
+# after commit). Longer than a normal queue wait: a duplicate of a job another worker runs is
+# left alone (its live lease), one of a PENDING job only starts it.
+AI_RESEND_AFTER_SECONDS = int(os.environ.get("AI_RESEND_AFTER_SECONDS", "120"))
+CELERY_BEAT_SCHEDULE["reap-ai-jobs"] = {
+    "task": "ai.reap_ai_jobs",
+    "schedule": AI_REAP_INTERVAL_SECONDS,
+    "options": {"expires": AI_REAP_INTERVAL_SECONDS},  # a missed run expires, not piles up
+}
 
 # Served from the apps' static folders as they are (no collectstatic step to run the page).
 WHITENOISE_USE_FINDERS = True

@@ -179,13 +179,16 @@ def outage_table(results: dict[str, Any]) -> list[str]:
     timelines = results["extra"].get("s5", {})
     if not timelines:
         return []
-    lines = ["| way | polls | failed polls | job SELECTs/s before the stop | during the stop "
+    lines = ["| way | web processes | polls | failed polls | job SELECTs/s before the stop "
+             "| during the stop | … per web process | DB statements/s during the stop "
              "| during the stop vs before (scenario 2) "
-             "| after Redis returned, until reads and errors are back to normal |",
-             "|---|---|---|---|---|---|---|"]
+             "| after Redis returned, until reads and errors are back to normal "
+             "| every job's true state again after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     records = {r["variant"]: r for r in records_of(results, "s5")}
     s2_before = next((r for r in variant_rows(records_of(results, "s2"))
                       if r["variant"] == "before"), None)
+    s5_before = timelines.get("before")
     for variant, t in timelines.items():
         reads = t["reads_per_second"]
         stopped = int(t["stopped_at"])
@@ -195,13 +198,33 @@ def outage_table(results: dict[str, Any]) -> list[str]:
         recorded = len(reads) - t["returned_at"]
         recovered = (f"not within the {recorded} s recorded" if recovery is None
                      else f"{recovery} s")
-        vs_before = (format_ratio(t["outage_reads_per_second"], s2_before["job_reads_per_s"])
-                     if s2_before else "—")
+        if s5_before:
+            vs_before = format_ratio(t["outage_reads_per_second"],
+                                     s5_before["outage_reads_per_second"])
+        elif s2_before:
+            vs_before = format_ratio(t["outage_reads_per_second"], s2_before["job_reads_per_s"])
+        else:
+            vs_before = "—"
+        workers = t.get("workers")
+        per_process = (fmt(t["outage_reads_per_second"] / workers, 2) if workers else "—")
         lines.append(
-            f"| {title(variant)} | {record['polls']:,} | {sum(record['errors'].values()):,} "
-            f"| {fmt(before)} | {fmt(t['outage_reads_per_second'])} "
-            f"| {vs_before} | {recovered} |")
+            f"| {title(variant)} | {workers or '—'} | {record['polls']:,} "
+            f"| {sum(record['errors'].values()):,} "
+            f"| {fmt(before)} | {fmt(t['outage_reads_per_second'])} | {per_process} "
+            f"| {fmt(t.get('outage_statements_per_second'))} "
+            f"| {vs_before} | {recovered} | {_true_state_text(t)} |")
     return lines
+
+
+def _true_state_text(timeline: dict[str, Any]) -> str:
+    stale = timeline.get("stale_jobs_per_second")
+    if not stale:
+        return "—"
+    seconds = timeline.get("true_state_seconds")
+    worst = max(stale)
+    if seconds is None:
+        return f"not within the {len(stale)} s recorded ({stale[-1]} jobs still older)"
+    return f"{seconds} s ({worst} jobs older at most)" if worst else "at once (none older)"
 
 
 def burst_table(records: list[dict[str, Any]]) -> list[str]:
@@ -369,9 +392,19 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         elif scenario == "s5":
             out += [f"Redis stopped {p['s5_pre']:.0f} s into the load, for "
                     f"{p['s5_outage']:.0f} s, and came back empty (no persistence), as a "
-                    "restarted cache does; reads per second come from the table counters "
-                    "sampled once a second (up to a second late); failed polls are counted by "
-                    "the second they were sent, so under a backlog they show before the stop.",
+                    "restarted cache does; \"Redis back lagging\" came back with what it held "
+                    "at the stop (a replica promoted without the outage's writes). Each way ran "
+                    f"on servers of {p.get('s5_workers', 2)} gunicorn processes of its own, "
+                    f"each job polled {p.get('s5_poll_hz', 1.0):g} times a second. In "
+                    f"the jobbox runs, {p.get('s5_finish_jobs', 0)} polled jobs were finished "
+                    "at the stop (their Redis writes lost; their statements fall in the stop's "
+                    "first second, which the \"during\" averages leave out, as the breaker's "
+                    "opening); \"true state\" counts the polled jobs whose Redis snapshot was "
+                    "older than the database's row, once a second after the return. Reads per "
+                    "second come from the table counters, statements from the database's "
+                    "committed transactions (autocommit: one per statement), sampled once a "
+                    "second (up to a second late); failed polls are counted by the second they "
+                    "were sent, so under a backlog they show before the stop.",
                     "",
                     *outage_table(results), ""]
             if "s5" in plots:

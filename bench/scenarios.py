@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import mean
 from typing import Any
 
@@ -34,7 +35,7 @@ from bench import analysis
 from bench.harness import Churn, Harness, close_own_connections
 from bench.load import LoadSpec, Target
 from bench.pgstats import STATS_IDLE_FLUSH_SECONDS
-from bench.stack import BASE_DIR, Server
+from bench.stack import BASE_DIR, SERVER_WORKERS, Server
 
 VARIANTS = ("before", "seed", "cachalot", "jobbox")
 VARIANT_TITLES = {
@@ -45,6 +46,7 @@ VARIANT_TITLES = {
     "jobbox": "jobbox",
     "ceiling": "bare Redis GET (ceiling)",
     "jobbox-box": "jobbox job box (GET /api/jobbox/, 20 jobs each)",
+    "jobbox-lagging": "jobbox, Redis back lagging",
 }
 # The rate search's way of polling a whole job box: one GET /api/jobbox/ per person.
 BOX_VARIANT = "jobbox-box"
@@ -85,6 +87,17 @@ class Profile:
     s5_variants: tuple[str, ...]
     s6_jobs: int
     s6_next_polls: int
+    # Scenario 5's own servers: gunicorn workers each (a team behind a load balancer runs
+    # many; per-process copies are what an outage multiplies).
+    s5_workers: int = SERVER_WORKERS
+    # Polled jobs finished while Redis is away (jobbox runs): their Redis writes are lost, so
+    # Redis comes back without them (empty) or older (lagging) and must be put right.
+    s5_finish_jobs: int = 0
+    # One more jobbox run where Redis comes back with what it held at the stop (a replica
+    # promoted without the outage's writes) instead of empty.
+    s5_lagging: bool = False
+    # Polls per job per second in scenario 5 (1: the scenario-2 load).
+    s5_poll_hz: float = 1.0
     # Extra ways measured in scenario 2 only: "before-conn0" is the before view on Django's
     # default CONN_MAX_AGE=0 (a new database connection per request).
     s2_extra_variants: tuple[str, ...] = ()
@@ -106,8 +119,9 @@ FULL = Profile(
     rate_variants=("before", "seed", "cachalot", "jobbox", BOX_VARIANT, "ceiling"),
     s3_window=10, burst=1000, s5_pre=4, s5_outage=30, s5_post=12,
     # "before" reads no status from Redis: its reads stay one per poll (scenario 2).
-    s5_variants=("seed", "cachalot", "jobbox"), s6_jobs=50, s6_next_polls=4,
-    s2_extra_variants=("before-conn0",), rate_refine_steps=3,
+    s5_variants=("before", "seed", "cachalot", "jobbox"), s6_jobs=50, s6_next_polls=4,
+    s2_extra_variants=("before-conn0",), rate_refine_steps=3, s5_workers=8, s5_finish_jobs=20,
+    s5_lagging=True,
 )
 QUICK = Profile(
     name="quick", s1_window=2, people=10, jobs_per_person=20, s2_window=2,
@@ -479,51 +493,200 @@ def scenario_4(b: Bench) -> None:
 
 
 def scenario_5(b: Bench) -> None:
+    """Redis stopped under the scenario-2 load, on servers of `s5_workers` processes each."""
     p = b.profile
-    total = p.s5_pre + p.s5_outage + p.s5_post
+    runs = [(variant, variant, False) for variant in p.s5_variants]
+    if p.s5_lagging and "jobbox" in p.s5_variants:
+        runs.append(("jobbox-lagging", "jobbox", True))
+    servers = _outage_servers(b, {SERVER_OF.get(v, "main") for _, v, _ in runs})
     timelines: dict[str, dict[str, Any]] = {}
-    for variant in p.s5_variants:
-        warm([vid for vid, _ in b.jobs])
-        spec = b.poll_spec(variant, b.job_targets(variant), seconds=total)
-        spec.start_at = time.time() + LOAD_START_DELAY_SECONDS
-        samples: list[float] = []
-
-        def outage(spec: LoadSpec = spec, samples: list[float] = samples) -> None:
-            assert spec.start_at is not None
-            returns_at = spec.start_at + p.s5_pre + p.s5_outage
-            sampler = threading.Thread(target=_sample_reads, daemon=True,
-                                       args=(b, spec.start_at, total, samples, returns_at))
-            sampler.start()
-            time.sleep(max(0.0, spec.start_at + p.s5_pre - time.time()))
-            b.redis.stop()
-            time.sleep(max(0.0, returns_at - time.time()))
-            b.redis.start()
-            sampler.join()
-
-        record = b.harness.measure("s5", variant, f"Redis stopped {p.s5_outage:.0f} s",
-                                   b.server(variant), spec, during=outage)
-        reads = analysis.differences(samples)[:int(total)]  # only the seconds under load
-        errors = [0.0] * len(reads)
-        for row in record.timeline:
-            if int(row["t"]) < len(errors):
-                errors[int(row["t"])] = row["errors"]
-        baseline = mean(reads[1:int(p.s5_pre)]) if int(p.s5_pre) > 1 else 0.0
-        returned = int(p.s5_pre + p.s5_outage)
-        timelines[variant] = {
-            "reads_per_second": reads, "errors_per_second": errors,
-            "stopped_at": p.s5_pre, "returned_at": returned,
-            "recovery_seconds": analysis.recovery_seconds(
-                reads, errors, returned_at=returned, baseline_reads=baseline,
-                slack_reads=max(5.0, 0.05 * len(b.jobs))),
-            "outage_reads_per_second": mean(reads[int(p.s5_pre) + 1:returned] or [0.0]),
-        }
+    try:
+        for name, variant, lagging in runs:
+            timelines[name] = _outage_run(b, name, variant, lagging,
+                                          servers[SERVER_OF.get(variant, "main")])
+    finally:
+        for server in servers.values():
+            server.stop()
     warm([vid for vid, _ in b.jobs])
     b.extra["s5"] = timelines
 
 
-def _sample_reads(b: Bench, start_at: float, seconds: float, out: list[float],
+def _outage_servers(b: Bench, names: set[str]) -> dict[str, Server]:
+    """The scenario's own servers, as `bench.run` starts the others, with more processes."""
+    settings_of = {"main": "bench.settings", "cachalot": "bench.settings_cachalot"}
+    log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+    servers = {name: Server(f"s5-{name}", settings_of[name], {},
+                            workers=b.profile.s5_workers).spawn(log_dir) for name in names}
+    for server in servers.values():
+        server.wait_ready()
+    b.harness.commands += [" ".join([f"DJANGO_SETTINGS_MODULE={s.settings_module}", "python",
+                                     *s.command()[1:]]) for s in servers.values()]
+    return servers
+
+
+def _outage_run(b: Bench, name: str, variant: str, lagging: bool,
+                server: Server) -> dict[str, Any]:
+    p = b.profile
+    total = p.s5_pre + p.s5_outage + p.s5_post
+    warm([vid for vid, _ in b.jobs])
+    spec = b.poll_spec(variant, b.job_targets(variant), seconds=total, base_url=server.base_url,
+                       rate_hz=p.s5_poll_hz)
+    spec.start_at = time.time() + LOAD_START_DELAY_SECONDS
+    samples: list[tuple[float, float]] = []
+    held: list[dict[int, int | None]] = []  # per second after the return: versions in Redis
+    finishing = _still_running(b, p.s5_finish_jobs) if variant == "jobbox" else []
+
+    def outage() -> None:
+        assert spec.start_at is not None
+        returns_at = spec.start_at + p.s5_pre + p.s5_outage
+        sampler = threading.Thread(target=_sample_reads, daemon=True,
+                                   args=(b, spec.start_at, total, samples, returns_at))
+        sampler.start()
+        finisher = _Finisher(finishing) if finishing else None
+        time.sleep(max(0.0, spec.start_at + p.s5_pre - time.time()))
+        if lagging:
+            _redis_admin(b).save()  # what the promoted replica will hold: the state at the stop
+        b.redis.stop()
+        if finisher:  # their Redis writes fail: left to fills and the reconciler
+            finisher.finish()
+        time.sleep(max(0.0, returns_at - time.time()))
+        b.redis.start()
+        (b.redis.data_dir / "dump.rdb").unlink(missing_ok=True)
+        _sample_held_versions(b, returns_at, p.s5_post, held)
+        sampler.join()
+
+    record = b.harness.measure("s5", name, f"Redis stopped {p.s5_outage:.0f} s",
+                               server, spec, during=outage)
+    return _outage_timeline(b, record, samples, held)
+
+
+def _outage_timeline(b: Bench, record: Any, samples: list[tuple[float, float]],
+                     held: list[dict[int, int | None]]) -> dict[str, Any]:
+    p = b.profile
+    total = p.s5_pre + p.s5_outage + p.s5_post
+    reads = analysis.differences([s[0] for s in samples])[:int(total)]  # seconds under load
+    statements = analysis.differences([s[1] for s in samples])[:int(total)]
+    errors = [0.0] * len(reads)
+    for row in record.timeline:
+        if int(row["t"]) < len(errors):
+            errors[int(row["t"])] = row["errors"]
+    baseline = mean(reads[1:int(p.s5_pre)]) if int(p.s5_pre) > 1 else 0.0
+    returned = int(p.s5_pre + p.s5_outage)
+    during = slice(int(p.s5_pre) + 1, returned)
+    stale = _stale_per_second(held)
+    return {
+        "reads_per_second": reads, "statements_per_second": statements,
+        "errors_per_second": errors,
+        "stopped_at": p.s5_pre, "returned_at": returned, "workers": p.s5_workers,
+        "recovery_seconds": analysis.recovery_seconds(
+            reads, errors, returned_at=returned, baseline_reads=baseline,
+            slack_reads=max(5.0, 0.05 * len(b.jobs))),
+        "outage_reads_per_second": mean(reads[during] or [0.0]),
+        "outage_statements_per_second": mean(statements[during] or [0.0]),
+        # Jobs whose Redis snapshot was older than the database's row, each second after the
+        # return (a missing snapshot is filled from the database by its next poll: true).
+        "stale_jobs_per_second": stale,
+        "true_state_seconds": _first_quiet_second(stale),
+    }
+
+
+class _Finisher:
+    """A worker elsewhere that finishes jobs on cue: a process of its own, started (Django
+    imported, connected) before the stop, so its statements land at the stop. Not this
+    process: the writers here run with cachalot, whose invalidation needs the stopped Redis."""
+
+    SCRIPT = ("import sys, django; django.setup(); from bench.scenarios import finish_video; "
+              "sys.stdin.readline(); [finish_video(int(v)) for v in sys.argv[1:]]")
+
+    def __init__(self, video_ids: list[int]) -> None:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings",
+               "BENCH_APPLICATION_NAME": "bench-drv-finisher", "LOG_LEVEL": "ERROR"}
+        self.process = subprocess.Popen([sys.executable, "-c", self.SCRIPT,
+                                         *map(str, video_ids)], cwd=BASE_DIR, env=env,
+                                        stdin=subprocess.PIPE, text=True)
+
+    def finish(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.close()
+        if self.process.wait(timeout=SIMULATE_START_TIMEOUT_SECONDS):
+            raise RuntimeError("the finisher failed: see its output above")
+
+
+def _uncached() -> Any:
+    """The database itself: this process runs with cachalot, whose cache the finisher (a
+    process without it) and a Redis restored from a snapshot leave stale."""
+    try:
+        from cachalot.api import cachalot_disabled
+    except ImportError:
+        return contextlib.nullcontext()
+    return cachalot_disabled()
+
+
+def _still_running(b: Bench, count: int) -> list[int]:
+    from academy.videos.models import Video
+
+    ids = [vid for vid, _ in b.jobs]
+    with _uncached():
+        running = set(Video.objects.filter(pk__in=ids, status=Video.Status.PROCESSING)
+                      .values_list("pk", flat=True))
+    close_own_connections()
+    return [vid for vid in ids if vid in running][:count]
+
+
+def _redis_admin(b: Bench) -> Any:
+    import redis
+
+    return redis.Redis.from_url(b.redis.url)
+
+
+def _sample_held_versions(b: Bench, start_at: float, seconds: float,
+                          out: list[dict[int, int | None]]) -> None:
+    """Once a second from `start_at`: the version of every polled job's snapshot in Redis."""
+    from jobbox import keys, registry
+
+    job = registry.get("video")
+    ids = [vid for vid, _ in b.jobs]
+    client = _redis_admin(b)
+    for second in range(int(seconds)):
+        time.sleep(max(0.0, start_at + second - time.time()))
+        pipe = client.pipeline(transaction=False)
+        for vid in ids:
+            pipe.get(keys.status_key(job.status_namespace, str(vid)))
+        out.append({vid: json.loads(raw)["version"] if raw else None
+                    for vid, raw in zip(ids, pipe.execute(), strict=True)})
+    client.close()
+
+
+def _stale_per_second(held: list[dict[int, int | None]]) -> list[int]:
+    """Jobs Redis held older than the database, per sampled second (read after the run: the
+    database no longer changes once Redis is back)."""
+    from academy.videos.models import Video
+
+    if not held:
+        return []
+    with _uncached():
+        truth = dict(Video.objects.filter(pk__in=list(held[0])).values_list("pk", "version"))
+    close_own_connections()
+    return [sum(1 for vid, version in second.items()
+                if version is not None and version < truth.get(vid, 0)) for second in held]
+
+
+def _first_quiet_second(stale: list[int]) -> int | None:
+    """The first second after the return from which no job shows an older state; None: not
+    within the record."""
+    quiet: int | None = None
+    for second in range(len(stale) - 1, -1, -1):
+        if stale[second]:
+            break
+        quiet = second
+    return quiet
+
+
+def _sample_reads(b: Bench, start_at: float, seconds: float, out: list[tuple[float, float]],
                   flush_from: float) -> None:
-    """Job-table scans, cumulative, once a second from `start_at`.
+    """Job-table scans and the database's transactions (one per statement: the servers run
+    in autocommit), cumulative, once a second from `start_at`.
 
     A busy backend's counters arrive within about a second, so the curve lags the load by up
     to one second; a backend that goes idle sends its last ones ~10 s later, which would
@@ -535,7 +698,8 @@ def _sample_reads(b: Bench, start_at: float, seconds: float, out: list[float],
         time.sleep(max(0.0, start_at + second - time.time()))
         if time.time() >= flush_from:
             b.harness.monitor.close_app_backends(idle_for_seconds=QUIET_CONNECTION_SECONDS)
-        out.append(float(b.harness.monitor.counters().scans(tables)))
+        counters = b.harness.monitor.counters()
+        out.append((float(counters.scans(tables)), float(counters.xact_commit)))
 
 
 # --- Scenario 6 -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from academy import metrics_dir
 from academy.embedded import free_port
 from bench.pgstats import read_proc_cpu
 
@@ -29,8 +30,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # block the others (the same for every variant, so the comparison stays fair).
 SERVER_WORKERS = 2
 SERVER_THREADS = 4
-# A Django server imports and answers /healthz in a few seconds; a loaded machine (several
-# servers starting side by side while others run their tests) gets plenty of room.
+# A Django server imports and answers /healthz in a few seconds; a loaded shared machine
+# (load average 16 on 2 cores seen) starting several servers side by side gets room.
 SERVER_START_TIMEOUT_SECONDS = 180.0
 # Every connection the benchmark opens is named with this prefix (bench.pgstats counts them).
 APP_PREFIX = "bench-"
@@ -98,6 +99,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     asgi: bool = False
+    workers: int = SERVER_WORKERS
 
     @property
     def base_url(self) -> str:
@@ -111,9 +113,10 @@ class Server:
         if self.asgi:
             return [sys.executable, "-m", "uvicorn", "academy.asgi:application",
                     "--host", "127.0.0.1", "--port", str(self.port),
-                    "--workers", str(SERVER_WORKERS), "--log-level", "warning"]
+                    "--workers", str(self.workers), "--log-level", "warning"]
         return [sys.executable, "-m", "gunicorn", "academy.wsgi",
-                "--bind", f"127.0.0.1:{self.port}", "--workers", str(SERVER_WORKERS),
+                "--config", str(BASE_DIR / "academy" / "gunicorn_conf.py"),
+                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
                 "--threads", str(SERVER_THREADS), "--worker-class", "gthread",
                 "--log-level", "warning"]
 
@@ -126,7 +129,9 @@ class Server:
         """Start the process without waiting (servers can then start side by side)."""
         self.log_path = log_dir / f"server-{self.name}.log"
         env = {**os.environ, **self.env, "DJANGO_SETTINGS_MODULE": self.settings_module,
-               "BENCH_APPLICATION_NAME": self.application_name}
+               "BENCH_APPLICATION_NAME": self.application_name,
+               # As the service runs: /metrics sums the workers (academy.metrics_dir).
+               metrics_dir.ENV_VAR: str(metrics_dir.reset(log_dir / f"metrics-{self.name}"))}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(self.command(), cwd=BASE_DIR, env=env,
                                             stdout=log, stderr=subprocess.STDOUT)

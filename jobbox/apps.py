@@ -1,6 +1,6 @@
 """Django app config: wires the principal invalidation signals, the removal of deleted jobs
-from Redis, the client reset on settings changes (DESIGN.md, "Authentication") and the
-system checks (`jobbox.checks`)."""
+from Redis, the client reset on settings changes (DESIGN.md, "Authentication"), the repair
+after a Redis outage (invariant 8) and the system checks (`jobbox.checks`)."""
 
 from django.apps import AppConfig
 
@@ -12,7 +12,7 @@ class JobboxConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models import signals
 
-        from jobbox import checks, client, write
+        from jobbox import breaker, checks, client, reconcile, write
         from jobbox.auth import invalidation
 
         invalidation.connect_invalidation_signals()
@@ -20,3 +20,5 @@ class JobboxConfig(AppConfig):
         checks.register_checks()
         # Every model: a tracked job's may be registered after this app is ready.
         signals.post_delete.connect(write.on_row_deleted, dispatch_uid="jobbox-tracked-delete")
+        # Redis back after an outage (empty, or a replica that missed writes): repair now.
+        breaker.on_recovered(reconcile.reconcile_after_outage)

@@ -19,6 +19,17 @@ from jobbox.metrics import REDIS_BREAKER_OPENS, REDIS_BREAKER_STATE
 logger = logging.getLogger(__name__)
 
 
+# Called (outside the lock, on the caller's thread) with the seconds the breaker stayed open
+# whenever a probe closes it: state that Redis lost or missed meanwhile can be repaired.
+_recovery_listeners: list[Callable[[float], None]] = []
+
+
+def on_recovered(listener: Callable[[float], None]) -> None:
+    """Run `listener(open_seconds)` each time a breaker closes after being open."""
+    if listener not in _recovery_listeners:
+        _recovery_listeners.append(listener)
+
+
 class State(IntEnum):
     CLOSED = 0
     OPEN = 1
@@ -40,6 +51,7 @@ class CircuitBreaker:
         self._state = State.CLOSED
         self._failures = 0
         self._retry_at = 0.0
+        self._opened_at: float | None = None
 
     @property
     def state(self) -> State:
@@ -62,19 +74,30 @@ class CircuitBreaker:
     def record_success(self) -> None:
         if self._state is State.CLOSED and self._failures == 0:
             return  # the hot path: no lock
+        open_seconds = None
         with self._lock:
             if self._state is State.OPEN:
                 return  # a call that began before the failure proves nothing; wait for a probe
             if self._state is State.HALF_OPEN:
                 logger.warning("jobbox: Redis answers again; circuit breaker closed")
+                if self._opened_at is not None:
+                    open_seconds = self._clock() - self._opened_at
+                    self._opened_at = None
             self._failures = 0
             self._set(State.CLOSED)
+        if open_seconds is not None:
+            for listener in list(_recovery_listeners):
+                try:
+                    listener(open_seconds)
+                except Exception:  # a listener's failure must not fail the request probing
+                    logger.exception("jobbox: breaker recovery listener failed")
 
     def record_failure(self, reason: str) -> None:
         with self._lock:
             self._failures += 1
             if self._state is State.HALF_OPEN or self._failures >= self.failure_threshold:
                 if self._state is State.CLOSED:
+                    self._opened_at = self._clock()
                     REDIS_BREAKER_OPENS.inc()
                     logger.warning(
                         "jobbox: Redis failed (%s); circuit breaker open, answering from the "

@@ -1,26 +1,30 @@
 """In-process caches: shared flights, outage copies, and large values kept for a window.
 
 DESIGN.md, invariant 6 ("concurrent misses for one job share one DB read"; "the database
-load this adds does not grow with the number of pollers"):
+load this adds is bounded by the number of web processes, not by jobs or pollers"):
 
 - `Flights`: concurrent calls for one key in this process share one execution (1,000
   threads missing the same job cost one Redis round trip and at most one read).
-- `FallbackCache`: used only while Redis is unavailable; each process reads a job (or a
-  principal) at most once per TTL and serves the copy meanwhile. Absent answers (no such
-  job, unknown token) are cached too. Entries are dropped when clients are reset.
+- `OutageCopies`: used only while Redis is unavailable; each process serves its copies of
+  the jobs (and principals) it is asked about and refreshes them in batches, one query per
+  group (a job kind; tokens; users) per interval, so the database load of an outage is a
+  small constant per process, whatever the number of jobs and pollers. Absent answers (no
+  such job, unknown token) are kept too. Copies are dropped when clients are reset.
 - `LargeValueCache`: values too large for Redis (a spreadsheet job's result), kept for a
   window and bounded in bytes (`jobbox.large_fields`).
 """
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from cachetools import TLRUCache, TTLCache
+from cachetools import TLRUCache
 
 from jobbox import client, conf
+from jobbox.metrics import OUTAGE_QUERIES
 
 T = TypeVar("T")
 
@@ -64,55 +68,179 @@ class Flights(Generic[T]):
         return call.result, True
 
 
-class FallbackCache(Generic[T]):
-    """Copies of database reads made while Redis is unavailable, fresh for a TTL setting."""
+# --- Outage copies (DESIGN.md, invariant 6: "one query per kind per interval") ---------------
 
-    def __init__(self, ttl_setting: str) -> None:
-        self._ttl_setting = ttl_setting
+# A batch read: the value of every key asked for that exists (a key left out names nothing).
+LoadMany = Callable[[list[Any]], Mapping[Any, Any]]
+# The rows worth holding before anyone asks (a kind's live jobs): key -> value.
+Prefetch = Callable[[], Mapping[Any, Any]]
+# A copy asked for within this many intervals is refreshed with its group: a poller at 1 Hz,
+# or one that polls every few seconds, stays in the batch; one gone for longer drops out of
+# the query (and costs a batched first read if it comes back).
+ASKED_RECENTLY_INTERVALS = 30
+# While Redis is away a polled group refreshes every interval; a group whose last query is
+# older than this many intervals starts afresh (a new outage, seconds or hours after the last
+# one): its copies are all stale, so its first query reads the live jobs again (`prefetch`)
+# rather than each copy costing a query of its own.
+PREFETCH_AFTER_IDLE_INTERVALS = 3
+
+
+@dataclass
+class _Copy:
+    group: Hashable
+    value: Any
+    loaded_at: float
+    asked_at: float
+
+
+@dataclass
+class _Round:
+    """One batch query of a group: the keys waiting for it, and its outcome."""
+
+    keys: set[Hashable] = field(default_factory=set)
+    done: threading.Event = field(default_factory=threading.Event)
+    values: dict[Hashable, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+@dataclass
+class _Group:
+    # Held by the round whose query runs: one query of a group at a time in this process.
+    querying: threading.Lock = field(default_factory=threading.Lock)
+    # The round collecting keys for the next query (those who ask while one runs join it).
+    next_round: _Round | None = None
+    last_round_at: float | None = None
+
+
+class OutageCopies:
+    """Copies of database reads served while Redis is unavailable, refreshed in batches.
+
+    Each key belongs to a group (a job kind; token or user principals). A copy is served
+    while younger than the interval setting; an older one, or a key never read here, joins
+    the group's next round, one query that reads every copy of the group asked for
+    recently (ASKED_RECENTLY_INTERVALS) plus the keys waiting, so all of them share one
+    `loaded_at` and expire together: a process runs one query per group per interval
+    however many jobs and pollers it serves, plus one per batch of first reads (keys asked
+    while a query runs share the next one). A group's first round after a quiet spell also
+    runs its `prefetch` (a kind's live jobs), so the jobs about to be polled here are held
+    before their first poll. A served copy is at most one interval old (its query's start).
+    """
+
+    def __init__(self, interval_setting: str, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # read on every access: a test may replace it
+        self._interval_setting = interval_setting
         self._lock = threading.Lock()
-        self._cache: TTLCache[Hashable, T] | None = None
-        self._flights: Flights[T] = Flights()
+        self._copies: OrderedDict[Hashable, _Copy] = OrderedDict()  # least recently asked first
+        self._groups: dict[Hashable, _Group] = {}
         client.on_reset(self.clear)
 
-    def get_or_load(self, key: Hashable, load: Callable[[], T]) -> tuple[T, bool]:
-        """The cached value, else `load()`'s (shared by concurrent callers); True if loaded here."""
+    def get(self, key: Hashable, *, group: Hashable, load_many: LoadMany,
+            prefetch: Prefetch | None = None) -> tuple[Any, bool]:
+        """The copy of `key` (None: it names nothing), and True if this call ran the query."""
+        interval = float(conf.get(self._interval_setting))
         with self._lock:
-            cache = self._ensure()
-            if key in cache:
-                return cache[key], False
-
-        def load_and_keep() -> T:
-            value = load()
-            with self._lock:
-                self._ensure()[key] = value
-            return value
-
-        return self._flights.run(key, load_and_keep)
+            now = self.clock()
+            copy = self._copies.get(key)
+            if copy is not None:
+                copy.asked_at = now
+                self._copies.move_to_end(key)
+                if now - copy.loaded_at < interval:
+                    return copy.value, False
+            state = self._groups.setdefault(group, _Group())
+            round_ = state.next_round
+            leading = round_ is None
+            if round_ is None:
+                round_ = state.next_round = _Round()
+            round_.keys.add(key)
+        if leading:
+            self._run(group, state, round_, load_many, prefetch, interval)
+        else:
+            round_.done.wait()
+        if round_.error is not None:
+            raise round_.error
+        return round_.values.get(key), leading
 
     def discard(self, key: Hashable) -> None:
         with self._lock:
-            if self._cache is not None:
-                self._cache.pop(key, None)
+            self._copies.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:
-            self._cache = None  # rebuilt with the settings then in force
+            self._copies.clear()
+            self._groups.clear()
 
-    def _ensure(self) -> "TTLCache[Hashable, T]":
-        if self._cache is None:
-            self._cache = TTLCache(
-                maxsize=conf.get("FALLBACK_CACHE_MAX_ENTRIES"),
-                ttl=conf.get(self._ttl_setting),
-            )
-        return self._cache
+    def __len__(self) -> int:
+        return len(self._copies)
+
+    def _run(self, group: Hashable, state: _Group, round_: _Round, load_many: LoadMany,
+             prefetch: Prefetch | None, interval: float) -> None:
+        try:
+            with state.querying:  # a round already querying finishes first; keys keep joining
+                with self._lock:
+                    if state.next_round is round_:
+                        state.next_round = None  # who asks from now on waits for the next one
+                    started = self.clock()
+                    if not self._needing(round_.keys, started, interval):
+                        # The query this round waited for loaded all its keys: serve those.
+                        round_.values = {key: self._copies[key].value for key in round_.keys}
+                        return
+                    quiet = (state.last_round_at is None
+                             or started - state.last_round_at
+                             > interval * PREFETCH_AFTER_IDLE_INTERVALS)
+                    state.last_round_at = started
+                    wanted = round_.keys | self._asked_recently(group, started, interval)
+                prefetched = dict(prefetch()) if prefetch is not None and quiet else {}
+                missing = [key for key in wanted if key not in prefetched]
+                loaded = {**prefetched, **(load_many(missing) if missing else {})}
+                OUTAGE_QUERIES.labels(str(group)).inc(1 + bool(prefetched and missing))
+                with self._lock:
+                    for key in wanted | prefetched.keys():
+                        self._keep(key, group, loaded.get(key), started,
+                                   prefetched=key in prefetched)
+                round_.values = {key: loaded.get(key) for key in round_.keys}
+        except BaseException as exc:
+            round_.error = exc
+            raise
+        finally:
+            with self._lock:
+                if state.next_round is round_:  # failed before its query: not joinable
+                    state.next_round = None
+            round_.done.set()
+
+    def _needing(self, keys: set[Hashable], now: float, interval: float) -> set[Hashable]:
+        """The keys without a copy younger than the interval."""
+        return {key for key in keys
+                if (copy := self._copies.get(key)) is None or now - copy.loaded_at >= interval}
+
+    def _asked_recently(self, group: Hashable, now: float, interval: float) -> set[Hashable]:
+        since = now - interval * ASKED_RECENTLY_INTERVALS
+        return {key for key, copy in self._copies.items()
+                if copy.group == group and copy.asked_at >= since}
+
+    def _keep(self, key: Hashable, group: Hashable, value: Any, loaded_at: float, *,
+              prefetched: bool) -> None:
+        # A prefetched copy counts as asked now (a copy kept from an earlier outage too): it
+        # stays in the batch for a while, so its first poll here finds it fresh instead of
+        # starting a query of its own.
+        copy = self._copies.get(key)
+        if copy is None:
+            self._copies[key] = _Copy(group, value, loaded_at, asked_at=loaded_at)
+        else:
+            copy.value, copy.loaded_at = value, loaded_at
+            if prefetched:
+                copy.asked_at = max(copy.asked_at, loaded_at)
+        while len(self._copies) > conf.get("FALLBACK_CACHE_MAX_ENTRIES"):
+            self._copies.popitem(last=False)
 
 
-# Job snapshots (None: no such job) read from the database while Redis is unavailable. A
-# transition committed in this process drops its job's copy (jobbox.write), so the process
-# that made a change never serves the state before it.
-job_snapshots: "FallbackCache[Any]" = FallbackCache("FALLBACK_CACHE_SECONDS")
-# Principals (None: unknown) read from the database while Redis is unavailable, by key name.
-principals: "FallbackCache[Any]" = FallbackCache("PRINCIPAL_FALLBACK_SECONDS")
+# Job snapshots (None: no such job) read from the database while Redis is unavailable, one
+# group per kind. A transition committed in this process drops its job's copy (jobbox.write),
+# so the process that made a change never serves the state before it.
+job_snapshots = OutageCopies("FALLBACK_CACHE_SECONDS")
+# Principals (None: unknown) read from the database while Redis is unavailable, by key name,
+# grouped by what names them (tokens, user ids).
+principals = OutageCopies("PRINCIPAL_FALLBACK_SECONDS")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "PRINCIPAL_TTL_SECONDS": 5 * 60,
     # Dotted path to `f(user) -> str | None`: the tenant a user acts in.
     "TENANT_RESOLVER": None,
+    # Optional dotted path to `f(users) -> {user pk: tenant}`: the tenants of many users in
+    # one query (an outage's batch refresh of principals); unset: TENANT_RESOLVER per user.
+    "TENANT_RESOLVER_MANY": None,
     # "app_label.Model" names whose rows carry `user_id` and change a user's tenant.
     "PRINCIPAL_MODELS": [],
     # Token look-ups that find no token, per client address per process per minute; past it,
@@ -50,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     # A revoked token or session keeps working at most this long in a process while Redis
     # is unavailable (the principal is then read at most once per interval per process).
     "PRINCIPAL_FALLBACK_SECONDS": 5.0,
+    # When an outage begins, a process reads each kind's live jobs (unfinished, or finished
+    # within TERMINAL_TTL_SECONDS: what Redis held), newest first, in one query, so their
+    # first polls here cost nothing; bounded so a huge backlog cannot make that query heavy.
+    "OUTAGE_PREFETCH_MAX_JOBS": 2000,
     # Entries of each in-process fallback cache: enough for every live job and user of a
     # large process; evicted least recently used beyond that.
     "FALLBACK_CACHE_MAX_ENTRIES": 10_000,

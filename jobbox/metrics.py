@@ -1,7 +1,9 @@
 """Prometheus metrics of the read and write paths (DESIGN.md, "HTTP API": /metrics).
 
 Counters and gauges only, a leaf every other module may import; the view that serves them is
-`jobbox.http.views.metrics_view`.
+`jobbox.http.views.metrics_view`. Under prometheus_client's multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR) the view sums every process's values; each gauge says how
+(`multiprocess_mode`). deploy/grafana/jobbox.json charts them.
 """
 
 from prometheus_client import Counter, Gauge
@@ -55,6 +57,9 @@ STREAM_EVENTS = Counter(
 REDIS_BREAKER_STATE = Gauge(
     "jobbox_redis_breaker_state",
     "The Redis circuit breaker: 0 closed, 1 open (answering from the database), 2 half-open.",
+    # Each live process's own state (a `pid` label under multiprocess mode): a sum of states
+    # means nothing; max() or count(... > 0) over them does.
+    multiprocess_mode="liveall",
 )
 REDIS_BREAKER_OPENS = Counter(
     "jobbox_redis_breaker_opens_total",
@@ -71,6 +76,12 @@ SINGLE_FLIGHT_WAITS = Counter(
     # outcome: shared (another thread of this process read it), filled (another reader's
     # fill arrived in Redis), gave_up (the lease outlived the wait: read the database)
     ["kind", "outcome"],
+)
+OUTAGE_QUERIES = Counter(
+    "jobbox_outage_queries_total",
+    "Batch database queries that refreshed this process's outage copies while Redis was "
+    "unavailable (one per group per interval, plus batches of first reads).",
+    ["group"],  # group: a job kind, token, user
 )
 DATABASE_UNAVAILABLE = Counter(
     "jobbox_database_unavailable_total",

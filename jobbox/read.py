@@ -3,7 +3,8 @@
 DESIGN.md, "Data flow" and invariants 5-7: a hit answers with zero SQL; a miss is filled
 once, across threads, processes and hosts (`jobbox.fill`). While Redis is unavailable (the
 breaker in `jobbox.client`), answers come from the database through a per-process copy
-(`jobbox.caches`), so the database load follows the number of jobs, not of pollers.
+(`jobbox.caches.OutageCopies`): one query per kind per interval for every job asked for
+here recently, so the database load follows the number of processes, not of jobs or pollers.
 Garbage in Redis is a miss: it is replaced, never served. The tenant is checked on every
 path, and another tenant's job is indistinguishable from a missing one (invariant 5).
 """
@@ -11,14 +12,16 @@ path, and another tenant's job is indistinguishable from a missing one (invarian
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
 from redis.client import Pipeline
 
-from jobbox import caches, keys, registry
+from jobbox import caches, conf, keys, registry
 from jobbox.caches import Flights
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
-from jobbox.fill import drop_garbage, fill_once, load_snapshot
+from jobbox.fill import drop_garbage, fill_once
 from jobbox.metrics import READS, SINGLE_FLIGHT_WAITS
 from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import InvalidJobId, TrackedJob
@@ -154,12 +157,28 @@ def cached_from_replies(job: TrackedJob, job_id: str, replies: Sequence[Any]) ->
 
 
 def _from_fallback(job: TrackedJob, job_id: str) -> Snapshot:
-    """Redis unavailable: this process's recent copy, or one database read shared by all."""
-    snapshot, loaded = caches.job_snapshots.get_or_load(
-        (job.kind, job_id), lambda: load_snapshot(job, job_id))
-    if loaded:
-        logger.info("jobbox: Redis unavailable; %s %s read from the database", job.kind, job_id)
-    READS.labels(job.kind, "db_fallback" if loaded else "fallback_cache").inc()
+    """Redis unavailable: this process's copy, refreshed with every job of the kind asked for
+    here recently in one query per interval (`caches.OutageCopies`)."""
+    snapshot, queried = caches.job_snapshots.get(
+        (job.kind, job_id), group=job.kind,
+        load_many=lambda wanted: _load_many(job, wanted),
+        prefetch=lambda: _load_live(job))
+    if queried:
+        logger.info("jobbox: Redis unavailable; %s copies refreshed from the database", job.kind)
+    READS.labels(job.kind, "db_fallback" if queried else "fallback_cache").inc()
     if snapshot is None:
         raise JobNotFound(job_id)
     return snapshot
+
+
+def _load_many(job: TrackedJob, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], Snapshot]:
+    """One query for the snapshots of many jobs of a kind, by their outage-copy keys."""
+    rows = job.load_many([job_id for _, job_id in wanted])
+    return {(job.kind, job.job_id_of(row)): job.snapshot_of(row) for row in rows}
+
+
+def _load_live(job: TrackedJob) -> dict[tuple[str, str], Snapshot]:
+    """The kind's live jobs (what Redis held), read when an outage begins in this process."""
+    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
+    rows = job.load_live(since=since, limit=conf.get("OUTAGE_PREFETCH_MAX_JOBS"))
+    return {(job.kind, job.job_id_of(row)): job.snapshot_of(row) for row in rows}

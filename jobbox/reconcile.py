@@ -7,23 +7,33 @@ RECONCILE_BATCH_LIMIT); one pipelined round trip reads the versions Redis holds;
 holds no snapshot of, an older or an unreadable one, are stored with the same compare-and-set
 as every other write, so a repair can never overwrite a newer transition. The cost depends
 on how many jobs changed recently, never on how many people poll. Run it periodically (the
-reference service's beat runs it every 30 s); the README states the staleness bound.
+reference service's beat runs it every 30 s); the README states the staleness bound. Each
+web process also runs it once, over the outage's window, when its breaker closes after an
+outage (`reconcile_after_outage`, wired in `jobbox.apps`).
 """
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from jobbox import conf, keys, registry
-from jobbox.client import get_redis, redis_errors
+from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import REPAIRS
 from jobbox.model import Snapshot, decode_snapshot
 from jobbox.registry import TrackedJob
 from jobbox.write import store_snapshot
 
 logger = logging.getLogger(__name__)
+
+# Rows changed this long before the breaker opened are re-checked too: writes can fail for
+# a few seconds before a failure opens it (and clocks of hosts differ by a little).
+AFTER_OUTAGE_MARGIN_SECONDS = 60.0
+# Tries of that repair when its database connection fails (each on a fresh connection).
+AFTER_OUTAGE_ATTEMPTS = 2
 
 
 @dataclass
@@ -90,3 +100,35 @@ def _held_versions(job: TrackedJob, fresh: list[Snapshot]) -> list[int | None]:
     return held
 
 
+
+
+def reconcile_after_outage(open_seconds: float) -> None:
+    """A breaker of this process closed after `open_seconds`: repair, in the background, the
+    jobs changed since the outage began, so a Redis that came back empty or lagging (a
+    promoted replica that missed the outage's writes) shows every job's true state within
+    seconds, not one beat interval later. One bounded query per kind per process and outage;
+    the compare-and-set makes the processes' repairs of one job agree."""
+    window = open_seconds + AFTER_OUTAGE_MARGIN_SECONDS
+    threading.Thread(target=_reconcile_quietly, args=(window,), daemon=True,
+                     name="jobbox-reconcile-after-outage").start()
+
+
+def _reconcile_quietly(window_seconds: float) -> None:
+    for attempt in range(1, AFTER_OUTAGE_ATTEMPTS + 1):
+        try:
+            report = reconcile_recent(window_seconds=window_seconds)
+            logger.info("jobbox: after the Redis outage, reconciled %s", report.repaired)
+            return
+        except RedisUnavailable:
+            logger.info("jobbox: Redis gone again before the reconcile after an outage")
+            return
+        except DatabaseError:
+            # A connection that died under it (a restarted or failing-over database, a
+            # terminated backend): a fresh one is worth one more try.
+            if attempt == AFTER_OUTAGE_ATTEMPTS:
+                logger.exception("jobbox: reconcile after a Redis outage failed")
+        except Exception:
+            logger.exception("jobbox: reconcile after a Redis outage failed")
+            return
+        finally:
+            connections.close_all()  # this thread's own connections

@@ -54,6 +54,19 @@ class TrackedJob:
         """The one database read of the read path (a miss or a fallback)."""
         return self.model._default_manager.filter(**{self.id_field: job_id}).first()
 
+    def load_many(self, job_ids: list[str]) -> list[models.Model]:
+        """The rows of many jobs in one query (the outage path's batch refresh); ids that name
+        nothing are left out."""
+        return list(self.model._default_manager.filter(**{f"{self.id_field}__in": job_ids}))
+
+    def load_live(self, *, since: datetime, limit: int) -> list[models.Model]:
+        """The jobs most likely to be polled, in one bounded query: not finished, or changed
+        since `since`; newest change first, at most `limit` (an outage's prefetch)."""
+        unfinished = ~Q(**{f"{self.status_field}__in": sorted(self.terminal_statuses)})
+        recent = Q(**{f"{self.changed_at_field}__gte": since})
+        return list(self.model._default_manager.filter(unfinished | recent)
+                    .order_by(f"-{self.changed_at_field}")[:limit])
+
     def job_id_of(self, instance: models.Model) -> str:
         return str(getattr(instance, self.id_field))
 

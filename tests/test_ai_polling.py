@@ -89,7 +89,8 @@ def test_redis_and_database_render_identical_json_after_every_transition(alice):
     job_id = new_job(alice)
     steps = [
         lambda: None,  # PENDING, as created
-        lambda: services.ai_job_start(job_id=job_id, worker_id="w1"),
+        # w1's lease runs out at once: w2's start below is a dead worker's rerun.
+        lambda: services.ai_job_start(job_id=job_id, worker_id="w1", lease_seconds=0),
         lambda: services.ai_job_report_progress(job_id=job_id, percent=20, step_index=1,
                                                 step_total=5, step_name="read sheet"),
         lambda: services.ai_job_start(job_id=job_id, worker_id="w2"),  # a dead worker's rerun

@@ -6,6 +6,7 @@ from django.db import transaction
 
 from academy.ai import services
 from academy.ai.domain import AIJobStatus
+from academy.ai.models import AIJobModel
 from academy.ai.redis_status_cache import cache_job_status, get_job_status_from_redis
 from academy.ai.repositories import ConcurrentUpdate, repository
 from jobbox import conf, keys, registry
@@ -42,6 +43,8 @@ def test_transitions_follow_the_seed_and_bump_the_version(alice):
 
 def test_a_dead_workers_run_starts_again_with_newer_versions_and_no_old_progress(alice):
     job_id = processing_job(alice)  # worker w1 reported 40 % and then died
+    assert services.ai_job_start(job_id=job_id, worker_id="w2") == "leased"  # its lease lives
+    AIJobModel.objects.filter(job_id=job_id).update(leased_until=None)  # and then ran out
     assert services.ai_job_start(job_id=job_id, worker_id="w2") == "restarted"
     job = row(job_id)
     # Back to PENDING (v3, clearing progress) and started again (v4).

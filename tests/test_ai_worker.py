@@ -142,8 +142,9 @@ def stored_job(member, rows, job_id):
 def test_a_started_job_delivered_again_runs_again_and_a_duplicate_changes_nothing(
         worker, alice):
     job_id = stored_job(alice, SHEET, "dead-run-" + "x" * 23)
-    # A worker took it, reported progress and died before acknowledging the message.
-    assert services.ai_job_start(job_id=job_id, worker_id="dead@host") == "ok"
+    # A worker took it, reported progress and died before acknowledging the message; its
+    # lease has run out (a live lease of another worker's would leave the run alone).
+    assert services.ai_job_start(job_id=job_id, worker_id="dead@host:1", lease_seconds=0) == "ok"
     services.ai_job_report_progress(job_id=job_id, percent=30, step_index=2, step_total=5,
                                     step_name="validate rows")
     run_ai_job.delay(job_id)  # the broker's redelivery

@@ -121,9 +121,10 @@ def test_redis_stopped_and_restarted_mid_load_fails_no_request_and_bounds_sql(
     assert statuses == {(200, "ok"): len(load.answers)}, statuses  # no failed request
     down = restarted_at - stopped_at
     polls_while_down = len(load.between(stopped_at, restarted_at))
-    # Per process: one read per job per FALLBACK_CACHE_SECONDS, two statements (token with
-    # user, membership) per PRINCIPAL_FALLBACK_SECONDS; +2 intervals each for the edges.
-    bound = (JOBS * (down / conf.get("FALLBACK_CACHE_SECONDS") + 2)
+    # Per process, whatever the number of jobs: one query for all of them per
+    # FALLBACK_CACHE_SECONDS, two statements (tokens with users, memberships) per
+    # PRINCIPAL_FALLBACK_SECONDS; +2 intervals each for the edges.
+    bound = ((down / conf.get("FALLBACK_CACHE_SECONDS") + 2)
              + 2 * (down / conf.get("PRINCIPAL_FALLBACK_SECONDS") + 2))
     print(f"Redis down {down:.1f} s: {polls_while_down} polls, {sql_while_down} SQL statements "
           f"(bound {bound:.0f}); zero SQL again {quiet_at - restarted_at:.1f} s after restart")

@@ -1,12 +1,15 @@
 """The AI job as the seed's code knows it (`AIJob`), and the rules of its transitions.
 
 DESIGN.md, "States": PENDING → PROCESSING → DONE / FAILED; a run whose worker died goes back
-to PENDING (a newer version, so Redis follows) and starts again. Transitions answer a short
-outcome instead of raising: "ok", "idempotent" (a duplicate delivery, nothing changed) or
-"invalid_state". Persistence is the repository's (academy.ai.repositories).
+to PENDING (a newer version, so Redis follows) and starts again. A running job is leased to
+its worker (`leased_by`, `leased_until`); only the holder ends the run it started.
+Transitions answer a short outcome instead of raising: "ok", "idempotent" (a duplicate
+delivery, nothing changed) or "invalid_state". Persistence is the repository's
+(academy.ai.repositories).
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -39,6 +42,7 @@ class AIJob:
     upload_name: str = ""
     report_name: str = ""
     leased_by: str = ""
+    leased_until: datetime | None = None
     attempts: int = 0
     # The row version this object was loaded at (0: never saved); the repository refuses to
     # save over a row that changed since.
@@ -48,15 +52,21 @@ class AIJob:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def start(self, *, worker_id: str) -> Outcome:
+    def start(self, *, worker_id: str, leased_until: datetime | None = None) -> Outcome:
         if self.status == AIJobStatus.PROCESSING:
             return Outcome.IDEMPOTENT
         if self.status != AIJobStatus.PENDING:
             return Outcome.INVALID_STATE
         self.status = AIJobStatus.PROCESSING
         self.leased_by = worker_id
+        self.leased_until = leased_until
         self.attempts += 1
         return Outcome.OK
+
+    def lease_held_by(self, worker_id: str | None) -> bool:
+        """Whether `worker_id` (None: anyone, e.g. the failure hook) may end this run."""
+        return worker_id is None or (self.status == AIJobStatus.PROCESSING
+                                     and self.leased_by == worker_id)
 
     def requeue(self) -> Outcome:
         """Back to PENDING (a dead worker's run, or a retry of a failure), results cleared."""
@@ -66,6 +76,7 @@ class AIJob:
             return Outcome.INVALID_STATE
         self.status = AIJobStatus.PENDING
         self.leased_by = ""
+        self.leased_until = None
         self.error_message = ""
         self.result = None
         self.report_name = ""
@@ -81,6 +92,7 @@ class AIJob:
         self.report_name = report_name
         self.error_message = ""
         self.leased_by = ""
+        self.leased_until = None
         return Outcome.OK
 
     def fail(self, *, error_message: str) -> Outcome:
@@ -91,4 +103,5 @@ class AIJob:
         self.status = AIJobStatus.FAILED
         self.error_message = str(error_message)[:ERROR_MESSAGE_MAX_CHARS]
         self.leased_by = ""
+        self.leased_until = None
         return Outcome.OK

@@ -37,6 +37,12 @@ class AIJobModel(models.Model):
     upload = models.FileField(max_length=300, blank=True)
     report = models.FileField(max_length=300, blank=True)
     leased_by = models.CharField(max_length=200, blank=True, default="")
+    # Renewed by the running worker's heartbeat; past it, the worker is taken for dead and
+    # the reaper re-queues the job (academy.ai.reaper).
+    leased_until = models.DateTimeField(null=True, blank=True)
+    # When the job was last sent to the queue: a PENDING job sent long ago is sent again (the
+    # send may have been lost after commit).
+    queued_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Bumped by every transition; Redis applies a snapshot only if its version is newer.
     version = models.PositiveBigIntegerField(default=1)
@@ -44,7 +50,15 @@ class AIJobModel(models.Model):
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["tenant", "status"])]
+        indexes = [
+            models.Index(fields=["tenant", "status"]),
+            # The reaper's two bounded queries: PROCESSING jobs by lease expiry, PENDING ones
+            # by last send.
+            models.Index(fields=["leased_until"], name="ai_processing_lease_idx",
+                         condition=models.Q(status="PROCESSING")),
+            models.Index(fields=["queued_at"], name="ai_pending_queued_idx",
+                         condition=models.Q(status="PENDING")),
+        ]
 
     def __str__(self) -> str:
         return f"ai job {self.job_id} ({self.status})"

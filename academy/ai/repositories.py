@@ -6,6 +6,8 @@ change is a transition through `jobbox.save_transition` (version + 1, compare-an
 in Redis). DESIGN.md, invariants 2 and 3.
 """
 
+from datetime import datetime
+
 from django.db import transaction
 
 from academy.ai.domain import AIJob, AIJobStatus
@@ -20,6 +22,7 @@ _MUTABLE_FIELDS = {
     "error_message": "error_message",
     "report_name": "report",
     "leased_by": "leased_by",
+    "leased_until": "leased_until",
     "attempts": "attempts",
 }
 
@@ -55,6 +58,7 @@ class AIJobRepository:
                 upload=job.upload_name,
                 report=job.report_name,
                 leased_by=job.leased_by,
+                leased_until=job.leased_until,
                 attempts=job.attempts,
             )
             publish_on_commit(row)
@@ -76,6 +80,37 @@ class AIJobRepository:
         save_transition(row, update_fields=changed)
         job.version = row.version
 
+    # --- Queue and lease bookkeeping: not transitions (nothing a poll shows changes, so no
+    # version bump and no Redis write), single conditional UPDATEs.
+
+    def mark_queued(self, job_id: str, *, at: datetime) -> None:
+        AIJobModel.objects.filter(job_id=job_id).update(queued_at=at)
+
+    def mark_queued_again(self, job_id: str, *, sent_before: datetime, at: datetime) -> bool:
+        """Note a new send of a job still PENDING since a send before `sent_before`."""
+        return bool(AIJobModel.objects.filter(
+            job_id=job_id, status=AIJobStatus.PENDING.value, queued_at__lt=sent_before,
+        ).update(queued_at=at))
+
+    def renew_lease(self, job_id: str, *, worker_id: str, until: datetime) -> bool:
+        """Extend the lease `worker_id` holds; False if it no longer holds it."""
+        return bool(AIJobModel.objects.filter(
+            job_id=job_id, status=AIJobStatus.PROCESSING.value, leased_by=worker_id,
+        ).update(leased_until=until))
+
+    def expired_leases(self, *, now: datetime, limit: int) -> list[str]:
+        """PROCESSING jobs whose lease ran out, oldest first (one query, a partial index)."""
+        return list(AIJobModel.objects.filter(
+            status=AIJobStatus.PROCESSING.value, leased_until__lt=now,
+        ).order_by("leased_until").values_list("job_id", flat=True)[:limit])
+
+    def waiting_since(self, *, sent_before: datetime, limit: int) -> list[str]:
+        """PENDING jobs last sent before `sent_before`, oldest first (one query, a partial
+        index)."""
+        return list(AIJobModel.objects.filter(
+            status=AIJobStatus.PENDING.value, queued_at__lt=sent_before,
+        ).order_by("queued_at").values_list("job_id", flat=True)[:limit])
+
 
 def to_domain(row: AIJobModel) -> AIJob:
     return AIJob(
@@ -90,6 +125,7 @@ def to_domain(row: AIJobModel) -> AIJob:
         upload_name=row.upload.name or "",
         report_name=row.report.name or "",
         leased_by=row.leased_by,
+        leased_until=row.leased_until,
         attempts=row.attempts,
         version=row.version,
     )

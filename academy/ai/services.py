@@ -4,15 +4,22 @@ DESIGN.md, "Data flow" and "States". Every transition runs in one transaction on
 locked for update and is saved through the repository (version + 1, Redis after commit);
 the task is queued only after the creating transaction commits. A delivery of a job that
 is already running means its worker died (late acknowledgement redelivers only unfinished
-work): the run goes back to PENDING and starts again; a delivery of a finished job changes
-nothing, so a job ends in exactly one terminal state.
+work): the run goes back to PENDING and starts again, unless another worker holds a live
+lease on it (a duplicate send: left alone); a delivery of a finished job changes nothing,
+so a job ends in exactly one terminal state. A running job's lease is renewed by a
+heartbeat; a job whose lease ran out is re-queued by the reaper (academy.ai.reaper), which
+also re-sends PENDING jobs whose send was lost, so no job stays PENDING or PROCESSING.
 """
 
 import logging
+import threading
+from datetime import datetime, timedelta
 from typing import IO, Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connections, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from academy.ai import job_types, storage
 from academy.ai.domain import AIJob, AIJobStatus
@@ -33,6 +40,11 @@ RUN_TASK = "ai.run_ai_job"
 
 # What a person reads when the job broke for a reason that is ours, not their sheet's.
 UNEXPECTED_FAILURE_MESSAGE = "The job failed unexpectedly. Please try again."
+STOPPED_ANSWERING_MESSAGE = ("The job did not finish: its worker stopped answering. "
+                             "Please try again.")
+# The lease is renewed once this fraction of it has passed: two renewals can fail (a slow
+# database) before it runs out, as the video worker's (academy.videos.processing).
+LEASE_RENEW_FRACTION = 1 / 3
 
 
 class AIJobNotFound(LookupError):
@@ -79,36 +91,109 @@ def ai_job_create(
     )
     repository.save(job)
     if queue:
-        send_on_commit(RUN_TASK, job.job_id)
+        _queue(job.job_id)
     return job
 
 
+def _queue(job_id: str) -> None:
+    """Send the job to a worker after commit, noting when (the reaper's re-send clock)."""
+    repository.mark_queued(job_id, at=timezone.now())
+    send_on_commit(RUN_TASK, job_id)
+
+
 @transaction.atomic
-def ai_job_start(*, job_id: str, worker_id: str = "") -> Outcome:
-    """PENDING → PROCESSING: "ok"; a dead worker's PROCESSING run again: "restarted";
+def ai_job_resend(*, job_id: str, sent_before: datetime) -> bool:
+    """Send again a job still PENDING since a send before `sent_before` (that send may have
+    been lost after commit; a duplicate is harmless: see `ai_job_start`). False if it moved
+    on meanwhile."""
+    resent = repository.mark_queued_again(job_id, sent_before=sent_before, at=timezone.now())
+    if resent:
+        send_on_commit(RUN_TASK, job_id)
+    return resent
+
+
+@transaction.atomic
+def ai_job_start(*, job_id: str, worker_id: str = "", lease_seconds: int | None = None) -> Outcome:
+    """PENDING → PROCESSING under a lease: "ok"; a dead worker's PROCESSING run again:
+    "restarted"; "leased" (another worker's run holds a live lease: a duplicate send),
     "terminal" (already DONE / FAILED: a duplicate delivery) or "not_found"."""
     job = repository.get_for_update(job_id)
     if job is None:
         return Outcome.NOT_FOUND
     if job.terminal:
         return Outcome.TERMINAL
+    now = timezone.now()
     outcome = Outcome.OK
     if job.status == AIJobStatus.PROCESSING:
+        if _run_alive(job, worker_id=worker_id, now=now):
+            logger.info("ai job %s is leased by %s; %s leaves it", job_id, job.leased_by,
+                        worker_id)
+            return Outcome.LEASED
         # Back to PENDING first: a newer version whose snapshot clears the old run's progress.
         job.requeue()
         repository.save(job)
         outcome = Outcome.RESTARTED
-    job.start(worker_id=worker_id)
+    seconds = settings.AI_LEASE_SECONDS if lease_seconds is None else lease_seconds
+    job.start(worker_id=worker_id, leased_until=now + timedelta(seconds=seconds))
     repository.save(job)
     return outcome
 
 
+def _run_alive(job: AIJob, *, worker_id: str, now: datetime) -> bool:
+    """Whether a PROCESSING job's run may still be going: its lease is live and held by a
+    worker other than this one. A redelivery to the worker holding it means its pool process
+    died (late acknowledgement redelivers unfinished work only)."""
+    if job.leased_until is None or job.leased_until <= now:
+        return False
+    return _worker_of(job.leased_by) != _worker_of(worker_id)
+
+
+def _worker_of(worker_id: str) -> str:
+    """The Celery worker of a lease holder id `<hostname>:<pid>` (`academy.ai.tasks`)."""
+    return worker_id.rsplit(":", 1)[0]
+
+
+def ai_job_renew_lease(*, job_id: str, worker_id: str, lease_seconds: int) -> bool:
+    """The running worker's heartbeat: extend its lease; False if it lost it (the reaper
+    re-queued the job)."""
+    return repository.renew_lease(
+        job_id, worker_id=worker_id, until=timezone.now() + timedelta(seconds=lease_seconds))
+
+
 @transaction.atomic
-def ai_job_complete(*, job_id: str, result: Any, report_name: str = "") -> tuple[bool, Outcome]:
-    """PROCESSING → DONE with its result and report."""
+def ai_job_requeue_expired(*, job_id: str, max_attempts: int, now: datetime) -> Outcome:
+    """The reaper's transition for a job whose lease ran out before `now` (its worker died).
+
+    "requeued": → PENDING with a newer version, sent to a worker after commit; "failed": it
+    used up `max_attempts`, → FAILED with a message for people; "skipped": not expired (any
+    more), e.g. its worker renewed the lease or finished meanwhile.
+    """
+    job = repository.get_for_update(job_id)
+    if (job is None or job.status != AIJobStatus.PROCESSING or job.leased_until is None
+            or job.leased_until >= now):
+        return Outcome.SKIPPED
+    logger.warning("ai job %s: lease of %s expired at %s (attempt %d of %d)", job_id,
+                   job.leased_by, job.leased_until, job.attempts, max_attempts)
+    if job.attempts >= max_attempts:
+        job.fail(error_message=STOPPED_ANSWERING_MESSAGE)
+        repository.save(job)
+        return Outcome.FAILED
+    job.requeue()
+    repository.save(job)
+    _queue(job_id)
+    return Outcome.REQUEUED
+
+
+@transaction.atomic
+def ai_job_complete(*, job_id: str, result: Any, report_name: str = "",
+                    worker_id: str | None = None) -> tuple[bool, Outcome]:
+    """PROCESSING → DONE with its result and report; "lease_lost" if `worker_id` no longer
+    holds the run (the reaper gave it to another worker)."""
     job = repository.get_for_update(job_id)
     if job is None:
         return False, Outcome.NOT_FOUND
+    if not job.terminal and not job.lease_held_by(worker_id):
+        return False, Outcome.LEASE_LOST
     outcome = job.complete(result=result, report_name=report_name)
     if outcome == Outcome.OK:
         repository.save(job)
@@ -116,11 +201,15 @@ def ai_job_complete(*, job_id: str, result: Any, report_name: str = "") -> tuple
 
 
 @transaction.atomic
-def ai_job_fail(*, job_id: str, error_message: str) -> tuple[bool, Outcome]:
-    """PENDING / PROCESSING → FAILED with a message for the submitter (never exception text)."""
+def ai_job_fail(*, job_id: str, error_message: str,
+                worker_id: str | None = None) -> tuple[bool, Outcome]:
+    """PENDING / PROCESSING → FAILED with a message for the submitter (never exception text);
+    "lease_lost" if `worker_id` no longer holds the run."""
     job = repository.get_for_update(job_id)
     if job is None:
         return False, Outcome.NOT_FOUND
+    if not job.terminal and not job.lease_held_by(worker_id):
+        return False, Outcome.LEASE_LOST
     outcome = job.fail(error_message=error_message)
     if outcome == Outcome.OK:
         repository.save(job)
@@ -144,16 +233,24 @@ def ai_job_report_progress(
 
 
 def run_ai_job(*, job_id: str, worker_id: str) -> Outcome:
-    """The worker's whole job: start, run its type, store the report, DONE or FAILED."""
+    """The worker's whole job: start, run its type under a heartbeat (the lease renewed),
+    store the report, DONE or FAILED."""
     started = ai_job_start(job_id=job_id, worker_id=worker_id)
     if started not in (Outcome.OK, Outcome.RESTARTED):
         return started
+    with LeaseHeartbeat(job_id=job_id, worker_id=worker_id,
+                        lease_seconds=settings.AI_LEASE_SECONDS):
+        return _run_started(job_id, worker_id)
+
+
+def _run_started(job_id: str, worker_id: str) -> Outcome:
     job = repository.get(job_id)
     assert job is not None  # it was just started and jobs are never deleted while running
     try:
         job_type = job_types.get(job.job_type)
     except UnknownJobType:
-        ai_job_fail(job_id=job_id, error_message="This job type is no longer available.")
+        ai_job_fail(job_id=job_id, error_message="This job type is no longer available.",
+                    worker_id=worker_id)
         return Outcome.FAILED
     context = JobContext(
         job_id=job_id,
@@ -164,7 +261,7 @@ def run_ai_job(*, job_id: str, worker_id: str) -> Outcome:
     try:
         output = job_type.run(context)
     except JobFailed as failure:
-        ai_job_fail(job_id=job_id, error_message=failure.message)
+        ai_job_fail(job_id=job_id, error_message=failure.message, worker_id=worker_id)
         return Outcome.FAILED
     result = dict(output.result)
     report_name = ""
@@ -173,10 +270,43 @@ def run_ai_job(*, job_id: str, worker_id: str) -> Outcome:
             tenant_id=job.tenant_id, job_id=job_id, content=output.report
         )
         result["report_url"] = reverse("ai-job-report", args=[job_id])
-    ok, outcome = ai_job_complete(job_id=job_id, result=result, report_name=report_name)
+    ok, outcome = ai_job_complete(job_id=job_id, result=result, report_name=report_name,
+                                  worker_id=worker_id)
     if outcome != Outcome.OK:
         storage.delete_quietly(report_name)  # another delivery finished first
     return Outcome.DONE if ok else outcome
+
+
+class LeaseHeartbeat:
+    """Renews a running job's lease every third of it from a thread of its own, so a job that
+    computes without reporting progress keeps its lease, and one whose process died loses it
+    within AI_LEASE_SECONDS (the reaper then re-queues it)."""
+
+    def __init__(self, *, job_id: str, worker_id: str, lease_seconds: int) -> None:
+        self.job_id, self.worker_id, self.lease_seconds = job_id, worker_id, lease_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True,
+                                        name=f"ai-lease-{job_id}")
+
+    def __enter__(self) -> "LeaseHeartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.lease_seconds * LEASE_RENEW_FRACTION):
+                if not ai_job_renew_lease(job_id=self.job_id, worker_id=self.worker_id,
+                                          lease_seconds=self.lease_seconds):
+                    logger.warning("ai job %s: %s lost its lease", self.job_id, self.worker_id)
+                    return  # its result will be refused; the new holder's run counts
+        except Exception:
+            logger.exception("ai job %s: lease renewal failed", self.job_id)
+        finally:
+            connections.close_all()  # this thread's own connection
 
 
 def _step_reporter(job_id: str, steps: tuple[str, ...]) -> job_types.StepReporter:

@@ -2,15 +2,21 @@
 
 Late acknowledgement (academy.settings) means a worker that dies mid-job leaves the message
 unacknowledged, so the job is delivered again; `run_ai_job` restarts it and a delivery of a
-finished job changes nothing.
+finished job changes nothing. A worker that dies with its message (a whole worker killed:
+the broker hands the message back only after its visibility timeout) is found by its lease
+running out; `reap_ai_jobs` re-queues its job, and re-sends PENDING jobs whose send was lost.
 """
 
 import logging
+import os
 from typing import Any
 
 from celery import Task, shared_task
 
-from academy.ai import services
+from academy.ai import reaper, services
+
+# The reaper's registered name (settings.CELERY_BEAT_SCHEDULE sends it by name).
+REAP_TASK = "ai.reap_ai_jobs"
 
 logger = logging.getLogger(__name__)
 
@@ -35,4 +41,17 @@ HARD_TIME_LIMIT_SECONDS = SOFT_TIME_LIMIT_SECONDS + 60
 @shared_task(bind=True, base=AIJobTask, name=services.RUN_TASK,
              soft_time_limit=SOFT_TIME_LIMIT_SECONDS, time_limit=HARD_TIME_LIMIT_SECONDS)
 def run_ai_job(self: Task, job_id: str) -> str:
-    return services.run_ai_job(job_id=job_id, worker_id=self.request.hostname or "")
+    return services.run_ai_job(job_id=job_id, worker_id=worker_id_of(self))
+
+
+def worker_id_of(task: Task) -> str:
+    """The lease holder: this pool process of this worker (`<hostname>:<pid>`), so a run of a
+    process that died is told apart from its successor's in the same worker."""
+    return f"{task.request.hostname or ''}:{os.getpid()}"
+
+
+@shared_task(name=REAP_TASK, ignore_result=True)
+def reap_ai_jobs() -> dict[str, list[str]]:
+    """Beat's periodic reaper (settings.CELERY_BEAT_SCHEDULE)."""
+    result = reaper.reap_ai_jobs()
+    return {"requeued": result.requeued, "failed": result.failed, "resent": result.resent}

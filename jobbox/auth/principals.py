@@ -8,8 +8,9 @@ to read); the cookie's session hash is checked against the cached one, so a pass
 still ends old sessions.
 
 While Redis is unavailable, principals come from the database through a per-process cache
-(`jobbox.caches.principals`, PRINCIPAL_FALLBACK_SECONDS), so authentication too costs at most
-one read per principal per interval, not one per request (DESIGN.md, invariant 6). A cached
+(`jobbox.caches.principals`), refreshed in batches: one query for every token (and one for
+every user) this process served recently, per PRINCIPAL_FALLBACK_SECONDS, not one per
+principal or per request (DESIGN.md, invariant 6). A cached
 value that does not parse is garbage: a miss, replaced, never an "unknown token".
 
 Revocation sticks (DESIGN.md, invariant 11): an invalidation writes a short-lived revocation
@@ -117,6 +118,19 @@ def principal_for_request(request: Any) -> Principal | None:
     return request._jobbox_principal
 
 
+class _Named(str):
+    """A principal's cache key name that also carries what it names (a token, a user id), so
+    an outage batch can read every principal it refreshes; equal to (and discarded as) the
+    plain name."""
+
+    ident: Any
+
+    def __new__(cls, name: str, ident: Any) -> "_Named":
+        named = super().__new__(cls, name)
+        named.ident = ident
+        return named
+
+
 @dataclass(frozen=True, slots=True)
 class PrincipalSource:
     """Where a request's principal lives, known before anything is read: the Redis key of its
@@ -124,7 +138,7 @@ class PrincipalSource:
     how to fill it on a miss, and what the cached principal must match (the session's hash
     and generation)."""
 
-    key: str
+    key: "_Named"
     token: str | None = None
     address: str = "unknown"  # charged when the token names nobody (token_misses)
     user_id: int | None = None
@@ -158,7 +172,7 @@ def principal_source(request: HttpRequest) -> PrincipalSource | None:
         token = token_in_header(request)
         if not token:
             return None
-        return PrincipalSource(keys.token_principal_key(token), token=token,
+        return PrincipalSource(_Named(keys.token_principal_key(token), token), token=token,
                                address=token_misses.client_address(request))
     session = getattr(request, "session", None)
     if session is None or SESSION_KEY not in session:
@@ -167,7 +181,8 @@ def principal_source(request: HttpRequest) -> PrincipalSource | None:
         user_id = int(session[SESSION_KEY])
     except (TypeError, ValueError):
         return None
-    return PrincipalSource(keys.user_principal_key(user_id), user_id=user_id,
+    return PrincipalSource(_Named(keys.user_principal_key(user_id), int(user_id)),
+                           user_id=user_id,
                            session_hash=session.get(HASH_SESSION_KEY, ""),
                            session_generation=session.get(SESSION_GENERATION_KEY))
 
@@ -200,16 +215,18 @@ def principal_for_token(token: str, *, address: str = "unknown") -> Principal | 
     """The token's principal; `address` is charged when the token names nobody."""
     if not token.isascii() or not token.isalnum() or len(token) > TOKEN_MAX_CHARS:
         return None
-    source = PrincipalSource(keys.token_principal_key(token), token=token, address=address)
+    source = PrincipalSource(_Named(keys.token_principal_key(token), token), token=token,
+                             address=address)
     return _cached(source.key, source.load)
 
 
 def principal_for_user_id(user_id: int) -> Principal | None:
-    source = PrincipalSource(keys.user_principal_key(user_id), user_id=user_id)
+    source = PrincipalSource(_Named(keys.user_principal_key(user_id), int(user_id)),
+                             user_id=user_id)
     return _cached(source.key, source.load, generation_key=source.generation_key)
 
 
-def _cached(key: str, load: Callable[[], Principal | None], *,
+def _cached(key: "_Named", load: Callable[[], Principal | None], *,
             generation_key: str | None = None) -> Principal | None:
     try:
         with redis_errors():
@@ -218,11 +235,7 @@ def _cached(key: str, load: Callable[[], Principal | None], *,
             # A value of another Redis type comes back as a value, not an outage: garbage.
             (raw,) = pipe.execute(raise_on_error=False)
     except RedisUnavailable:
-        # At most one database read per principal per interval in this process, however
-        # many requests arrive while Redis is away (DESIGN.md, invariant 6).
-        principal, loaded = caches.principals.get_or_load(key, load)
-        PRINCIPAL_READS.labels("db_fallback" if loaded else "fallback_cache").inc()
-        return principal
+        return _from_fallback(key)
     return _from_fetched(key, raw, load, generation_key=generation_key)
 
 
@@ -252,6 +265,43 @@ def fill_principal(key: str, load: Callable[[], Principal | None], *, seen: obje
         key, lambda: _load_and_store(key, load, seen=seen, generation_key=generation_key))
     PRINCIPAL_READS.labels("db_fill" if led else "shared").inc()
     return principal
+
+
+def _from_fallback(key: _Named) -> Principal | None:
+    """Redis unavailable: this process's copy, refreshed with every token (or user) asked for
+    here recently in one query per PRINCIPAL_FALLBACK_SECONDS (DESIGN.md, invariant 6)."""
+    is_token = isinstance(key.ident, str)
+    principal, queried = caches.principals.get(
+        key, group="token" if is_token else "user",
+        load_many=_load_tokens if is_token else _load_users)
+    PRINCIPAL_READS.labels("db_fallback" if queried else "fallback_cache").inc()
+    return principal  # type: ignore[no-any-return]
+
+
+def _load_tokens(names: list[_Named]) -> dict[_Named, Principal]:
+    """The principals of many tokens: one query for tokens with their users, one for tenants."""
+    from rest_framework.authtoken.models import Token
+
+    by_token = {name.ident: name for name in names}
+    found = list(Token.objects.select_related("user").filter(key__in=list(by_token)))
+    principals = _principals_from_users([token.user for token in found])
+    return {by_token[token.key]: principals[token.user.pk] for token in found}
+
+
+def _load_users(names: list[_Named]) -> dict[_Named, Principal]:
+    by_id = {name.ident: name for name in names}
+    users = list(get_user_model()._default_manager.filter(pk__in=list(by_id)))
+    principals = _principals_from_users(users)
+    return {by_id[user.pk]: principals[user.pk] for user in users}
+
+
+def _principals_from_users(users: list[Model]) -> dict[Any, Principal]:
+    """Principals of many users; their tenants in one call when TENANT_RESOLVER_MANY is set."""
+    resolver_many = conf.get("TENANT_RESOLVER_MANY")
+    if not resolver_many:
+        return {user.pk: _principal_from_user(user) for user in users}
+    tenants = import_string(resolver_many)(users) if users else {}
+    return {user.pk: _principal_from_user(user, tenant=tenants.get(user.pk)) for user in users}
 
 
 def _load_and_store(key: str, load: Callable[[], Principal | None], *, seen: object,
@@ -365,9 +415,13 @@ def _load_user(user_id: int) -> Principal | None:
     return _principal_from_user(user) if user else None
 
 
-def _principal_from_user(user: Model) -> Principal:
-    resolver = conf.get("TENANT_RESOLVER")
-    tenant = import_string(resolver)(user) if resolver else None
+_UNRESOLVED: Any = object()
+
+
+def _principal_from_user(user: Model, *, tenant: Any = _UNRESOLVED) -> Principal:
+    if tenant is _UNRESOLVED:
+        resolver = conf.get("TENANT_RESOLVER")
+        tenant = import_string(resolver)(user) if resolver else None
     return Principal(
         user_id=user.pk,
         username=user.get_username(),

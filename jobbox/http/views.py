@@ -11,6 +11,7 @@ same 404 without detail (invariant 5). `jobbox.http.urls` routes the box, the st
 metrics and the health check.
 """
 
+import os
 from collections.abc import Callable
 from functools import update_wrapper
 from inspect import unwrap
@@ -21,7 +22,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import IsAuthenticated
@@ -287,7 +288,18 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text, for a scraper holding `Bearer <JOBBOX["METRICS_TOKEN"]>` or staff."""
     if not _may_scrape(request):
         return HttpResponse(status=401, headers={"WWW-Authenticate": "Bearer"})
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(_metrics_text(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_text() -> bytes:
+    """This process's metrics, or, under prometheus_client's multiprocess mode
+    (PROMETHEUS_MULTIPROC_DIR set), every process's summed: a scrape answered by any worker
+    shows the same totals, and consecutive scrapes never go backwards."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
 
 
 def _may_scrape(request: HttpRequest) -> bool:
