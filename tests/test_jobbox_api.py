@@ -154,7 +154,7 @@ def test_expired_snapshots_leave_the_box_and_the_index(alice):
 
 
 def test_a_transition_during_a_rebuild_is_kept(alice, monkeypatch):
-    from jobbox import box
+    from jobbox import box as box_module
     from jobbox.registry import TrackedJob
 
     first = new_video(alice, "first")
@@ -170,7 +170,7 @@ def test_a_transition_during_a_rebuild_is_kept(alice, monkeypatch):
         return rows
 
     monkeypatch.setattr(TrackedJob, "recent_for_owner", query_then_a_new_job_commits)
-    box.rebuild(tenant=str(alice.tenant.pk), owner=str(alice.user.pk))
+    box_module.rebuild(tenant=str(alice.tenant.pk), owner=str(alice.user.pk))
     monkeypatch.setattr(TrackedJob, "recent_for_owner", original)
     ids = sorted(job_id for _, job_id, _ in jobs_of(box(alice)))
     assert ids == sorted([first.pk, late["video"].pk])
@@ -249,4 +249,5 @@ def test_a_rolled_back_job_never_reaches_the_box_or_the_stream(alice):
         new_video(alice, "rolled back")
         raise RuntimeError("the transaction fails")
     assert jobs_of(box(alice)) == []
-    assert outside_redis().xlen(keys.events_key()) == 0
+    assert outside_redis().xlen(keys.owner_events_key(str(alice.tenant.pk),
+                                                      str(alice.user.pk))) == 0
