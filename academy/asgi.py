@@ -1,9 +1,14 @@
 """ASGI entry point: the job box's event stream (`/api/jobbox/stream`) needs it; `make run`
-serves the whole service through it from one origin (README, "Job box: serving")."""
+serves the whole service through it from one origin (README, "Job box: serving"). The stream
+path is served by jobbox's plain ASGI app (no thread per open stream); the rest by Django."""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from jobbox.http.asgi import with_event_stream  # noqa: E402 - needs Django set up first
+
+application = with_event_stream(django_application)

@@ -20,6 +20,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # Frequent heartbeats, so the heartbeat test needs no long wait.
 HEARTBEAT_SECONDS = "0.5"
 METRICS_TOKEN = "stream-test-scraper"
+# Streams one person may hold in these tests (the many-streams test opens 10 each).
+STREAM_CAP = 10
+# Principals re-checked often, so a revocation test waits little.
+RECHECK_SECONDS = "0.5"
 # How long the server may take to notice closed connections (not a speed assertion).
 RELEASE_WAIT_SECONDS = 20
 
@@ -33,7 +37,8 @@ def private_redis():
 @pytest.fixture(scope="module")
 def server(private_redis):
     with serve_asgi(private_redis.url, JOBBOX_STREAM_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS,
-                    METRICS_TOKEN=METRICS_TOKEN) as base:
+                    METRICS_TOKEN=METRICS_TOKEN, JOBBOX_STREAMS_PER_PERSON=str(STREAM_CAP),
+                    JOBBOX_STREAM_RECHECK_SECONDS=RECHECK_SECONDS) as base:
         yield base
 
 
@@ -130,11 +135,12 @@ def test_an_event_id_older_than_the_kept_events_gets_an_explicit_resync(
     services.mark_processing(video.pk, worker_id="w1")
     services.complete_video(video.pk, "hls/1/master.m3u8", duration=10)
     # Only the newest event is kept: the ones after old_id are gone.
-    redis.Redis.from_url(private_redis.url).xtrim(keys.events_key(), maxlen=1,
-                                                  approximate=False)
+    history = keys.owner_events_key(str(alice.tenant.pk), str(alice.user.pk))
+    redis.Redis.from_url(private_redis.url).xtrim(history, maxlen=1, approximate=False)
     resumed = streams(server, alice.token, last_event_id=old_id)
     event = resumed.next_event()
     assert event.name == "resync"
+    assert event.data["recovered"] is False
     assert [(e["id"], e["job"]["status"]) for e in event.data["jobs"]] == [
         (str(video.pk), "READY")]
 
@@ -150,7 +156,8 @@ def test_a_stream_carries_only_its_own_tenant_and_owner(server, alice, bob, stre
     assert [e.data["id"] for e in seen] == [str(bobs.pk)]
 
 
-def test_many_open_streams_share_one_redis_reader(server, alice, bob, streams, private_redis):
+def test_many_open_streams_share_one_redis_subscriber(server, alice, bob, streams,
+                                                     private_redis):
     opened = [streams(server, member.token) for member in [alice, bob] * 10]
     for stream in opened:
         stream.next_event()
@@ -158,7 +165,14 @@ def test_many_open_streams_share_one_redis_reader(server, alice, bob, streams, p
     for stream in opened[::2]:
         stream.until(is_status("UPLOADED", video.pk))
     clients = redis.Redis.from_url(private_redis.url).client_list()
-    assert sum(1 for c in clients if c["cmd"] == "xread") == 1
+    subscribers = [c for c in clients if c["cmd"] in ("subscribe", "ssubscribe")]
+    assert len(subscribers) == 1
+    # One channel per person watched (alice's, bob's, and people of earlier tests not yet
+    # dropped), not one per stream.
+    assert int(subscribers[0]["sub"]) < len(opened)
+    channels = set(redis.Redis.from_url(private_redis.url).pubsub_channels())
+    assert {keys.owner_channel(str(m.tenant.pk), str(m.user.pk)).encode()
+            for m in (alice, bob)} <= channels
     # Everything connected to this Redis (the server's reader, its bounded pools, this
     # test's own clients) stays under the number of open streams.
     assert len(clients) < len(opened)
