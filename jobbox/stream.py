@@ -61,7 +61,12 @@ from jobbox.box import (
 )
 from jobbox.client import is_cluster
 from jobbox.events import EventEntry, JobEvent, parse_entry
-from jobbox.metrics import STREAM_EVENTS, STREAMS_OPEN
+from jobbox.metrics import (
+    STREAM_EVENTS,
+    STREAM_HISTORY_READS,
+    STREAM_OWNERS_WATCHED,
+    STREAMS_OPEN,
+)
 from jobbox.scripts import async_script
 
 logger = logging.getLogger(__name__)
@@ -419,6 +424,7 @@ class EventHub:
         feed.cursor = _text(last[0][0]) if last else "0-0"
         self._feeds[(tenant, owner)] = feed
         self._by_channel[feed.channel] = feed
+        STREAM_OWNERS_WATCHED.inc()
         return feed
 
     async def _run(self) -> None:
@@ -490,6 +496,7 @@ class EventHub:
         if not entries:
             return False
         self.events_read += len(entries)
+        STREAM_HISTORY_READS.inc(len(entries))
         feed.cursor = _text(entries[-1][0])
         for event in await resolve_entries(entries, tenant=feed.tenant, owner=feed.owner):
             self._dispatch(feed, event)
@@ -537,6 +544,7 @@ class EventHub:
                     continue
                 del self._feeds[found]
                 self._by_channel.pop(feed.channel, None)
+                STREAM_OWNERS_WATCHED.dec()
                 if self._notifier is not None:
                     await self._notifier.unsubscribe(feed.channel)
 
@@ -705,9 +713,9 @@ async def replay_after(event_id: EventId, *, tenant: str,
     pipe.xrange(history, count=1)
     pipe.xrevrange(history, count=1)
     pipe.xrange(history, min=f"({_id_text(event_id)}", count=REPLAY_MAX_EVENTS + 1)
-    first, last, entries = await pipe.execute()
-    if not first or not last:
-        return None
+    first, last, entries = await pipe.execute(raise_on_error=False)
+    if isinstance(entries, Exception) or not first or not last:
+        return None  # the id is the largest there is: nothing can follow it
     oldest = parse_event_id(_text(first[0][0]))
     newest = parse_event_id(_text(last[0][0]))
     if oldest is None or newest is None or event_id < oldest or event_id > newest:
