@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ OPEN_FILES = 20_000
 # Threads committing transitions: one commit takes a few ms of database round trips, so
 # 100 a second need several in flight.
 DRIVER_THREADS = 8
+# Commands per pipeline when warming: a few hundred KB per round trip.
+WARM_BATCH = 3_000
 # Jobs per person in the Redis memory measurement (a box of 10 jobs).
 MEMORY_JOBS_PER_PERSON = 10
 
@@ -77,6 +80,9 @@ async def _one_stream(host: str, port: int, token: str, ready: asyncio.Event,
         name = b""
         while True:  # up to the first event (the box)
             line = await reader.readline()
+            if not line:  # ended before its first event
+                opened[1] += 1
+                return
             if line.startswith(b"event: "):
                 name = line[7:].strip()
             if line == b"\n" and name:
@@ -196,15 +202,29 @@ def create_people(count: int) -> list[tuple[int, str]]:
 
 
 def warm_people(tenant_id: int, tokens: list[tuple[int, str]], owners: list[int]) -> None:
-    """Each person's principal and (empty) box index in Redis, as after their first page
-    load: the streams then start without the database (10,000 cold starts would measure the
-    database, two sync threads at a time)."""
-    from jobbox.auth.principals import principal_for_token
-    from jobbox.box import rebuild
+    """Each person's cached principal and (empty) box index in Redis, as their first page
+    load and its rebuild leave them, written in bulk: the streams then start without the
+    database (10,000 cold starts would measure the database, two sync threads at a time)."""
+    from django.contrib.auth import get_user_model
 
+    from jobbox import conf, keys
+    from jobbox.auth.principals import _principal_from_user
+    from jobbox.box import COMPLETE_MARKER
+    from jobbox.client import get_redis
+    from jobbox.write import box_index_ttl_seconds
+
+    users = get_user_model().objects.in_bulk(owners)
+    pipe = get_redis().pipeline(transaction=False)
     for (_, token), owner in zip(tokens, owners, strict=True):
-        principal_for_token(token)
-        rebuild(tenant=str(tenant_id), owner=str(owner))
+        principal = _principal_from_user(users[owner])
+        pipe.set(keys.token_principal_key(token), json.dumps(asdict(principal)),
+                 ex=conf.get("PRINCIPAL_TTL_SECONDS"))
+        index = keys.box_index_key(str(tenant_id), str(owner))
+        pipe.zadd(index, {COMPLETE_MARKER: float("inf")})
+        pipe.expire(index, box_index_ttl_seconds())
+        if len(pipe) >= WARM_BATCH:
+            pipe.execute()
+    pipe.execute()
 
 
 def drive(owners: list[int], tenant_id: int, rate: int,
@@ -367,22 +387,23 @@ def main(argv: list[str]) -> int:
     os.environ.update({"DATABASE_URL": database_url, "REDIS_URL": redis_server.url,
                        "DJANGO_SETTINGS_MODULE": "bench.settings", "LOG_LEVEL": "ERROR",
                        "METRICS_TOKEN": metrics_token})
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    total = args.streams + args.other_streams + args.unwatched
-    tokens, owners = create_people(total)
-    tenant_id = tokens[0][0]
-    warm_people(tenant_id, tokens, owners)
-    log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
-    servers = {name: one_process_server(name).spawn(log_dir) for name in ("a", "b")}
+    servers: dict[str, Any] = {}
     clients: list[subprocess.Popen[str]] = []
     result: dict[str, Any] = {"command": " ".join(["python -m bench.streams", *argv]),
                               "started_at": dt.datetime.now(dt.UTC).isoformat()}
     try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        total = args.streams + args.other_streams + args.unwatched
+        tokens, owners = create_people(total)
+        tenant_id = tokens[0][0]
+        warm_people(tenant_id, tokens, owners)
+        log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+        servers = {name: one_process_server(name).spawn(log_dir) for name in ("a", "b")}
         for server in servers.values():
             server.wait_ready()
         pid_a = worker_pid(servers["a"])
