@@ -113,8 +113,8 @@ def _read_reply(tenant: str, owner: str) -> list[Any]:
 
 def _read_cluster(tenant: str, owner: str) -> list[Any]:
     script_keys, args = index_script_arguments(tenant, owner)
-    client = get_redis()
     with redis_errors():
+        client = get_redis()
         index = script("read_box_index", client)(keys=script_keys, args=args)
         members = index_members(index)
         pipe = client.pipeline(transaction=False)

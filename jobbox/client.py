@@ -63,8 +63,19 @@ def get_redis() -> RedisClient:
         with _lock:
             client = _clients.get(found)
             if client is None:
-                client = _clients[found] = _make_client(*found)
+                client = _clients[found] = _connected_client(*found)
     return client
+
+
+def _connected_client(url: str, cluster: bool) -> RedisClient:
+    # A cluster client reads the slot map as it is made: no node reachable is an outage,
+    # told like any other (a single Redis's client connects on its first command).
+    try:
+        return _make_client(url, cluster)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+            redis.exceptions.RedisClusterException) as exc:
+        get_breaker().record_failure(type(exc).__name__)
+        raise RedisUnavailable(type(exc).__name__) from exc
 
 
 def _make_client(url: str, cluster: bool) -> RedisClient:
