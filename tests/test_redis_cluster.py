@@ -85,7 +85,7 @@ def test_polls_transitions_and_progress_on_the_cluster(alice, bob, django_assert
 def sends_per_node():
     """Round trips sent to each node while active: one per command or pipeline write."""
     counts: Counter[str] = Counter()
-    real = redis.connection.AbstractConnection.send_packed_command
+    real = redis.connection.Connection.send_packed_command
 
     def counting(self, command, check_health=True):
         counts[f"{self.host}:{self.port}"] += 1
@@ -99,9 +99,9 @@ def test_the_box_reads_the_index_then_each_node_once(alice, monkeypatch, cluster
     first = box.read_box(tenant=str(alice.tenant.pk), owner=str(alice.user.pk))  # warm
     assert len(first.entries) == len(videos)
     counts, real, counting = sends_per_node()
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
     again = box.read_box(tenant=str(alice.tenant.pk), owner=str(alice.user.pk))
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", real)
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", real)
     assert again.body == first.body
     # The index script on the owner's node, then one pipeline write per node holding jobs.
     assert sum(counts.values()) <= 1 + len(cluster.master_ports())
