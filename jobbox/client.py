@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from typing import TypeVar
 
 import redis
+import redis.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -27,7 +28,12 @@ from jobbox.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
 
-_clients: dict[str, redis.Redis] = {}
+# A single Redis and a cluster client offer the commands jobbox uses alike (scripts run by the
+# slot of their keys, pipelines are split per node); `is_cluster()` tells the few places that
+# read differently (the box's members, the stream's notifications).
+RedisClient = redis.Redis | redis.cluster.RedisCluster
+
+_clients: dict[tuple[str, bool], RedisClient] = {}
 _breakers: dict[str, CircuitBreaker] = {}
 _lock = threading.Lock()
 # Set by `breaker_bypassed()`: this thread's calls go to Redis even while the breaker is open.
@@ -46,26 +52,45 @@ class CircuitOpen(RedisUnavailable):
     """Not even tried: the breaker is open after a recent failure (retrying now is useless)."""
 
 
-def get_redis() -> redis.Redis:
-    url = conf.get("REDIS_URL")
-    client = _clients.get(url)
+def is_cluster() -> bool:
+    return bool(conf.get("REDIS_CLUSTER"))
+
+
+def get_redis() -> RedisClient:
+    found = (conf.get("REDIS_URL"), is_cluster())
+    client = _clients.get(found)
     if client is None:
         with _lock:
-            client = _clients.get(url)
+            client = _clients.get(found)
             if client is None:
-                client = _clients[url] = _make_client(url)
+                client = _clients[found] = _connected_client(*found)
     return client
 
 
-def _make_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=conf.get("SOCKET_TIMEOUT_SECONDS"),
-        socket_connect_timeout=conf.get("CONNECT_TIMEOUT_SECONDS"),
+def _connected_client(url: str, cluster: bool) -> RedisClient:
+    # A cluster client reads the slot map as it is made: no node reachable is an outage,
+    # told like any other (a single Redis's client connects on its first command).
+    try:
+        return _make_client(url, cluster)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+            redis.exceptions.RedisClusterException) as exc:
+        get_breaker().record_failure(type(exc).__name__)
+        raise RedisUnavailable(type(exc).__name__) from exc
+
+
+def _make_client(url: str, cluster: bool) -> RedisClient:
+    options = {
+        "socket_timeout": conf.get("SOCKET_TIMEOUT_SECONDS"),
+        "socket_connect_timeout": conf.get("CONNECT_TIMEOUT_SECONDS"),
         # Retrying inside redis-py would multiply the timeout; the caller's fallback is faster.
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
+        # The cluster client still refreshes its slot map after a failed call, so the
+        # breaker's probe after a failover goes to the promoted replica.
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 30,
+    }
+    if cluster:
+        return redis.cluster.RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
 
 
 def get_breaker() -> CircuitBreaker:
@@ -89,7 +114,10 @@ def redis_errors() -> Iterator[None]:
         raise CircuitOpen("circuit open")
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+            redis.exceptions.RedisClusterException) as exc:
+        # RedisClusterException: no node answers for a slot (a failover under way, a
+        # cluster that cannot be reached to learn its slot map).
         breaker.record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
     except redis.exceptions.ResponseError as exc:

@@ -10,6 +10,9 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     # Falls back to settings.REDIS_URL, then to a local server.
     "REDIS_URL": None,
+    # REDIS_URL names any node of a Redis Cluster: redis-py's cluster client is used (every
+    # script touches one slot; per-owner keys share the owner's hash tag; DESIGN.md, inv. 12).
+    "REDIS_CLUSTER": False,
     # Separates environments sharing one Redis; goes before every key name.
     "KEY_PREFIX": "",
     # The seed's 2 h: long enough for a long encode; every progress report refreshes it.
@@ -87,9 +90,17 @@ DEFAULTS: dict[str, Any] = {
     # Progress events of one job are published at most once per this many ms (4 a second:
     # a smooth bar; a change of step is published at once).
     "PROGRESS_EVENT_INTERVAL_MS": 250,
-    # Events kept for resuming (approximate): at 4 events/s for 250 running jobs, ~10 s of
-    # history, and ~10 MB; a client that was away longer gets a resync.
-    "EVENT_STREAM_MAXLEN": 10_000,
+    # Events kept per person for resuming, exactly (XADD MAXLEN =): a person with 3 running
+    # jobs publishing 4 progress events/s each keeps ~40 s of history; one event holds at
+    # most EVENT_SNAPSHOT_MAX_BYTES of snapshot, so a history is bounded (~500 KB worst case,
+    # ~1 KB per event for a video). A client away longer gets a resync.
+    "EVENT_HISTORY_MAXLEN": 500,
+    # A person's history expires this long after their last event (as a running job's
+    # snapshot does): nobody resumes from an id that old, and idle owners cost no memory.
+    "EVENT_HISTORY_TTL_SECONDS": 2 * 60 * 60,
+    # A snapshot larger than this (a job with a large inline field) is not copied into the
+    # event: the event names the job and the stream reads its snapshot when delivering it.
+    "EVENT_SNAPSHOT_MAX_BYTES": 8 * 1024,
     # SSE heartbeat every ~15 s (a proxy's idle timeout is usually 30-60 s), +-20 % jitter so
     # thousands of streams opened together do not beat in step.
     "STREAM_HEARTBEAT_SECONDS": 15.0,
@@ -98,6 +109,13 @@ DEFAULTS: dict[str, Any] = {
     "STREAM_MAX_SECONDS": 10 * 60,
     # Events waiting for one slow stream before it is cut (it reconnects and resumes).
     "STREAM_QUEUE_MAX_EVENTS": 1000,
+    # Streams one person may hold open at once, across every process (issue 15: one person
+    # must not cost more than their share); a browser tab holds one.
+    "STREAMS_PER_PERSON": 8,
+    # An open stream re-checks its principal (token, user, membership) this often through the
+    # principal cache, in one pipeline for all the process's streams: revoked access ends
+    # within about this long (DESIGN.md, invariant 11).
+    "STREAM_RECHECK_SECONDS": 3.0,
 }
 
 

@@ -1,11 +1,12 @@
 """Job events: what the job box's stream carries (DESIGN.md, "Data flow": "publish event").
 
-Events are written by the Lua scripts that change Redis (`lua/store_snapshot.lua` when a
-snapshot is stored, `lua/report_progress.lua` on progress, throttled per job) to one bounded
-Redis stream, in the same atomic step as the change itself: an event exists if and only if
-its change does, and the stream's entry ids are the increasing event ids a client resumes
-from. This module turns a stream entry into a typed event and an event into what a person
-sees: the job's representation, the same render as the single-job endpoints.
+Events are written by `lua/record_owner_change.lua` (`jobbox.write`), after a snapshot was
+stored or a progress report is due, to the owner's bounded history (a Redis stream in the
+owner's slot, capped exactly); its entry ids are the increasing event ids a client resumes
+from. An entry carries the job's snapshot up to EVENT_SNAPSHOT_MAX_BYTES; a larger one is
+left out (`EventEntry.needs_snapshot`) and read from the job's key when delivered, so a
+history never holds results. This module turns an entry into a typed event and an event into
+what a person sees: the job's representation, the same render as the single-job endpoints.
 """
 
 from collections.abc import Mapping
@@ -53,8 +54,38 @@ class ProgressReported(JobEvent):
 _EVENT_TYPES: dict[str, type[JobEvent]] = {"changed": JobChanged, "progressed": ProgressReported}
 
 
-def from_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> JobEvent | None:
-    """A stream entry as an event; None for anything malformed or of an unknown job kind."""
+@dataclass(frozen=True, slots=True)
+class EventEntry:
+    """A history entry, parsed but not yet decoded into an event."""
+
+    event_id: str
+    event_type: type[JobEvent]
+    tenant: str
+    owner: str
+    kind: str
+    job_id: str
+    raw_snapshot: bytes  # empty when the snapshot was too large to copy into the event
+    raw_progress: bytes
+
+    @property
+    def needs_snapshot(self) -> bool:
+        return not self.raw_snapshot
+
+    def resolve(self, raw_snapshot: bytes | None = None) -> JobEvent | None:
+        """The event, with the snapshot it carries (or `raw_snapshot`, read from the job's
+        key for an entry that needs one); None if malformed or not this owner's job."""
+        snapshot = decode_snapshot(raw_snapshot or self.raw_snapshot, kind=self.kind,
+                                   job_id=self.job_id)
+        if snapshot is None or snapshot.tenant != self.tenant or snapshot.owner != self.owner:
+            return None
+        return self.event_type(
+            event_id=self.event_id, tenant=self.tenant, owner=self.owner, snapshot=snapshot,
+            progress=Progress.from_json_pairs(self.raw_progress or b"[]"),
+        )
+
+
+def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> EventEntry | None:
+    """A history entry; None for anything malformed or of an unknown job kind."""
     def text(name: str) -> str:
         return fields.get(name.encode(), b"").decode()
 
@@ -66,11 +97,14 @@ def from_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> JobEvent
         registry.get(kind)
     except UnknownJobKind:
         return None
-    snapshot = decode_snapshot(fields.get(b"s", b""), kind=kind, job_id=job_id)
-    if snapshot is None or snapshot.owner is None:
-        return None
-    return event_type(
+    return EventEntry(
         event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
-        tenant=snapshot.tenant, owner=snapshot.owner, snapshot=snapshot,
-        progress=Progress.from_json_pairs(fields.get(b"p", b"[]")),
+        event_type=event_type, tenant=text("t"), owner=text("o"), kind=kind, job_id=job_id,
+        raw_snapshot=fields.get(b"s", b""), raw_progress=fields.get(b"p", b"[]"),
     )
+
+
+def from_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> JobEvent | None:
+    """A history entry that carries its snapshot as an event; None for anything else."""
+    entry = parse_entry(event_id, fields)
+    return entry.resolve() if entry is not None and not entry.needs_snapshot else None

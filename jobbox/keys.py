@@ -77,9 +77,35 @@ def session_generation_key(user_id: int | str) -> str:
     return f"{conf.get('KEY_PREFIX')}auth:user:{{{int(user_id)}}}:sessions"
 
 
+def _owner_key(tenant: str, owner: str, suffix: str) -> str:
+    # `{tenant:owner}` is the hash tag: every key of one person lives in one cluster slot,
+    # so one script can update a person's index, history and notification together.
+    return (f"{conf.get('KEY_PREFIX')}jobbox:{{{_checked_id(tenant)}:{_checked_id(owner)}}}"
+            f":{suffix}")
+
+
 def box_index_key(tenant: str, owner: str) -> str:
-    """One person's job box: a sorted set of job references by last change (DESIGN.md)."""
-    return f"{conf.get('KEY_PREFIX')}jobbox:index:{_checked_id(tenant)}:{_checked_id(owner)}"
+    """`jobbox:{t1:7}:index`: one person's job box, a sorted set of job references by last
+    change (DESIGN.md)."""
+    return _owner_key(tenant, owner, "index")
+
+
+def owner_events_key(tenant: str, owner: str) -> str:
+    """`jobbox:{t1:7}:events`: one person's bounded event history (a Redis stream; its entry
+    ids are the event ids a client resumes from)."""
+    return _owner_key(tenant, owner, "events")
+
+
+def owner_channel(tenant: str, owner: str) -> str:
+    """`jobbox:{t1:7}:notify`: the (sharded) pub/sub channel that tells the processes
+    streaming to this person that their history grew."""
+    return _owner_key(tenant, owner, "notify")
+
+
+def owner_streams_key(tenant: str, owner: str) -> str:
+    """`jobbox:{t1:7}:streams`: the person's open streams (sorted set of stream ids scored
+    by lease expiry, ms), counted across processes for the per-person cap."""
+    return _owner_key(tenant, owner, "streams")
 
 
 def box_member(kind: str, job_id: str, *, status_namespace: str, progress_namespace: str) -> str:
@@ -88,7 +114,3 @@ def box_member(kind: str, job_id: str, *, status_namespace: str, progress_namesp
     return "\t".join([kind, job_id, status_key(status_namespace, job_id),
                       progress_key(progress_namespace, job_id)])
 
-
-def events_key() -> str:
-    """The bounded stream of job events every SSE process reads (resume by event id)."""
-    return f"{conf.get('KEY_PREFIX')}jobbox:events"

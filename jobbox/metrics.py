@@ -87,3 +87,13 @@ DATABASE_UNAVAILABLE = Counter(
     "jobbox_database_unavailable_total",
     "Requests answered 503 because the database could not be reached.",
 )
+# Events go where they are watched (DESIGN.md, invariant 12): what one process reads.
+STREAM_HISTORY_READS = Counter(
+    "jobbox_stream_history_entries_read_total",
+    "History entries this process read for the people it streams to.",
+)
+STREAM_OWNERS_WATCHED = Gauge(
+    "jobbox_stream_owners_watched",
+    "People whose notification channel this process subscribes to.",
+    multiprocess_mode="livesum",
+)

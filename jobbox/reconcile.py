@@ -3,19 +3,25 @@
 A snapshot write after commit that fails is retried (`jobbox.write.store_after_commit`);
 what is still stale after that is found here. For every registered TrackedJob, one bounded,
 indexed query reads the rows changed within RECONCILE_WINDOW_SECONDS (newest first, at most
-RECONCILE_BATCH_LIMIT); one pipelined round trip reads the versions Redis holds; rows Redis
-holds no snapshot of, an older or an unreadable one, are stored with the same compare-and-set
-as every other write, so a repair can never overwrite a newer transition. The cost depends
+RECONCILE_BATCH_LIMIT); one pipelined round trip (one per node on a Redis Cluster) reads the
+versions Redis holds and each job's entry in its owner's box; rows Redis holds no snapshot
+of, an older or an unreadable one, are stored with the same compare-and-set as every other
+write, so a repair can never overwrite a newer transition. A row whose snapshot is current
+but whose box entry is missing or older (the owner's part of a write was lost between the
+two slots, `jobbox.write`) gets its owner's part recorded again: the box entry and a
+`changed` event for the open streams. The cost depends
 on how many jobs changed recently, never on how many people poll. Run it periodically (the
 reference service's beat runs it every 30 s); the README states the staleness bound. Each
 web process also runs it once, over the outage's window, when its breaker closes after an
 outage (`reconcile_after_outage`, wired in `jobbox.apps`).
 """
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -25,7 +31,7 @@ from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import REPAIRS
 from jobbox.model import Snapshot, decode_snapshot
 from jobbox.registry import TrackedJob
-from jobbox.write import store_snapshot
+from jobbox.write import box_member, box_score_ms, record_owner_part, store_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +74,14 @@ def reconcile_recent(
                 "ones wait for their TTL", job.kind, window, batch,
             )
         fresh = [job.snapshot_of(row) for row in rows]
-        stale = [s for s, held in zip(fresh, _held_versions(job, fresh), strict=True)
-                 if held is None or held < s.version]
+        held = _held_state(job, fresh)
+        stale = [s for s, found in zip(fresh, held, strict=True)
+                 if found.version is None or found.version < s.version]
         repaired = sum(1 for snapshot in stale if store_snapshot(snapshot))
+        for snapshot, found in zip(fresh, held, strict=True):
+            if found.version == snapshot.version and found.box_entry_lost(job, snapshot):
+                record_owner_part(snapshot, stored=True, progress=found.progress)
+                repaired += 1
         report.checked[job.kind] = len(fresh)
         report.repaired[job.kind] = repaired
         if repaired:
@@ -81,25 +92,54 @@ def reconcile_recent(
     return report
 
 
-def _held_versions(job: TrackedJob, fresh: list[Snapshot]) -> list[int | None]:
-    """The version of the snapshot Redis holds for each job; None if absent or unreadable."""
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """What Redis holds for one recently changed row."""
+
+    version: int | None  # of the stored snapshot; None if absent or unreadable
+    progress: str  # the progress hash as JSON pairs (for a repaired event)
+    box_score: float | None  # the job's score in its owner's index; None if not in it
+    index_size: int  # entries of the owner's index (0: no index, rebuilt when next read)
+
+    def box_entry_lost(self, job: TrackedJob, snapshot: Snapshot) -> bool:
+        """The owner's part of this snapshot's write did not land: the index exists and has
+        room (or holds the job) but not at this change's score."""
+        expected = box_score_ms(job, snapshot)
+        if snapshot.owner is None or expected < 0 or self.index_size == 0:
+            return False
+        if self.box_score is None:
+            # +1: the rebuild marker. A full index may have trimmed the job: not a loss.
+            return self.index_size < conf.get("JOBBOX_MAX_JOBS") + 1
+        return self.box_score < expected
+
+
+def _held_state(job: TrackedJob, fresh: list[Snapshot]) -> list[_Held]:
+    """What Redis holds for each row, in one pipeline (split per node on a cluster)."""
     if not fresh:
         return []
     with redis_errors():
         pipe = get_redis().pipeline(transaction=False)
         for snapshot in fresh:
             pipe.get(keys.status_key(job.status_namespace, snapshot.job_id))
-        replies = pipe.execute(raise_on_error=False)
-    held: list[int | None] = []
-    for snapshot, raw in zip(fresh, replies, strict=True):
-        decoded = (
-            decode_snapshot(raw, kind=job.kind, job_id=snapshot.job_id)
-            if isinstance(raw, bytes) else None
-        )
-        held.append(decoded.version if decoded else None)
-    return held
+            pipe.hgetall(keys.progress_key(job.progress_namespace, snapshot.job_id))
+            if snapshot.owner is not None:
+                index = keys.box_index_key(snapshot.tenant, snapshot.owner)
+                pipe.zscore(index, box_member(job, snapshot.job_id))
+                pipe.zcard(index)
+        replies = iter(pipe.execute(raise_on_error=False))
+    return [_held_one(job, snapshot, replies) for snapshot in fresh]
 
 
+def _held_one(job: TrackedJob, snapshot: Snapshot, replies: Any) -> _Held:
+    raw, progress = next(replies), next(replies)
+    score, size = (next(replies), next(replies)) if snapshot.owner is not None else (None, 0)
+    decoded = (decode_snapshot(raw, kind=job.kind, job_id=snapshot.job_id)
+               if isinstance(raw, bytes) else None)
+    pairs = ([part.decode() for item in progress.items() for part in item]
+             if isinstance(progress, dict) else [])
+    return _Held(version=decoded.version if decoded else None, progress=json.dumps(pairs),
+                 box_score=score if isinstance(score, float) else None,
+                 index_size=size if isinstance(size, int) else 0)
 
 
 def reconcile_after_outage(open_seconds: float) -> None:

@@ -1,55 +1,106 @@
 """The job box as Server-Sent Events, resumable (DESIGN.md, "HTTP API": `GET /api/jobbox/stream`).
 
 Served by an ASGI server (uvicorn); polling stays on the sync WSGI path (DESIGN.md, "What we
-measured"). Per process, ONE Redis connection reads the event stream (`XREAD BLOCK`) and
-fans each event out in memory to the open streams of its tenant and owner (`EventHub`); an
-open stream costs a queue, never a Redis connection. A stream starts with the whole box
-(`box`, its id the last event id at that moment) or, with `Last-Event-ID`, replays what was
-missed from the bounded Redis stream, or says `resync` (with the whole box) when that id is
-older than what is kept. Subscribing happens before the snapshot or replay is read, and
-events up to its id are skipped, so nothing falls in between (Zulip's snapshot-then-replay).
-Heartbeats are SSE comments at a jittered interval; a stream ends after a while and the
-browser reconnects and resumes, which also checks authentication again.
+measured"). Events go where they are watched (invariant 12): each person's events are kept
+in their own bounded history (a Redis stream in their slot, `jobbox.write`) and announced on
+their own pub/sub channel (sharded on a cluster). Per process, one `EventHub` subscribes to
+the channels of the people it has streams open for (on the first stream of a person;
+unsubscribed a while after the last), over one pub/sub connection (one per node on a
+cluster); a notification makes it read that person's history after the last id it read, once
+for all their streams, and fan the events out in memory. A process therefore receives the
+events of the people it serves, not of everyone, and an open stream costs a queue, never a
+Redis connection or an OS thread.
+
+A stream starts with the whole box (`box`, its id the newest event id at that moment) or,
+with `Last-Event-ID`, replays what was missed from the person's history, or says `resync`
+(the whole box, with `"recovered": false`) when that history no longer covers the id, or the
+id is malformed or out of range. Subscribing happens before the snapshot or replay is read,
+and events up to its id are skipped, so nothing falls in between and nothing is sent twice
+(Zulip's snapshot-then-replay). After a lost pub/sub connection the hub subscribes again and
+reads every watched history after its last id, so open streams miss nothing.
+
+Costs are bounded per person (issue 15): at most STREAMS_PER_PERSON open streams across all
+processes (a per-person sorted set of stream leases), and every open stream's principal is
+re-checked every STREAM_RECHECK_SECONDS through the principal cache (one pipeline for the
+whole process): a revoked token, user or membership gets a `reauthenticate` event and the
+stream ends.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import re
-import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis.asyncio
+import redis.asyncio.cluster
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import close_old_connections
-from django.http import StreamingHttpResponse
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from jobbox import conf, events, keys
-from jobbox.box import Box, parse_reply, read_script_arguments, rebuild
-from jobbox.events import JobEvent
-from jobbox.metrics import STREAM_EVENTS, STREAMS_OPEN
+from jobbox import conf, keys, registry
+from jobbox.box import (
+    Box,
+    assemble_reply,
+    finished_before_ms,
+    index_members,
+    index_script_arguments,
+    parse_reply,
+    queue_job_reads,
+    read_script_arguments,
+    rebuild,
+)
+from jobbox.client import is_cluster
+from jobbox.events import EventEntry, JobEvent, parse_entry
+from jobbox.metrics import (
+    STREAM_EVENTS,
+    STREAM_HISTORY_READS,
+    STREAM_OWNERS_WATCHED,
+    STREAMS_OPEN,
+)
 from jobbox.scripts import async_script
 
 logger = logging.getLogger(__name__)
 
 EventId = tuple[int, int]
+# A Redis stream id is two unsigned 64-bit integers; anything larger is out of range.
 _EVENT_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
-# XREAD blocks this long, then asks again: a dead connection is noticed within about this.
-READ_BLOCK_MS = 5_000
-# Entries taken per XREAD: bounds one fan-out step when many events arrive together.
-READ_BATCH_EVENTS = 500
+_EVENT_ID_MAX_PART = 2**64 - 1
+# A pub/sub read waits this long, then asks again (and pings now and then): a dead
+# connection is noticed within about two of these.
+READ_BLOCK_SECONDS = 5.0
+# History entries read per round trip when catching up one person's history.
+HISTORY_READ_BATCH = 500
 # After the hub loses Redis, it waits this long (doubling up to the cap) before reconnecting.
 RECONNECT_PAUSE_SECONDS = 0.5
 RECONNECT_PAUSE_MAX_SECONDS = 10.0
-# Connections for replays and box reads at stream start (shared by every stream of the
-# process); a blocking pool waits for a free one instead of failing (DESIGN.md, measured).
-START_POOL_CONNECTIONS = 8
+# A stream start waits this long for the hub's pub/sub connection before answering 503.
+START_WAIT_SECONDS = 5.0
+# A subscription not confirmed by Redis within this long counts as a lost connection.
+SUBSCRIBE_CONFIRM_SECONDS = 5.0
+# Async connections for history reads, box reads, leases and principal re-checks, shared by
+# every stream of the process (one pipeline at a time each: ~0.2 ms a round trip here). With
+# the pub/sub connection and SYNC_THREADS, a process holds at most 4 Redis connections
+# whatever the number of streams (issue 12's goal). A blocking pool waits for a free one
+# instead of failing (DESIGN.md, measured).
+ASYNC_POOL_CONNECTIONS = 1
+# A person's channel stays subscribed this long after their last stream ended: a browser
+# that reconnects (every STREAM_MAX_SECONDS, or after a blip) finds it still there.
+FEED_IDLE_SECONDS = 10.0
+# An open stream's lease in the per-person count: renewed every third of it, so a process
+# that died stops counting against its people's cap within this long.
+STREAM_LEASE_SECONDS = 60.0
+# Principals re-checked per pipeline: bounds one round trip's size with 10,000 streams open.
+RECHECK_BATCH = 1_000
 # A resume that would replay more than this many events is answered with a resync instead.
 REPLAY_MAX_EVENTS = 5_000
 # The browser's EventSource waits this long before reconnecting a dropped stream.
@@ -57,9 +108,10 @@ CLIENT_RETRY_MS = 2_000
 # Heartbeats vary by this fraction of their interval either way.
 HEARTBEAT_JITTER = 0.2
 # Threads for the stream's synchronous work (authentication through the principal cache, a
-# rebuild, a render that reads the database). Bounded, so a burst of streams opening at once
-# opens at most this many sync Redis and database connections, not one per stream start.
-SYNC_THREADS = 4
+# rebuild, a render that reads the database). Bounded and shared by every stream, so a burst
+# of streams opening at once opens at most this many sync Redis and database connections,
+# and no stream holds a thread of its own.
+SYNC_THREADS = 2
 _sync_executor = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="jobbox-sse")
 
 
@@ -95,115 +147,461 @@ def heartbeat_after_seconds(interval_seconds: float) -> float:
 
 
 def parse_event_id(raw: str | None) -> EventId | None:
+    """A stream id, or None when malformed or out of Redis's range (never an exception)."""
     match = _EVENT_ID.match(raw or "")
-    return (int(match[1]), int(match[2])) if match else None
+    if not match:
+        return None
+    ms, seq = int(match[1]), int(match[2])
+    if ms > _EVENT_ID_MAX_PART or seq > _EVENT_ID_MAX_PART:
+        return None
+    return ms, seq
+
+
+def _id_text(event_id: EventId) -> str:
+    return f"{event_id[0]}-{event_id[1]}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class StreamUnavailable(Exception):
+    """The event stream's Redis cannot be reached: no stream can start."""
+
+
+class TooManyStreams(Exception):
+    """The person already holds STREAMS_PER_PERSON open streams."""
+
+
+# --- The principal re-check -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrincipalCheck:
+    """How an open stream's access is checked again: the principal cache's key, the cached
+    value it was opened with (as a dict), and how to resolve it afresh (in a sync thread)
+    when that value changed or was invalidated; `still_allowed` says whether the fresh one
+    keeps this stream open."""
+
+    key: str
+    expected: dict[str, Any]
+    resolve: Callable[[], Any]
+    still_allowed: Callable[[Any], bool]
+
+
+# A queue item that ends a stream with a `reauthenticate` event.
+_REVOKED = object()
 
 
 @dataclass(eq=False)
 class Subscription:
-    """One open stream: its tenant and owner, and the events for it, in order."""
+    """One open stream: its person, its principal check and the events for it, in order."""
 
     tenant: str
     owner: str
-    queue: asyncio.Queue[JobEvent | None] = field(default_factory=asyncio.Queue)
+    check: PrincipalCheck | None
+    stream_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     overflowed: bool = False
     released: bool = False
+    lease_renewed_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(eq=False)
+class OwnerFeed:
+    """A person watched by this process: their channel, the last history id read, and the
+    open streams the events go to."""
+
+    tenant: str
+    owner: str
+    channel: str
+    cursor: str = "0-0"
+    subscribers: set[Subscription] = field(default_factory=set)
+    idle_since: float | None = None
+    reading: bool = False
+    dirty: bool = False
+
+
+# --- Pub/sub: one connection per node holding a watched person's slot ----------------------
+
+
+class NotifierLost(Exception):
+    """A pub/sub connection was lost, or the cluster moved a watched channel's slot."""
+
+
+class Notifier:
+    """This process's pub/sub connections: one on a single Redis (SUBSCRIBE); on a cluster
+    one per node that owns a watched person's slot (SSUBSCRIBE: a notification reaches only
+    that shard). Data messages come out of `next_channel()`; a lost connection raises there."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._cluster = is_cluster()
+        self._pubsubs: dict[str, Any] = {}
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._node_of: dict[str, str] = {}
+        self._confirmed: dict[str, asyncio.Event] = {}
+        self._leaving: set[str] = set()
+        self._messages: asyncio.Queue[str | BaseException] = asyncio.Queue()
+
+    async def subscribe(self, channel: str) -> None:
+        """Subscribe and wait for Redis to confirm it: from then on, no notification of this
+        channel is missed."""
+        node, pubsub = self._pubsub_for(channel)
+        confirmed = self._confirmed[channel] = asyncio.Event()
+        self._leaving.discard(channel)
+        if self._cluster:
+            await pubsub.ssubscribe(channel)
+        else:
+            await pubsub.subscribe(channel)
+        self._node_of[channel] = node
+        if node not in self._readers:
+            self._readers[node] = asyncio.get_running_loop().create_task(self._read(pubsub))
+        try:
+            async with asyncio.timeout(SUBSCRIBE_CONFIRM_SECONDS):
+                await confirmed.wait()
+        except TimeoutError:
+            raise NotifierLost("subscription not confirmed") from None
+
+    async def unsubscribe(self, channel: str) -> None:
+        node = self._node_of.pop(channel, None)
+        self._confirmed.pop(channel, None)
+        if node is None or node not in self._pubsubs:
+            return
+        self._leaving.add(channel)
+        if self._cluster:
+            await self._pubsubs[node].sunsubscribe(channel)
+        else:
+            await self._pubsubs[node].unsubscribe(channel)
+
+    async def next_channel(self) -> str:
+        item = await self._messages.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    @property
+    def connections(self) -> int:
+        return len(self._pubsubs)
+
+    def _pubsub_for(self, channel: str) -> tuple[str, Any]:
+        if self._cluster:
+            node = self._client.get_node_from_key(channel)
+            name, host, port = node.name, node.host, node.port
+        else:
+            name, host, port = "single", None, None
+        found = self._pubsubs.get(name)
+        if found is None:
+            found = self._pubsubs[name] = self._new_connection(host, port).pubsub()
+        return name, found
+
+    def _new_connection(self, host: str | None, port: int | None) -> redis.asyncio.Redis:
+        options: dict[str, Any] = {
+            "socket_timeout": READ_BLOCK_SECONDS + conf.get("SOCKET_TIMEOUT_SECONDS") + 1,
+            "socket_connect_timeout": conf.get("CONNECT_TIMEOUT_SECONDS"),
+            # No silent reconnect: messages published meanwhile would be lost unnoticed; the
+            # hub reconnects itself and reads every watched history after its last id.
+            "retry": Retry(NoBackoff(), 0),
+            "health_check_interval": READ_BLOCK_SECONDS,
+        }
+        if host is None:
+            return redis.asyncio.Redis.from_url(conf.get("REDIS_URL"), **options)
+        return redis.asyncio.Redis(host=host, port=port, **options)
+
+    async def _read(self, pubsub: Any) -> None:
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=READ_BLOCK_SECONDS)
+                if message is not None:
+                    self._handle(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure of the connection ends it
+            self._messages.put_nowait(NotifierLost(type(exc).__name__))
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = _text(message["type"])
+        channel = _text(message["channel"]) if message.get("channel") is not None else ""
+        if kind in ("message", "smessage"):
+            self._messages.put_nowait(channel)
+        elif kind in ("subscribe", "ssubscribe"):
+            if channel in self._confirmed:
+                self._confirmed[channel].set()
+        elif kind in ("unsubscribe", "sunsubscribe"):
+            if channel in self._leaving:
+                self._leaving.discard(channel)
+            else:
+                # Redis dropped it: the slot moved (a failover, a resharding).
+                self._messages.put_nowait(NotifierLost("channel moved"))
+
+    async def close(self) -> None:
+        for task in self._readers.values():
+            task.cancel()
+        for pubsub in self._pubsubs.values():
+            with contextlib.suppress(Exception):  # closing a dead connection
+                await pubsub.aclose()
+        self._pubsubs.clear()
+        self._readers.clear()
+
+
+# --- The hub ------------------------------------------------------------------------------
 
 
 class EventHub:
-    """The one reader of the Redis event stream in this process (one per event loop)."""
+    """The one subscriber of this process (one per event loop): feeds, their streams, and the
+    periodic keeper (idle feeds, leases, principal re-checks)."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._subscribers: set[Subscription] = set()
+        self._feeds: dict[tuple[str, str], OwnerFeed] = {}
+        self._by_channel: dict[str, OwnerFeed] = {}
         self._ready = asyncio.Event()
+        self._feed_lock = asyncio.Lock()
+        self._notifier: Notifier | None = None
         self._task: asyncio.Task[None] | None = None
-        self._release_lock = threading.Lock()
+        self._keeper: asyncio.Task[None] | None = None
+        self.events_read = 0  # history entries this process read (the bench's ratio)
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        return sum(len(feed.subscribers) for feed in self._feeds.values())
 
-    async def subscribe(self, *, tenant: str, owner: str) -> Subscription:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        await self._ready.wait()
-        subscription = Subscription(tenant=tenant, owner=owner)
-        self._subscribers.add(subscription)
+    @property
+    def watched_owners(self) -> int:
+        return len(self._feeds)
+
+    def redis_connections(self) -> int:
+        """Pub/sub connections open now (the async pool's are counted by the pool)."""
+        return self._notifier.connections if self._notifier else 0
+
+    async def subscribe(self, *, tenant: str, owner: str,
+                        check: PrincipalCheck | None) -> Subscription:
+        """A new stream of this person, subscribed before anything of theirs is read.
+        Raises `StreamUnavailable`."""
+        self._start_tasks()
+        try:
+            async with asyncio.timeout(START_WAIT_SECONDS):
+                await self._ready.wait()
+                async with self._feed_lock:
+                    feed = await self._feed(tenant, owner)
+        except (TimeoutError, NotifierLost, redis.exceptions.RedisError,
+                redis.exceptions.RedisClusterException) as exc:
+            raise StreamUnavailable(type(exc).__name__) from exc
+        subscription = Subscription(tenant=tenant, owner=owner, check=check)
+        feed.subscribers.add(subscription)
+        feed.idle_since = None
         STREAMS_OPEN.inc()
         return subscription
 
     def release(self, subscription: Subscription) -> None:
-        """End a subscription, once, from the loop or from another thread (Django closes a
-        response in a worker thread)."""
-        with self._release_lock:
-            if subscription.released:
-                return
-            subscription.released = True
+        """End a subscription, once (on the hub's loop)."""
+        if subscription.released:
+            return
+        subscription.released = True
         STREAMS_OPEN.dec()
-        self._loop.call_soon_threadsafe(self._subscribers.discard, subscription)
+        feed = self._feeds.get((subscription.tenant, subscription.owner))
+        if feed is not None:
+            feed.subscribers.discard(subscription)
+            if not feed.subscribers:
+                feed.idle_since = time.monotonic()
+
+    def _start_tasks(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._run())
+        if self._keeper is None or self._keeper.done():
+            self._keeper = self._loop.create_task(self._keep())
+
+    async def _feed(self, tenant: str, owner: str) -> OwnerFeed:
+        feed = self._feeds.get((tenant, owner))
+        if feed is not None:
+            return feed
+        assert self._notifier is not None
+        feed = OwnerFeed(tenant=tenant, owner=owner, channel=keys.owner_channel(tenant, owner))
+        await self._notifier.subscribe(feed.channel)
+        # The newest id, read after the subscription is confirmed: every later event is
+        # announced, so the feed reads from here on.
+        last = await async_client().xrevrange(keys.owner_events_key(tenant, owner), count=1)
+        feed.cursor = _text(last[0][0]) if last else "0-0"
+        self._feeds[(tenant, owner)] = feed
+        self._by_channel[feed.channel] = feed
+        STREAM_OWNERS_WATCHED.inc()
+        return feed
 
     async def _run(self) -> None:
         pause = RECONNECT_PAUSE_SECONDS
         while True:
-            client = redis.asyncio.Redis.from_url(
-                conf.get("REDIS_URL"),
-                socket_timeout=READ_BLOCK_MS / 1000 + conf.get("SOCKET_TIMEOUT_SECONDS") + 1,
-                socket_connect_timeout=conf.get("CONNECT_TIMEOUT_SECONDS"),
-                single_connection_client=True,
-            )
+            notifier = Notifier(await _cluster_ready(async_client()))
             try:
-                await self._read_forever(client)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                    redis.exceptions.ResponseError) as exc:
-                logger.warning("jobbox stream: lost the event stream (%s); streams end and "
-                               "resume", type(exc).__name__)
+                async with self._feed_lock:
+                    for feed in list(self._feeds.values()):
+                        await notifier.subscribe(feed.channel)
+                    self._notifier = notifier
+                self._ready.set()
+                for feed in list(self._feeds.values()):
+                    self._poke(feed)  # catch up: whatever was published while away
+                pause = RECONNECT_PAUSE_SECONDS
+                while True:
+                    feed = self._by_channel.get(await notifier.next_channel())
+                    if feed is not None:
+                        self._poke(feed)
+            except (NotifierLost, OSError, redis.exceptions.RedisError,
+                    redis.exceptions.RedisClusterException) as exc:
+                logger.warning("jobbox stream: lost the notifications (%s); subscribing again",
+                               type(exc).__name__)
             finally:
                 self._ready.clear()
-                await client.aclose()
-            self._end_all()
+                self._notifier = None
+                await notifier.close()
             await asyncio.sleep(pause)
             pause = min(pause * 2, RECONNECT_PAUSE_MAX_SECONDS)
 
-    async def _read_forever(self, client: redis.asyncio.Redis) -> None:
-        stream_key = keys.events_key()
-        # Start from the newest entry that exists now, resolved before anyone subscribes: a
-        # stream's replay or snapshot (read after subscribing) then never ends before it.
-        last = await client.xrevrange(stream_key, count=1)
-        cursor = last[0][0] if last else b"0-0"
-        self._ready.set()
-        while True:
-            reply = await client.xread({stream_key: cursor}, block=READ_BLOCK_MS,
-                                       count=READ_BATCH_EVENTS)
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    cursor = entry_id
-                    event = events.from_entry(entry_id, fields)
-                    if event is not None:
-                        self._dispatch(event)
+    def _poke(self, feed: OwnerFeed) -> None:
+        """Read the feed's history after its cursor, once, however many notifications come
+        meanwhile (one read covers them all)."""
+        if feed.reading:
+            feed.dirty = True
+            return
+        feed.reading = True
+        self._loop.create_task(self._drain(feed))
 
-    def _dispatch(self, event: JobEvent) -> None:
+    async def _drain(self, feed: OwnerFeed) -> None:
+        try:
+            while True:
+                feed.dirty = False
+                more = await self._read_feed(feed)
+                if not more and not feed.dirty:
+                    return
+        except (OSError, redis.exceptions.RedisError,
+                redis.exceptions.RedisClusterException) as exc:
+            logger.warning("jobbox stream: could not read a history (%s); its streams resume",
+                           type(exc).__name__)
+            self._end_feed(feed)
+        finally:
+            feed.reading = False
+
+    async def _read_feed(self, feed: OwnerFeed) -> bool:
+        """One batch of the feed's history after its cursor, delivered; True if there may be
+        more. A history that no longer holds the cursor ends the feed's streams (they resume
+        and get a resync)."""
+        history = keys.owner_events_key(feed.tenant, feed.owner)
+        pipe = async_client().pipeline(transaction=False)
+        pipe.xrange(history, count=1)
+        pipe.xrange(history, min=f"({feed.cursor}", count=HISTORY_READ_BATCH)
+        oldest, entries = await pipe.execute()
+        cursor = parse_event_id(feed.cursor) or (0, 0)
+        if oldest and cursor != (0, 0) and (parse_event_id(_text(oldest[0][0])) or (0, 0)) > cursor:
+            self._end_feed(feed)  # trimmed past our cursor: events were missed
+            feed.cursor = _text(entries[-1][0]) if entries else feed.cursor
+            return False
+        if not entries:
+            return False
+        self.events_read += len(entries)
+        STREAM_HISTORY_READS.inc(len(entries))
+        feed.cursor = _text(entries[-1][0])
+        for event in await resolve_entries(entries, tenant=feed.tenant, owner=feed.owner):
+            self._dispatch(feed, event)
+        return len(entries) == HISTORY_READ_BATCH
+
+    def _dispatch(self, feed: OwnerFeed, event: JobEvent) -> None:
         limit = conf.get("STREAM_QUEUE_MAX_EVENTS")
-        for subscription in list(self._subscribers):
-            if subscription.tenant != event.tenant or subscription.owner != event.owner:
-                continue
+        for subscription in list(feed.subscribers):
             if subscription.queue.qsize() >= limit:
                 # Too slow to keep up: end it; the browser reconnects and resumes or resyncs.
                 subscription.overflowed = True
                 STREAM_EVENTS.labels("dropped_slow").inc()
-                self._subscribers.discard(subscription)
+                feed.subscribers.discard(subscription)
                 subscription.queue.put_nowait(None)
                 continue
             subscription.queue.put_nowait(event)
 
-    def _end_all(self) -> None:
-        for subscription in list(self._subscribers):
+    def _end_feed(self, feed: OwnerFeed) -> None:
+        for subscription in list(feed.subscribers):
             subscription.queue.put_nowait(None)
-        self._subscribers.clear()
+        feed.subscribers.clear()
+        feed.idle_since = time.monotonic()
+
+    async def _keep(self) -> None:
+        """Every few seconds: unsubscribe idle people, renew stream leases, re-check every
+        open stream's principal. A failure waits for the next round."""
+        interval = min(conf.get("STREAM_RECHECK_SECONDS"), STREAM_LEASE_SECONDS / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._drop_idle_feeds()
+                await self._renew_leases()
+                await self._recheck_principals()
+            except (OSError, redis.exceptions.RedisError,
+                    redis.exceptions.RedisClusterException, NotifierLost) as exc:
+                logger.info("jobbox stream: keeper round failed (%s)", type(exc).__name__)
+
+    async def _drop_idle_feeds(self) -> None:
+        now = time.monotonic()
+        async with self._feed_lock:
+            for found, feed in list(self._feeds.items()):
+                if feed.subscribers or feed.idle_since is None:
+                    continue
+                if now - feed.idle_since < FEED_IDLE_SECONDS:
+                    continue
+                del self._feeds[found]
+                self._by_channel.pop(feed.channel, None)
+                STREAM_OWNERS_WATCHED.dec()
+                if self._notifier is not None:
+                    await self._notifier.unsubscribe(feed.channel)
+
+    def _open(self) -> list[Subscription]:
+        return [s for feed in self._feeds.values() for s in feed.subscribers]
+
+    async def _renew_leases(self) -> None:
+        due_at = time.monotonic() - STREAM_LEASE_SECONDS / 3
+        due = [s for s in self._open() if s.lease_renewed_at <= due_at]
+        if not due:
+            return
+        pipe = async_client().pipeline(transaction=False)
+        expires_ms = int((time.time() + STREAM_LEASE_SECONDS) * 1000)
+        for subscription in due:
+            pipe.zadd(keys.owner_streams_key(subscription.tenant, subscription.owner),
+                      {subscription.stream_id: expires_ms}, xx=True)
+            pipe.pexpire(keys.owner_streams_key(subscription.tenant, subscription.owner),
+                         int(STREAM_LEASE_SECONDS * 1000))
+            subscription.lease_renewed_at = time.monotonic()
+        await pipe.execute(raise_on_error=False)
+
+    async def _recheck_principals(self) -> None:
+        by_key: dict[str, list[Subscription]] = {}
+        for subscription in self._open():
+            if subscription.check is not None:
+                by_key.setdefault(subscription.check.key, []).append(subscription)
+        names = list(by_key)
+        for start in range(0, len(names), RECHECK_BATCH):
+            batch = names[start:start + RECHECK_BATCH]
+            pipe = async_client().pipeline(transaction=False)
+            for name in batch:
+                pipe.get(name)
+            for name, raw in zip(batch, await pipe.execute(raise_on_error=False), strict=True):
+                subscriptions = by_key[name]
+                check = subscriptions[0].check
+                assert check is not None
+                if _unchanged(raw, check.expected):
+                    continue
+                # Invalidated (deleted) or changed: resolve afresh, as a new request would.
+                fresh = await in_sync_thread(check.resolve)()
+                for subscription in subscriptions:
+                    assert subscription.check is not None
+                    if not subscription.check.still_allowed(fresh):
+                        subscription.queue.put_nowait(_REVOKED)
+
+
+def _unchanged(raw: Any, expected: dict[str, Any]) -> bool:
+    if not isinstance(raw, bytes):
+        return False
+    try:
+        return json.loads(raw) == expected
+    except ValueError:
+        return False
 
 
 _hubs: dict[asyncio.AbstractEventLoop, EventHub] = {}
-_start_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+_async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
 
 
 def hub() -> EventHub:
@@ -214,56 +612,117 @@ def hub() -> EventHub:
     return found
 
 
-def _start_client() -> redis.asyncio.Redis:
+def async_client() -> Any:
+    """This loop's async Redis client (a cluster client on a cluster), on a small blocking
+    pool shared by every stream."""
     loop = asyncio.get_running_loop()
-    client = _start_clients.get(loop)
+    client = _async_clients.get(loop)
     if client is None:
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            conf.get("REDIS_URL"), max_connections=START_POOL_CONNECTIONS,
-            timeout=conf.get("SOCKET_TIMEOUT_SECONDS") * 8,
-            socket_timeout=conf.get("SOCKET_TIMEOUT_SECONDS") * 4,
-            socket_connect_timeout=conf.get("CONNECT_TIMEOUT_SECONDS"),
-        )
-        client = _start_clients[loop] = redis.asyncio.Redis(connection_pool=pool)
+        options: dict[str, Any] = {
+            "socket_timeout": conf.get("SOCKET_TIMEOUT_SECONDS") * 4,
+            "socket_connect_timeout": conf.get("CONNECT_TIMEOUT_SECONDS"),
+        }
+        if is_cluster():
+            client = redis.asyncio.cluster.RedisCluster.from_url(
+                conf.get("REDIS_URL"), max_connections=ASYNC_POOL_CONNECTIONS + 1, **options)
+        else:
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                conf.get("REDIS_URL"), max_connections=ASYNC_POOL_CONNECTIONS,
+                timeout=conf.get("SOCKET_TIMEOUT_SECONDS") * 40, **options)
+            client = redis.asyncio.Redis(connection_pool=pool)
+        _async_clients[loop] = client
     return client
 
 
+async def _cluster_ready(client: Any) -> Any:
+    if is_cluster():
+        await client.initialize()  # the slot map: which node owns each person's channel
+    return client
+
+
+async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> list[JobEvent]:
+    """History entries as events of this person; entries whose snapshot was too large to
+    copy are completed from the jobs' keys (one pipeline)."""
+    parsed = [entry for entry_id, fields in entries
+              if (entry := parse_entry(entry_id, fields)) is not None
+              and entry.tenant == tenant and entry.owner == owner]
+    missing = [entry for entry in parsed if entry.needs_snapshot]
+    fetched: dict[int, bytes | None] = {}
+    if missing:
+        pipe = async_client().pipeline(transaction=False)
+        for entry in missing:
+            pipe.get(keys.status_key(registry.get(entry.kind).status_namespace, entry.job_id))
+        for entry, raw in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+            fetched[id(entry)] = raw if isinstance(raw, bytes) else None
+    events: list[JobEvent] = []
+    for entry in parsed:
+        event = _resolve(entry, fetched.get(id(entry)))
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def _resolve(entry: EventEntry, fetched: bytes | None) -> JobEvent | None:
+    if entry.needs_snapshot and fetched is None:
+        return None  # the job's snapshot expired meanwhile: nothing to show
+    return entry.resolve(fetched)
+
+
+# --- Reading at stream start --------------------------------------------------------------
+
+
 async def read_box_async(*, tenant: str, owner: str) -> Box:
-    """`jobbox.box.read_box` for the event loop: the same script; a rebuild (SQL) on a miss
-    runs in a thread."""
-    client = _start_client()
-    script_keys, args = read_script_arguments(tenant, owner)
-    reply = await async_script("read_jobbox", client)(keys=script_keys, args=args)
-    box = await off_loop_if_needed(parse_reply, reply, tenant=tenant, owner=owner)
+    """`jobbox.box.read_box` for the event loop: one round trip on a single Redis (one per
+    node on a cluster); a rebuild (SQL) on a miss runs in a thread."""
+    box = await off_loop_if_needed(parse_reply, await _box_reply(tenant, owner),
+                                   tenant=tenant, owner=owner)
     if box is None:
         await in_sync_thread(rebuild)(tenant=tenant, owner=owner)
-        reply = await async_script("read_jobbox", client)(keys=script_keys, args=args)
-        box = await off_loop_if_needed(parse_reply, reply, tenant=tenant, owner=owner)
+        box = await off_loop_if_needed(parse_reply, await _box_reply(tenant, owner),
+                                       tenant=tenant, owner=owner)
     return box or Box(entries=[], last_event_id="")
+
+
+async def _box_reply(tenant: str, owner: str) -> list[Any]:
+    client = async_client()
+    if not is_cluster():
+        script_keys, args = read_script_arguments(tenant, owner)
+        return await async_script("read_jobbox", client)(keys=script_keys, args=args)
+    script_keys, args = index_script_arguments(tenant, owner)
+    index = await async_script("read_box_index", client)(keys=script_keys, args=args)
+    members = index_members(index)
+    job_replies: list[Any] = []
+    if members:
+        pipe = client.pipeline(transaction=False)
+        for member, _ in members:
+            queue_job_reads(pipe, member)
+        job_replies = await pipe.execute(raise_on_error=False)
+    reply, gone = assemble_reply(index, members, job_replies, finished_before_ms())
+    if gone:
+        await client.zrem(script_keys[0], *gone)
+    return reply
 
 
 async def replay_after(event_id: EventId, *, tenant: str,
                        owner: str) -> tuple[list[JobEvent], EventId] | None:
-    """This person's events after `event_id` and the newest id looked at, or None when events
-    after it may have been dropped from the bounded stream (the caller resyncs)."""
-    stream_key = keys.events_key()
-    pipe = _start_client().pipeline(transaction=True)
-    pipe.xrange(stream_key, count=1)
-    pipe.xrevrange(stream_key, count=1)
-    pipe.xrange(stream_key, min=f"({event_id[0]}-{event_id[1]}", count=REPLAY_MAX_EVENTS + 1)
-    first, last, entries = await pipe.execute()
-    if not first or not last:
-        return None
-    oldest = parse_event_id(first[0][0].decode())
-    newest = parse_event_id(last[0][0].decode())
+    """This person's events after `event_id` and the newest id looked at, or None when the
+    history no longer covers it (trimmed past it, expired, or an id beyond the newest: from
+    before a Redis reset); the caller resyncs."""
+    history = keys.owner_events_key(tenant, owner)
+    pipe = async_client().pipeline(transaction=False)
+    pipe.xrange(history, count=1)
+    pipe.xrevrange(history, count=1)
+    pipe.xrange(history, min=f"({_id_text(event_id)}", count=REPLAY_MAX_EVENTS + 1)
+    first, last, entries = await pipe.execute(raise_on_error=False)
+    if isinstance(entries, Exception) or not first or not last:
+        return None  # the id is the largest there is: nothing can follow it
+    oldest = parse_event_id(_text(first[0][0]))
+    newest = parse_event_id(_text(last[0][0]))
     if oldest is None or newest is None or event_id < oldest or event_id > newest:
-        return None  # trimmed past it, or from before this Redis was reset
+        return None
     if len(entries) > REPLAY_MAX_EVENTS:
         return None
-    replayed = [event for entry_id, fields in entries
-                if (event := events.from_entry(entry_id, fields)) is not None
-                and event.tenant == tenant and event.owner == owner]
-    return replayed, newest
+    return await resolve_entries(entries, tenant=tenant, owner=owner), newest
 
 
 def format_event(name: str, data: dict[str, Any], event_id: str | None) -> bytes:
@@ -272,30 +731,78 @@ def format_event(name: str, data: dict[str, Any], event_id: str | None) -> bytes
     return f"{head}event: {name}\ndata: {body}\n\n".encode()
 
 
-def _box_data(box: Box) -> dict[str, Any]:
-    return {"jobs": [entry.as_json() for entry in box.entries]}
+def _box_data(box: Box, *, resync: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {"jobs": [entry.as_json() for entry in box.entries]}
+    if resync:
+        # Said plainly (as Centrifugo's `recovered: false`): events since the client's id
+        # could not be replayed; this box replaces everything it showed.
+        data["recovered"] = False
+    return data
 
 
-async def _event_source(subscription: Subscription, resume_from: EventId | None,
-                        ) -> AsyncIterator[bytes]:
-    try:
-        yield f"retry: {CLIENT_RETRY_MS}\n\n".encode()
+# --- One stream ---------------------------------------------------------------------------
+
+
+class Stream:
+    """One open stream: `events()` yields its SSE bytes; `close()` releases it (once)."""
+
+    def __init__(self, subscription: Subscription, resume_from: EventId | None,
+                 resume_requested: bool) -> None:
+        self.subscription = subscription
+        self._resume_from = resume_from
+        self._resume_requested = resume_requested
+        self._closed = False
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        hub().release(self.subscription)
+        await _end_lease(self.subscription)
+
+    async def events(self) -> AsyncIterator[bytes]:
+        try:
+            yield f"retry: {CLIENT_RETRY_MS}\n\n".encode()
+            seen = (0, 0)
+            async for chunk, position in self._start():
+                seen = position
+                if chunk:
+                    yield chunk
+            async for chunk in self._live(seen):
+                yield chunk
+        except (OSError, redis.exceptions.RedisError,
+                redis.exceptions.RedisClusterException) as exc:
+            # Redis failed while starting: end the stream; the browser resumes.
+            logger.warning("jobbox stream: ended early (%s)", type(exc).__name__)
+        finally:
+            await self.close()
+
+    async def _start(self) -> AsyncIterator[tuple[bytes, EventId]]:
+        subscription = self.subscription
         replay = None
-        if resume_from is not None:
-            replay = await replay_after(resume_from, tenant=subscription.tenant,
+        if self._resume_from is not None:
+            replay = await replay_after(self._resume_from, tenant=subscription.tenant,
                                         owner=subscription.owner)
         if replay is None:
             box = await read_box_async(tenant=subscription.tenant, owner=subscription.owner)
-            name = "resync" if resume_from is not None else "box"
+            name = "resync" if self._resume_requested else "box"
             STREAM_EVENTS.labels(name).inc()
-            yield format_event(name, _box_data(box), box.last_event_id or None)
-            seen = parse_event_id(box.last_event_id) or (0, 0)
-        else:
-            replayed, seen = replay
-            STREAM_EVENTS.labels("replayed").inc(len(replayed))
-            for event in replayed:
-                yield format_event(event.name, await off_loop_if_needed(event.as_json),
-                                   event.event_id)
+            yield (format_event(name, _box_data(box, resync=self._resume_requested),
+                                box.last_event_id or None),
+                   parse_event_id(box.last_event_id) or (0, 0))
+            return
+        replayed, newest = replay
+        STREAM_EVENTS.labels("replayed").inc(len(replayed))
+        seen = self._resume_from or (0, 0)
+        for event in replayed:
+            seen = parse_event_id(event.event_id) or seen
+            yield (format_event(event.name, await off_loop_if_needed(event.as_json),
+                                event.event_id), seen)
+        # Events up to the newest id looked at were replayed (or were another job's noise).
+        if newest > seen:
+            yield b"", newest
+
+    async def _live(self, seen: EventId) -> AsyncIterator[bytes]:
         heartbeat = conf.get("STREAM_HEARTBEAT_SECONDS")
         ends_at = time.monotonic() + conf.get("STREAM_MAX_SECONDS")
         while time.monotonic() < ends_at:
@@ -304,12 +811,17 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
                 # cancellation (the client left) that lands as its timeout fires, and the
                 # stream would beat on to nobody until STREAM_MAX_SECONDS.
                 async with asyncio.timeout(heartbeat_after_seconds(heartbeat)):
-                    event = await subscription.queue.get()
+                    event = await self.subscription.queue.get()
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
+            if event is _REVOKED:
+                STREAM_EVENTS.labels("reauthenticate").inc()
+                yield format_event("reauthenticate", {"detail": "Access was revoked; "
+                                                      "authenticate again."}, None)
+                return
             if event is None:
-                return  # the hub lost Redis or this stream fell behind: the browser resumes
+                return  # fell behind, or the history skipped past us: the browser resumes
             event_id = parse_event_id(event.event_id)
             if event_id is None or event_id <= seen:
                 continue  # already in the snapshot or the replay
@@ -317,43 +829,34 @@ async def _event_source(subscription: Subscription, resume_from: EventId | None,
             STREAM_EVENTS.labels(event.name).inc()
             yield format_event(event.name, await off_loop_if_needed(event.as_json),
                                event.event_id)
-    finally:
-        hub().release(subscription)
 
 
-class EventStreamResponse(StreamingHttpResponse):
-    """An SSE response that releases its subscription when Django closes it.
-
-    A client that disconnects while an event is being sent leaves the event generator
-    suspended at a `yield` (Django cancels the send, not the generator, and closes only
-    synchronous iterators): without this, the subscription would live until the generator is
-    garbage-collected.
-    """
-
-    def __init__(self, owner: EventHub, subscription: Subscription,
-                 source: AsyncIterator[bytes]) -> None:
-        super().__init__(source, content_type="text/event-stream")
-        self._hub = owner
-        self._subscription = subscription
-
-    def close(self) -> None:
-        self._hub.release(self._subscription)
-        super().close()
-
-
-class StreamUnavailable(Exception):
-    """The event stream's Redis cannot be reached: no stream can start."""
-
-
-async def start_stream(*, tenant: str, owner: str,
-                       resume_from: EventId | None) -> EventStreamResponse:
-    """A person's event stream: the box (or a replay from `resume_from`), then live events.
-    Raises `StreamUnavailable`."""
+async def start_stream(*, tenant: str, owner: str, resume_from: EventId | None,
+                       resume_requested: bool = False,
+                       check: PrincipalCheck | None = None) -> Stream:
+    """A person's event stream: the box (or a replay from `resume_from`; a `resync` when a
+    resume was asked for and cannot be served), then live events. Raises `TooManyStreams`
+    past the person's cap, `StreamUnavailable` when Redis cannot be reached."""
+    subscription = await hub().subscribe(tenant=tenant, owner=owner, check=check)
     try:
-        subscription = await hub().subscribe(tenant=tenant, owner=owner)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        opened = await async_script("open_stream", async_client())(
+            keys=[keys.owner_streams_key(tenant, owner)],
+            args=[subscription.stream_id, int(STREAM_LEASE_SECONDS * 1000),
+                  conf.get("STREAMS_PER_PERSON")])
+    except (OSError, redis.exceptions.RedisError,
+            redis.exceptions.RedisClusterException) as exc:
+        hub().release(subscription)
         raise StreamUnavailable(type(exc).__name__) from exc
-    response = EventStreamResponse(hub(), subscription, _event_source(subscription, resume_from))
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # a proxy must pass events on as they come
-    return response
+    if not opened:
+        hub().release(subscription)
+        raise TooManyStreams(owner)
+    return Stream(subscription, resume_from, resume_requested or resume_from is not None)
+
+
+async def _end_lease(subscription: Subscription) -> None:
+    # On failure the lease runs out by itself within STREAM_LEASE_SECONDS.
+    with contextlib.suppress(OSError, redis.exceptions.RedisError,
+                             redis.exceptions.RedisClusterException):
+        await async_client().zrem(keys.owner_streams_key(subscription.tenant,
+                                                         subscription.owner),
+                                  subscription.stream_id)

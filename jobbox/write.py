@@ -1,11 +1,20 @@
 """The write path: transitions (version + 1, snapshot after commit) and progress reports.
 
-DESIGN.md, "Data flow" and invariants 2, 3 and 9: the snapshot is taken inside the
+DESIGN.md, "Data flow" and invariants 2, 3, 9 and 12: the snapshot is taken inside the
 transaction (it is exactly the state being committed) but reaches Redis only in `on_commit`,
-through a Lua compare-and-set that refuses anything not newer than what Redis holds; in the
-same atomic step the owner's job box learns of the job and a `changed` event is published.
+through a Lua compare-and-set that refuses anything not newer than what Redis holds (the
+job's slot); then, in the owner's slot, the owner's job box learns of the job and a `changed`
+event joins the owner's history and is announced to the processes streaming to that owner.
 Progress goes to Redis only. A deleted row leaves Redis after commit (`forget_on_commit`):
 snapshot, progress and box entry. Each script's KEYS and ARGV are built here, next to its call.
+
+Two scripts, two slots: what a Redis Cluster costs. A crash (or a failure that outlasts the
+retries) between the job's compare-and-set and the owner's update leaves a stored snapshot
+whose box entry and event are missing: a poll of the job is right, the box may miss the job
+or show an older score, and open streams do not hear of the change. The reconciler
+(`jobbox.reconcile`) compares each recently changed row's box score with what the index
+holds and records the owner's part again (index and event); an index that was lost is
+rebuilt from the database on its next read.
 """
 
 import logging
@@ -17,7 +26,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from jobbox import caches, conf, keys, model, registry
-from jobbox.client import RedisUnavailable, get_redis, redis_errors, with_retries
+from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors, with_retries
 from jobbox.metrics import CACHE_WRITES
 from jobbox.model import Snapshot, clamp_percent
 from jobbox.registry import TrackedJob, UnknownJobKind
@@ -65,8 +74,14 @@ def store_after_commit(snapshot: Snapshot) -> bool:
     """
     caches.job_snapshots.discard((snapshot.kind, snapshot.job_id))
     try:
-        return with_retries(lambda: store_snapshot(snapshot), attempts=STORE_ATTEMPTS,
-                            pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+        # The two parts are retried apart: a retry of the whole would find the snapshot
+        # stored by the first try, record no event, and the open streams would miss it.
+        stored, progress = with_retries(lambda: store_job_part(snapshot),
+                                        attempts=STORE_ATTEMPTS,
+                                        pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+        with_retries(lambda: record_owner_part(snapshot, stored=stored, progress=progress),
+                     attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+        return stored
     except RedisUnavailable as exc:
         CACHE_WRITES.labels(snapshot.kind, "failed").inc()
         logger.warning(
@@ -80,28 +95,82 @@ def store_snapshot(snapshot: Snapshot) -> bool:
     """Compare-and-set: True if stored, False if Redis already holds this version or a newer one.
 
     Used by transitions (after commit), read-through fills and repairs (of committed rows).
-    Raises `RedisUnavailable`. KEYS and ARGV as `lua/store_snapshot.lua` documents them.
+    Raises `RedisUnavailable`. The job's part, then the owner's (see the module's notes).
     """
+    stored, progress = store_job_part(snapshot)
+    record_owner_part(snapshot, stored=stored, progress=progress)
+    return stored
+
+
+def store_job_part(snapshot: Snapshot) -> tuple[bool, str]:
+    """The compare-and-set in the job's slot: (stored, the progress hash as JSON pairs).
+    KEYS and ARGV as `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`."""
     job = registry.get(snapshot.kind)
     queued = not snapshot.terminal and snapshot.status not in job.running_statuses
-    script_keys = [
-        keys.status_key(job.status_namespace, snapshot.job_id),
-        keys.progress_key(job.progress_namespace, snapshot.job_id),
-    ]
-    args: list[str | int] = [snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
-                             "clear" if queued else "keep", model.FORMAT]
-    if snapshot.owner is not None:
-        script_keys += [keys.box_index_key(snapshot.tenant, snapshot.owner), keys.events_key()]
-        args += [
-            box_member(job, snapshot.job_id), box_score_ms(job, snapshot),
-            box_index_ttl_seconds(), conf.get("JOBBOX_MAX_JOBS"),
-            conf.get("EVENT_STREAM_MAXLEN"),
-            snapshot.tenant, snapshot.owner, snapshot.kind, snapshot.job_id,
-        ]
     with redis_errors():
-        stored = script("store_snapshot", get_redis())(keys=script_keys, args=args)
+        stored, progress = script("store_snapshot", get_redis())(
+            keys=[keys.status_key(job.status_namespace, snapshot.job_id),
+                  keys.progress_key(job.progress_namespace, snapshot.job_id)],
+            args=[snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
+                  "clear" if queued else "keep", model.FORMAT],
+        )
     CACHE_WRITES.labels(snapshot.kind, "stored" if stored else "stale").inc()
-    return bool(stored)
+    return bool(stored), _text(progress)
+
+
+def record_owner_part(snapshot: Snapshot, *, stored: bool, progress: str) -> str:
+    """The owner's box entry always (a stale write's newer snapshot belongs in the box too);
+    a `changed` event only when the snapshot was stored. Returns the event id ('' if none).
+    Raises `RedisUnavailable`."""
+    if snapshot.owner is None:
+        return ""
+    job = registry.get(snapshot.kind)
+    return record_owner_change(
+        snapshot, member=box_member(job, snapshot.job_id),
+        score=box_score_ms(job, snapshot),
+        event=event_fields("changed", snapshot, progress) if stored else None)
+
+
+def record_owner_change(snapshot: Snapshot, *, member: str, score: int,
+                        event: list[str] | None) -> str:
+    """One call in the owner's slot: the box index (unless `member` is ''), the event in the
+    owner's history and its notification. KEYS and ARGV as `lua/record_owner_change.lua`
+    documents them. Raises `RedisUnavailable`."""
+    assert snapshot.owner is not None
+    tenant, owner = snapshot.tenant, snapshot.owner
+    with redis_errors():
+        event_id = script("record_owner_change", get_redis())(
+            keys=[keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner),
+                  keys.owner_channel(tenant, owner)],
+            args=[member, score, box_index_ttl_seconds(), conf.get("JOBBOX_MAX_JOBS"),
+                  "1" if event else "0", conf.get("EVENT_HISTORY_MAXLEN"),
+                  conf.get("EVENT_HISTORY_TTL_SECONDS"), publish_command(), *(event or [])],
+        )
+    return _text(event_id)
+
+
+def publish_command() -> str:
+    # SPUBLISH reaches only the shard that owns the channel's slot; PUBLISH on a cluster would
+    # be broadcast to every node. A single Redis (6.2 for the embedded default) has PUBLISH,
+    # which reaches only the processes subscribed to that owner's channel.
+    return "SPUBLISH" if is_cluster() else "PUBLISH"
+
+
+def event_fields(name: str, snapshot: Snapshot, progress: str,
+                 encoded: str | None = None) -> list[str]:
+    """An event as a history entry's field/value pairs (read back by `jobbox.events`). The
+    snapshot is copied in only up to EVENT_SNAPSHOT_MAX_BYTES, so a history's size has a
+    bound whatever a job holds; a larger one is read from the job's key on delivery."""
+    encoded = snapshot.encode() if encoded is None else encoded
+    inline = len(encoded.encode()) <= conf.get("EVENT_SNAPSHOT_MAX_BYTES")
+    return ["e", name, "t", snapshot.tenant, "o", str(snapshot.owner), "k", snapshot.kind,
+            "i", snapshot.job_id, "s", encoded if inline else "", "p", progress]
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def on_row_deleted(sender: type[models.Model], instance: models.Model, **_: object) -> None:
@@ -180,7 +249,8 @@ def report_progress(
     """Record a running job's progress (Redis only) and keep its snapshot alive (the seed's
     "2 h, refreshed by progress"); False when the job already ended (a late report changes
     nothing). Raises `RedisUnavailable`: progress is best effort, the caller decides whether
-    to care. KEYS and ARGV as `lua/report_progress.lua` documents them."""
+    to care. KEYS and ARGV as `lua/report_progress.lua` documents them; a report due as an
+    event is then recorded in the owner's slot (`record_owner_change`)."""
     job = registry.get(kind)
     pairs: list[str | int] = ["updated_at", repr(time.time())]
     for name, value in (
@@ -192,14 +262,21 @@ def report_progress(
         if value is not None:
             pairs += [name, value]
     with redis_errors():
-        stored = script("report_progress", get_redis())(
-            keys=[
-                keys.status_key(job.status_namespace, job_id),
-                keys.progress_key(job.progress_namespace, job_id),
-                keys.events_key(),
-            ],
+        reply = script("report_progress", get_redis())(
+            keys=[keys.status_key(job.status_namespace, job_id),
+                  keys.progress_key(job.progress_namespace, job_id)],
             args=[conf.get("RUNNING_TTL_SECONDS"), clamp_percent(percent),
-                  conf.get("PROGRESS_EVENT_INTERVAL_MS"), conf.get("EVENT_STREAM_MAXLEN"),
-                  *pairs],
+                  conf.get("PROGRESS_EVENT_INTERVAL_MS"), *pairs],
         )
-    return bool(stored)
+    if len(reply) == 3:
+        _publish_progress(job, job_id, raw_snapshot=_text(reply[1]), progress=_text(reply[2]))
+    return bool(reply[0])
+
+
+def _publish_progress(job: TrackedJob, job_id: str, *, raw_snapshot: str, progress: str) -> None:
+    """The `progressed` event, in the owner's slot (the job's script said it is due)."""
+    snapshot = model.decode_snapshot(raw_snapshot, kind=job.kind, job_id=job_id)
+    if snapshot is None or snapshot.owner is None:
+        return  # garbage at the status key: the next fill replaces it; nothing to announce
+    record_owner_change(snapshot, member="", score=-1,
+                        event=event_fields("progressed", snapshot, progress, raw_snapshot))

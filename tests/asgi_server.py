@@ -17,6 +17,8 @@ from jobbox import conf
 
 # uvicorn imports Django in a second or two here; a loaded shared machine gets room.
 SERVER_START_TIMEOUT_SECONDS = 60
+# The process id of each running server by its base URL (tests count its threads).
+SERVER_PIDS: dict[str, int] = {}
 
 
 @contextmanager
@@ -45,13 +47,16 @@ def _serving(command: list[str], port: int, redis_url: str, env: dict[str, str]
              ) -> Iterator[str]:
     process = subprocess.Popen(
         command,
-        env={**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis_url, **env},
+        env={**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
+             "REDIS_CLUSTER": "1" if conf.get("REDIS_CLUSTER") else "", **env},
     )
     base = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[base] = process.pid
     try:
         _wait_until_serving(process, base)
         yield base
     finally:
+        SERVER_PIDS.pop(base, None)
         process.terminate()
         try:
             process.wait(timeout=10)

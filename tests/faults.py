@@ -21,7 +21,7 @@ T = TypeVar("T")
 def private_redis_server() -> Iterator[RedisServer]:
     """jobbox on a redis-server of the test's own (never the machine's 6379)."""
     with RedisServer() as server, override_settings(
-        JOBBOX={**settings.JOBBOX, "REDIS_URL": server.url}
+        JOBBOX={**settings.JOBBOX, "REDIS_URL": server.url, "REDIS_CLUSTER": False}
     ):
         yield server
 

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import redis
+import redis.cluster
 from django.conf import settings
 
 from academy.videos import services
@@ -11,9 +12,12 @@ from academy.videos.models import Video
 from jobbox import conf, keys
 
 
-def outside_redis() -> redis.Redis:
-    """A separate connection: what another process would see."""
-    return redis.Redis.from_url(conf.get("REDIS_URL") or settings.REDIS_URL)
+def outside_redis() -> redis.Redis | redis.cluster.RedisCluster:
+    """A separate connection: what another process would see (a cluster client on a cluster)."""
+    url = conf.get("REDIS_URL") or settings.REDIS_URL
+    if conf.get("REDIS_CLUSTER"):
+        return redis.cluster.RedisCluster.from_url(url)
+    return redis.Redis.from_url(url)
 
 
 def stored_snapshot(video_id: int) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """GET /api/jobbox/stream: transitions and progress pushed, resumable, tenant-walled, one Redis
 connection per process however many streams are open. A real uvicorn process serves it."""
 
+import json
 import re
 import urllib.request
 
@@ -10,7 +11,7 @@ import redis
 from academy.embedded import RedisServer
 from academy.videos import services
 from jobbox import keys
-from tests.asgi_server import serve_asgi
+from tests.asgi_server import SERVER_PIDS, serve_asgi
 from tests.faults import wait_until
 from tests.helpers import new_video
 from tests.sse import SSEStream, is_status
@@ -20,6 +21,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # Frequent heartbeats, so the heartbeat test needs no long wait.
 HEARTBEAT_SECONDS = "0.5"
 METRICS_TOKEN = "stream-test-scraper"
+# Streams one person may hold in these tests (the many-streams test opens 10 each).
+STREAM_CAP = 10
+# Principals re-checked often, so a revocation test waits little.
+RECHECK_SECONDS = "0.5"
 # How long the server may take to notice closed connections (not a speed assertion).
 RELEASE_WAIT_SECONDS = 20
 
@@ -33,7 +38,8 @@ def private_redis():
 @pytest.fixture(scope="module")
 def server(private_redis):
     with serve_asgi(private_redis.url, JOBBOX_STREAM_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS,
-                    METRICS_TOKEN=METRICS_TOKEN) as base:
+                    METRICS_TOKEN=METRICS_TOKEN, JOBBOX_STREAMS_PER_PERSON=str(STREAM_CAP),
+                    JOBBOX_STREAM_RECHECK_SECONDS=RECHECK_SECONDS) as base:
         yield base
 
 
@@ -130,11 +136,12 @@ def test_an_event_id_older_than_the_kept_events_gets_an_explicit_resync(
     services.mark_processing(video.pk, worker_id="w1")
     services.complete_video(video.pk, "hls/1/master.m3u8", duration=10)
     # Only the newest event is kept: the ones after old_id are gone.
-    redis.Redis.from_url(private_redis.url).xtrim(keys.events_key(), maxlen=1,
-                                                  approximate=False)
+    history = keys.owner_events_key(str(alice.tenant.pk), str(alice.user.pk))
+    redis.Redis.from_url(private_redis.url).xtrim(history, maxlen=1, approximate=False)
     resumed = streams(server, alice.token, last_event_id=old_id)
     event = resumed.next_event()
     assert event.name == "resync"
+    assert event.data["recovered"] is False
     assert [(e["id"], e["job"]["status"]) for e in event.data["jobs"]] == [
         (str(video.pk), "READY")]
 
@@ -150,7 +157,8 @@ def test_a_stream_carries_only_its_own_tenant_and_owner(server, alice, bob, stre
     assert [e.data["id"] for e in seen] == [str(bobs.pk)]
 
 
-def test_many_open_streams_share_one_redis_reader(server, alice, bob, streams, private_redis):
+def test_many_open_streams_share_one_redis_subscriber(server, alice, bob, streams,
+                                                     private_redis):
     opened = [streams(server, member.token) for member in [alice, bob] * 10]
     for stream in opened:
         stream.next_event()
@@ -158,7 +166,14 @@ def test_many_open_streams_share_one_redis_reader(server, alice, bob, streams, p
     for stream in opened[::2]:
         stream.until(is_status("UPLOADED", video.pk))
     clients = redis.Redis.from_url(private_redis.url).client_list()
-    assert sum(1 for c in clients if c["cmd"] == "xread") == 1
+    subscribers = [c for c in clients if c["cmd"] in ("subscribe", "ssubscribe")]
+    assert len(subscribers) == 1
+    # One channel per person watched (alice's, bob's, and people of earlier tests not yet
+    # dropped), not one per stream.
+    assert int(subscribers[0]["sub"]) < len(opened)
+    channels = set(redis.Redis.from_url(private_redis.url).pubsub_channels())
+    assert {keys.owner_channel(str(m.tenant.pk), str(m.user.pk)).encode()
+            for m in (alice, bob)} <= channels
     # Everything connected to this Redis (the server's reader, its bounded pools, this
     # test's own clients) stays under the number of open streams.
     assert len(clients) < len(opened)
@@ -229,3 +244,131 @@ def test_heartbeat_intervals_are_jittered_within_a_fifth():
     waits = [heartbeat_after_seconds(15.0) for _ in range(200)]
     assert all(12.0 <= wait <= 18.0 for wait in waits)
     assert len({round(wait, 3) for wait in waits}) > 100  # not one shared beat
+
+
+def metric_on_server(base, name):
+    request = urllib.request.Request(f"{base}/metrics",
+                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def threads_of(base):
+    import os
+
+    return len(os.listdir(f"/proc/{SERVER_PIDS[base]}/task"))
+
+
+def test_open_streams_hold_no_thread_each(server, alice, bob, streams):
+    """Django's ASGI handler kept a thread per open request (its middleware and the
+    response's close run in the request's own thread); the stream app keeps none."""
+    warm = streams(server, alice.token)
+    warm.next_event()
+    before = threads_of(server)
+    opened = [streams(server, member.token) for member in [alice, bob] * 9]
+    for stream in opened:
+        stream.next_event()
+    assert threads_of(server) - before < len(opened) // 3
+
+
+def test_past_the_per_person_cap_a_stream_is_refused_with_429_across_processes(
+        server, private_redis, alice, bob, streams):
+    with serve_asgi(private_redis.url, METRICS_TOKEN=METRICS_TOKEN,
+                    JOBBOX_STREAMS_PER_PERSON=str(STREAM_CAP)) as other:
+        held = [streams(base, alice.token) for base in [server, other] * (STREAM_CAP // 2)]
+        for stream in held:
+            stream.next_event()
+        for base in (server, other):
+            refused = streams(base, alice.token)
+            assert refused.response.status == 429
+            body = json.loads(refused.response.read())
+            assert body["limit"] == STREAM_CAP and "at most" in body["detail"]
+        bobs = streams(server, bob.token)  # another person is not affected
+        assert bobs.next_event().name == "box"
+        held.pop().close()
+        assert wait_until(lambda: _opens(server, alice.token), timeout_seconds=RELEASE_WAIT_SECONDS)
+
+
+def _opens(base, token):
+    stream = SSEStream(base, token)
+    try:
+        return stream.response.status == 200 and stream.next_event().name == "box"
+    finally:
+        stream.close()
+
+
+def revoke_token(member):
+    from rest_framework.authtoken.models import Token
+
+    Token.objects.filter(key=member.token).delete()
+    return 401
+
+
+def deactivate_user(member):
+    member.user.is_active = False
+    member.user.save()
+    return 401
+
+
+def move_membership(member):
+    from academy.tenants.models import Membership, Tenant
+
+    elsewhere = Tenant.objects.create(slug="elsewhere", name="Elsewhere")
+    membership = Membership.objects.get(user=member.user)
+    membership.tenant = elsewhere
+    membership.save()
+    return 200  # a new stream, of the new tenant's box
+
+
+@pytest.mark.parametrize("revoke", [revoke_token, deactivate_user, move_membership])
+def test_a_revoked_principal_ends_its_open_stream(server, alice, streams, revoke):
+    stream = streams(server, alice.token)
+    assert stream.next_event().name == "box"
+    new_video(alice)  # in the box of alice's first tenant
+    answer_after = revoke(alice)
+    event = stream.until(lambda e: e.name == "reauthenticate")[-1]
+    assert "authenticate again" in event.data["detail"]
+    with pytest.raises(EOFError):
+        stream.next_event()
+    reopened = streams(server, alice.token)
+    assert reopened.response.status == answer_after
+    if answer_after == 200:
+        assert reopened.next_event().data["jobs"] == []
+
+
+@pytest.mark.parametrize("last_event_id", [
+    "99999999999999999999-0",  # past Redis's 64-bit range: was a traceback
+    "18446744073709551615-18446744073709551615",  # in range, beyond the newest event
+    "not-an-id",
+])
+def test_an_unusable_last_event_id_gets_a_resync(server, alice, streams, last_event_id):
+    video = new_video(alice)
+    stream = streams(server, alice.token, last_event_id=last_event_id)
+    event = stream.next_event()
+    assert event.name == "resync" and event.data["recovered"] is False
+    assert [entry["job"]["id"] for entry in event.data["jobs"]] == [video.pk]
+    services.mark_processing(video.pk, worker_id="w1")
+    assert stream.until(is_status("PROCESSING", video.pk))  # and it goes on live
+
+
+def test_a_process_reads_only_the_events_of_the_people_it_streams_to(
+        server, private_redis, alice, bob, streams):
+    with serve_asgi(private_redis.url, METRICS_TOKEN=METRICS_TOKEN) as other:
+        alices = streams(server, alice.token)
+        bobs = streams(other, bob.token)
+        alices.next_event(), bobs.next_event()
+        read_here = metric_on_server(server, "jobbox_stream_history_entries_read_total")
+        read_there = metric_on_server(other, "jobbox_stream_history_entries_read_total")
+        videos = [new_video(alice, f"lecture {n}") for n in range(10)]
+        for video in videos:
+            services.mark_processing(video.pk, worker_id="w1")
+        alices.until(is_status("PROCESSING", videos[-1].pk))
+        bobs_own = new_video(bob)
+        assert bobs.until(is_status("UPLOADED", bobs_own.pk))[0].data["id"] == str(bobs_own.pk)
+        assert metric_on_server(server, "jobbox_stream_history_entries_read_total") \
+            - read_here >= 20
+        # The other process read bob's one event, none of alice's twenty.
+        assert metric_on_server(other, "jobbox_stream_history_entries_read_total") \
+            - read_there == 1

@@ -24,14 +24,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 STATED_BOUND_SECONDS = 60.0
 
 
-def refuse_write(snapshot):
+def refuse_write(snapshot, **_):
     """A snapshot write failing as if Redis had timed out (reads still work)."""
     raise RedisUnavailable("TimeoutError (injected)")
 
 
 def test_a_write_that_fails_once_after_commit_is_stored_by_the_retry(alice, monkeypatch):
     video = new_video(alice)
-    real, attempts = write.store_snapshot, []
+    real, attempts = write.store_job_part, []
 
     def flaky(snapshot):
         attempts.append(snapshot.version)
@@ -39,15 +39,44 @@ def test_a_write_that_fails_once_after_commit_is_stored_by_the_retry(alice, monk
             raise RedisUnavailable("ConnectionError (injected)")
         return real(snapshot)
 
-    monkeypatch.setattr(write, "store_snapshot", flaky)
+    monkeypatch.setattr(write, "store_job_part", flaky)
     services.mark_processing(video.pk, worker_id="w1")
     assert attempts == [2, 2]
     assert stored_snapshot(video.pk)["status"] == "PROCESSING"
 
 
+def box_entries_and_events(member):
+    tenant, owner = str(member.tenant.pk), str(member.user.pk)
+    redis = outside_redis()
+    return (redis.zrange(keys.box_index_key(tenant, owner), 0, -1, withscores=True),
+            redis.xrange(keys.owner_events_key(tenant, owner)))
+
+
+def test_an_owner_update_lost_between_the_two_slots_is_recorded_by_the_reconciler(
+        alice, monkeypatch):
+    """The job's compare-and-set stored, the owner's box entry and event did not (a crash
+    between the two scripts): the reconciler records them, with the job's current state."""
+    video = new_video(alice)
+    alice.client().get("/api/jobbox/")  # the box index exists
+    monkeypatch.setattr(write, "record_owner_part", refuse_write)
+    services.mark_processing(video.pk, worker_id="w1")
+    monkeypatch.undo()
+    assert stored_snapshot(video.pk)["status"] == "PROCESSING"
+    index_before, events_before = box_entries_and_events(alice)
+
+    report = reconcile_recent()
+    assert report.repaired["video"] == 1
+    index_after, events_after = box_entries_and_events(alice)
+    assert len(events_after) == len(events_before) + 1
+    assert b'"status":"PROCESSING"' in events_after[-1][1][b"s"]
+    score = dict(index_after)
+    assert max(score.values()) >= max(dict(index_before).values())
+    assert reconcile_recent().repaired["video"] == 0  # nothing left to repair
+
+
 def test_a_write_lost_after_commit_is_repaired_by_the_reconciler(alice, monkeypatch):
     video = new_video(alice)
-    monkeypatch.setattr(write, "store_snapshot", refuse_write)
+    monkeypatch.setattr(write, "store_job_part", refuse_write)
     services.mark_processing(video.pk, worker_id="w1")
     monkeypatch.undo()
     assert Video.objects.get(pk=video.pk).status == "PROCESSING"
@@ -104,7 +133,7 @@ def test_the_reconciler_runs_every_interval_from_celery_beat():
 def test_a_lost_write_is_repaired_by_the_task_in_a_real_worker_within_the_bound(
         alice, monkeypatch, worker):
     video = new_video(alice)
-    monkeypatch.setattr(write, "store_snapshot", refuse_write)
+    monkeypatch.setattr(write, "store_job_part", refuse_write)
     services.mark_processing(video.pk, worker_id="w1")
     monkeypatch.undo()
     lost_at = time.monotonic()

@@ -11,15 +11,17 @@ same 404 without detail (invariant 5). `jobbox.http.urls` routes the box, the st
 metrics and the health check.
 """
 
+import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from functools import update_wrapper
 from inspect import unwrap
 from typing import Any, ClassVar
 
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
@@ -32,13 +34,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobbox import box as boxes
-from jobbox import conf, read, registry
+from jobbox import conf, keys, read, registry
 from jobbox.auth.drf import CachedSessionAuthentication, CachedTokenAuthentication
 from jobbox.auth.principals import (
     Principal,
     adopt_fetched_principal,
     principal_for_request,
+    principal_for_token,
+    principal_for_user_id,
     principal_source,
+    token_in_header,
 )
 from jobbox.box import Box, box_from_database, read_box
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
@@ -46,7 +51,16 @@ from jobbox.http import errors
 from jobbox.http.schema import NOT_FOUND, UNAUTHENTICATED, BoxShape, extend_schema
 from jobbox.metrics import READS
 from jobbox.read import JobNotFound, read_job
-from jobbox.stream import StreamUnavailable, in_sync_thread, parse_event_id, start_stream
+from jobbox.stream import (
+    CLIENT_RETRY_MS,
+    PrincipalCheck,
+    Stream,
+    StreamUnavailable,
+    TooManyStreams,
+    in_sync_thread,
+    parse_event_id,
+    start_stream,
+)
 
 # The last event id at the moment the box was read: a stream opened from it misses nothing.
 EVENT_ID_HEADER = "X-Jobbox-Event-Id"
@@ -265,23 +279,96 @@ def _etags(header: str) -> set[str]:
 
 
 async def job_box_stream(request: HttpRequest) -> HttpResponse:
-    """GET /api/jobbox/stream (token or session; `Last-Event-ID` or `?last_event_id=`)."""
+    """GET /api/jobbox/stream (token or session; `Last-Event-ID` or `?last_event_id=`)
+    through Django's ASGI handler. Django runs its middleware and closes the response in a
+    thread of the request's own, held while the stream is open: a service with many streams
+    serves this path with `jobbox.http.asgi.stream_app` instead (no thread per stream)."""
     if not isinstance(request, ASGIRequest):
         # Under a sync (WSGI) server a stream would hold a worker thread for minutes.
         return JsonResponse({"detail": "The event stream is served over ASGI."}, status=503)
-    principal = await in_sync_thread(principal_for_request)(request)
+    opened = await open_stream_for(request)
+    if isinstance(opened, HttpResponse):
+        return opened
+    return EventStreamResponse(opened)
+
+
+async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
+    """The caller's stream, or the JSON error that refuses it: 401 without a live principal,
+    404 outside every tenant, 429 past the person's open streams, 503 without Redis or the
+    database."""
+    try:
+        principal = await in_sync_thread(principal_for_request)(request)
+    except DatabaseError:
+        return JsonResponse({"detail": "Service temporarily unavailable."}, status=503)
     if principal is None or not principal.is_active:
         return JsonResponse({"detail": "Authentication credentials were not provided."},
                             status=401)
     if principal.tenant is None:
         return JsonResponse({"detail": "Not found."}, status=404)
-    resume_from = parse_event_id(request.headers.get("Last-Event-ID")
-                                 or request.GET.get("last_event_id"))
+    raw_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
     try:
-        return await start_stream(tenant=principal.tenant, owner=str(principal.user_id),
-                                  resume_from=resume_from)
+        return await start_stream(
+            tenant=principal.tenant, owner=str(principal.user_id),
+            resume_from=parse_event_id(raw_id), resume_requested=bool(raw_id),
+            check=principal_check(request, principal))
+    except TooManyStreams:
+        limit = conf.get("STREAMS_PER_PERSON")
+        response = JsonResponse(
+            {"detail": f"Too many open event streams: at most {limit} per person.",
+             "limit": limit}, status=429)
+        response["Retry-After"] = str(max(1, CLIENT_RETRY_MS // 1000))
+        return response
     except StreamUnavailable:
         return JsonResponse({"detail": "The event stream is unavailable."}, status=503)
+
+
+def principal_check(request: HttpRequest, principal: Principal) -> PrincipalCheck:
+    """How an open stream re-checks the access it was opened with: the principal cache's
+    entry it came from, and the same resolution a new request would make when that entry
+    was invalidated or changed."""
+    token = token_in_header(request)
+    if token is not None:
+        return PrincipalCheck(
+            key=keys.token_principal_key(token), expected=asdict(principal),
+            resolve=lambda: principal_for_token(token),
+            still_allowed=lambda fresh: _same_access(principal, fresh))
+    return PrincipalCheck(
+        key=keys.user_principal_key(principal.user_id), expected=asdict(principal),
+        resolve=lambda: principal_for_user_id(principal.user_id),
+        # A password change ends sessions (Django's session hash), as on any request.
+        still_allowed=lambda fresh: (_same_access(principal, fresh)
+                                     and fresh.session_hash == principal.session_hash))
+
+
+def _same_access(opened_with: Principal, fresh: Principal | None) -> bool:
+    return (fresh is not None and fresh.is_active and fresh.user_id == opened_with.user_id
+            and fresh.tenant == opened_with.tenant)
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """An SSE response that releases its stream when Django closes it.
+
+    A client that disconnects while an event is being sent leaves the event generator
+    suspended at a `yield` (Django cancels the send, not the generator, and closes only
+    synchronous iterators): without this, the stream would live until the generator is
+    garbage-collected. Django calls `close()` in a thread: the release runs on the loop.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        super().__init__(_events(stream), content_type="text/event-stream")
+        self._stream = stream
+        self._loop = asyncio.get_running_loop()
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"  # a proxy must pass events on as they come
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stream.close(), self._loop)
+        super().close()
+
+
+async def _events(stream: Stream) -> AsyncIterator[bytes]:
+    async for chunk in stream.events():
+        yield chunk
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

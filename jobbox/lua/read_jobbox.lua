@@ -1,14 +1,14 @@
 -- Read one person's job box in one round trip (DESIGN.md, "job box"): the index, then each
 -- job's snapshot and progress, pruning references whose snapshot has expired.
--- KEYS[1] the owner's job-box index, KEYS[2] the event stream
+-- KEYS[1] the owner's job-box index, KEYS[2] the owner's event history
 -- ARGV[1] the rebuild marker member, ARGV[2] most entries returned, ARGV[3] the score (ms)
 -- before which a finished job has left the box (its snapshot may have been filled again by a
 -- single-job read since).
 -- Returns {0} when the index is missing (the caller rebuilds it from the database), else
 -- {1, last event id, member1, snapshot1, progress1 (JSON), member2, ...}, newest first.
 -- The job keys are read from the members (key names built by jobbox.keys, never here), so
--- this script touches keys it was not passed: fine on one Redis or behind Sentinel, not on a
--- Redis Cluster (see README, "Job box").
+-- this script touches keys it was not passed: fine on one Redis or behind Sentinel; on a Redis
+-- Cluster jobbox.box reads the index with read_box_index.lua and the jobs with a pipeline.
 if redis.call('TYPE', KEYS[1]).ok ~= 'zset' or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return {0}
 end

@@ -1,0 +1,39 @@
+-- A job changed: keep its owner's job box and event history up to date, and tell the
+-- processes streaming to that owner (DESIGN.md, "Data flow" and invariant 12). Touches the
+-- owner's keys only (hash tag {tenant:owner}, one cluster slot).
+-- KEYS[1] the owner's job-box index, KEYS[2] the owner's event history (a stream),
+-- KEYS[3] the owner's notification channel (declared so a cluster client routes this call
+-- to the node that owns the slot; it is published to, never read as a key)
+-- ARGV[1] the index member ('' to leave the index alone: a progress event),
+-- ARGV[2] its score (ms of the last change; negative: too old to belong in a box),
+-- ARGV[3] index TTL in seconds, ARGV[4] most entries an index keeps,
+-- ARGV[5] '1' to record an event, '0' for the index alone (a stale write),
+-- ARGV[6] the history's length cap (exact), ARGV[7] the history's TTL in seconds,
+-- ARGV[8] the publish command (PUBLISH on a single Redis, SPUBLISH on a cluster),
+-- ARGV[9..] the event's field/value pairs.
+-- Returns the new event's id, or '' when no event was recorded.
+-- The job box: a reference is added (or moved up) even when the snapshot write was stale,
+-- since the newer snapshot that beat it belongs in the box too; GT keeps the latest change's
+-- score. An index without the rebuild marker is read as a miss and completed from the
+-- database, so a write that lands while a rebuild runs is kept, not lost.
+if ARGV[1] ~= '' then
+  local score = tonumber(ARGV[2])
+  if score >= 0 then
+    if redis.call('TYPE', KEYS[1]).ok ~= 'zset' then redis.call('DEL', KEYS[1]) end
+    redis.call('ZADD', KEYS[1], 'GT', score, ARGV[1])
+    -- The newest entries stay (the rebuild marker scores +inf); the rest fall out of the box.
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[4]) + 2))
+    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+  end
+end
+if ARGV[5] ~= '1' then
+  return ''
+end
+if redis.call('TYPE', KEYS[2]).ok ~= 'stream' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('DEL', KEYS[2])
+end
+-- MAXLEN without '~': capped exactly, so a history's memory is bounded by the cap.
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[6]), '*', unpack(ARGV, 9))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+redis.call(ARGV[8], KEYS[3], id)
+return id
