@@ -105,7 +105,7 @@ def _upload(request: type[serializers.Serializer], created: type[serializers.Ser
             refusal: type[serializers.Serializer]) -> object:
     return extend_schema_view(post=extend_schema(
         request={"multipart/form-data": request},
-        responses={201: created, 400: refusal, 413: ErrorShape, **_ERRORS},
+        responses={201: created, 400: refusal, 413: ErrorShape, 415: ErrorShape, **_ERRORS},
     ))
 
 

@@ -46,12 +46,18 @@ def requirement_name(requirement: str) -> str:
     return normalized(re.match(r"[A-Za-z0-9_.-]+", requirement).group(0))
 
 
-def imported_distributions() -> set[str]:
+def imported_distributions(*, optional: bool = False) -> set[str]:
     """The distributions behind every third-party module the library imports (lazy imports
-    included), found from its import statements."""
+    included), found from its import statements; with `optional`, only those it imports
+    under `try: ... except ImportError` (used when present, never required)."""
     top_level: set[str] = set()
     for path in LIBRARY.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        guarded = {id(node) for guard in ast.walk(tree) if _catches_import_error(guard)
+                   for statement in guard.body for node in ast.walk(statement)}
+        for node in ast.walk(tree):
+            if (id(node) in guarded) != optional:
+                continue
             if isinstance(node, ast.Import):
                 top_level |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -59,6 +65,18 @@ def imported_distributions() -> set[str]:
     third_party = top_level - set(sys.stdlib_module_names) - {"jobbox"}
     providers = packages_distributions()
     return {normalized(dist) for module in third_party for dist in providers[module]}
+
+
+def _catches_import_error(node: ast.AST) -> bool:
+    return isinstance(node, ast.Try) and any(
+        isinstance(handler.type, ast.Name) and handler.type.id in {"ImportError",
+                                                                   "ModuleNotFoundError"}
+        for handler in node.handlers)
+
+
+def test_optional_imports_are_only_the_schema_annotations():
+    """drf-spectacular is used when the project has it (its schema), never required."""
+    assert imported_distributions(optional=True) == {"drf-spectacular"}
 
 
 def test_the_wheel_holds_the_library_and_nothing_else():
