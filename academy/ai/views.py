@@ -72,14 +72,8 @@ class AIJobReportView(CachedAuthAPIView):
     """GET /api/ai/jobs/<job_id>/report/ — the .xlsx report, for the job's tenant only."""
 
     def get(self, request: Request, job_id: str) -> FileResponse:
-        tenant = self.request_tenant(request)
-        if not JOB_ID_PATTERN.fullmatch(job_id):
-            raise NotFound()
-        try:
-            job = services.get_ai_job_for_tenant(job_id=job_id, tenant_id=tenant)
-        except services.AIJobNotFound:
-            raise NotFound() from None
-        if job.status != AIJobModel.Status.DONE or not job.report.name:
+        job = _done_job(job_id, tenant=self.request_tenant(request))
+        if not job.report.name:
             raise NotFound()
         return FileResponse(
             storage.open_file(job.report.name), as_attachment=True,
@@ -98,15 +92,9 @@ class AIJobResultPagesView(CachedAuthAPIView):
     """
 
     def get(self, request: Request, job_id: str, section: str) -> Response:
-        tenant = self.request_tenant(request)
-        if not JOB_ID_PATTERN.fullmatch(job_id):
-            raise NotFound()
-        try:
-            job = services.get_ai_job_for_tenant(job_id=job_id, tenant_id=tenant)
-        except services.AIJobNotFound:
-            raise NotFound() from None
+        job = _done_job(job_id, tenant=self.request_tenant(request))
         items = job.result.get(section) if isinstance(job.result, dict) else None
-        if job.status != AIJobModel.Status.DONE or not isinstance(items, list):
+        if not isinstance(items, list):
             raise NotFound()
         page_size = _positive(request.query_params.get("page_size"),
                               default=conf.get("RESULT_PAGE_SIZE"),
@@ -118,6 +106,20 @@ class AIJobResultPagesView(CachedAuthAPIView):
             "section": section, "count": len(items), "page": page, "pages": pages,
             "page_size": page_size, "items": items[start:start + page_size],
         })
+
+
+def _done_job(job_id: str, *, tenant: str) -> AIJobModel:
+    """The tenant's DONE job; a malformed id, another tenant's, a missing or an unfinished
+    job are all the same 404."""
+    if not JOB_ID_PATTERN.fullmatch(job_id):
+        raise NotFound()
+    try:
+        job = services.get_ai_job_for_tenant(job_id=job_id, tenant_id=tenant)
+    except services.AIJobNotFound:
+        raise NotFound() from None
+    if job.status != AIJobModel.Status.DONE:
+        raise NotFound()
+    return job
 
 
 def _positive(raw: str | None, *, default: int, most: int) -> int:
