@@ -1,4 +1,6 @@
-"""Jobbox settings, read on every access from Django's `JOBBOX` dict so `override_settings` works.
+"""Jobbox settings: Django's `JOBBOX` dict over the defaults, resolved once and again whenever
+Django announces a settings change (`override_settings`, pytest-django's `settings`), so a hot
+poll's dozen look-ups are dict reads, not trips through Django's lazy settings object.
 
 DESIGN.md, "Redis layout": the TTLs are the seed's (2 h running, 1 h terminal).
 """
@@ -6,6 +8,7 @@ DESIGN.md, "Redis layout": the TTLs are the seed's (2 h running, 1 h terminal).
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     # Falls back to settings.REDIS_URL, then to a local server.
@@ -119,10 +122,28 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_resolved: dict[str, Any] | None = None
+
+
 def get(name: str) -> Any:
-    overrides = getattr(settings, "JOBBOX", {})
-    if name in overrides:
-        return overrides[name]
-    if name == "REDIS_URL":
-        return getattr(settings, "REDIS_URL", None) or "redis://127.0.0.1:6379/0"
-    return DEFAULTS[name]
+    return (_resolved or _resolve())[name]
+
+
+def _resolve() -> dict[str, Any]:
+    global _resolved
+    values = {**DEFAULTS, **getattr(settings, "JOBBOX", {})}
+    if values["REDIS_URL"] is None:
+        values["REDIS_URL"] = getattr(settings, "REDIS_URL", None) or "redis://127.0.0.1:6379/0"
+    _resolved = values
+    return values
+
+
+def _forget_on_change(setting: str, **_: object) -> None:
+    global _resolved
+    if setting in ("JOBBOX", "REDIS_URL"):
+        _resolved = None
+
+
+# Connected at import, before the client's own reset receiver (jobbox.apps), so a client
+# remade in that receiver reads the new settings.
+setting_changed.connect(_forget_on_change, weak=False, dispatch_uid="jobbox-conf-forget")

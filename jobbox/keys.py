@@ -8,6 +8,7 @@ part of a key.
 
 import hashlib
 import re
+from functools import lru_cache
 
 from jobbox import conf
 
@@ -56,6 +57,9 @@ def fill_lease_key(namespace: str, job_id: str) -> str:
     return _job_key(namespace, job_id, "filling")
 
 
+# Each active token is hashed once per process, not on every poll; bounded, so a scan of
+# random tokens only evicts (a miss re-hashes, ~1 us).
+@lru_cache(maxsize=4096)
 def _digest(secret: str) -> str:
     # Secrets never appear in key names: a KEYS or MONITOR must not leak a token.
     return hashlib.sha256(secret.encode()).hexdigest()

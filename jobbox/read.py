@@ -20,11 +20,12 @@ from redis.client import Pipeline
 
 from jobbox import caches, conf, keys, registry
 from jobbox.caches import Flights
-from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors
 from jobbox.fill import drop_garbage, fill_once
 from jobbox.metrics import READS, SINGLE_FLIGHT_WAITS
 from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import InvalidJobId, TrackedJob
+from jobbox.scripts import script
 
 logger = logging.getLogger(__name__)
 
@@ -111,15 +112,28 @@ def read_with_principal(principal_key: str, job: TrackedJob,
                         job_id: str) -> tuple[bytes | Exception | None, Cached]:
     """A hot poll's one round trip: the raw value at the caller's principal key (for
     `jobbox.auth.principals.adopt_fetched_principal`) and the job's status, progress and
-    negative entry. Independent commands in one pipeline: on a Redis Cluster the pipeline
-    sends one batch per node (the principal and the job live in different slots).
+    negative entry. One script on a single Redis; on a Redis Cluster (the principal and the
+    job live in different slots) a pipeline, which sends one batch per node.
     Raises `RedisUnavailable`."""
     with redis_errors():
-        pipe = get_redis().pipeline(transaction=False)
-        pipe.get(principal_key)
-        queue_job_read(pipe, job, job_id)
-        raw_principal, *job_replies = pipe.execute(raise_on_error=False)
+        client = get_redis()
+        if is_cluster():
+            pipe = client.pipeline(transaction=False)
+            pipe.get(principal_key)
+            queue_job_read(pipe, job, job_id)
+            raw_principal, *job_replies = pipe.execute(raise_on_error=False)
+        else:
+            raw_principal, raw_status, raw_progress, raw_missing = script(
+                "read_job_with_principal", client)(keys=[principal_key, *_job_keys(job, job_id)])
+            job_replies = [raw_status, _hash_from_flat(raw_progress), raw_missing]
     return raw_principal, cached_from_replies(job, job_id, job_replies)
+
+
+def _hash_from_flat(reply: Any) -> Any:
+    """HGETALL's flat list from a script as the mapping the pipeline's reply would be."""
+    if isinstance(reply, Exception):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
 def _read_redis(job: TrackedJob, job_id: str) -> Cached:
@@ -134,9 +148,17 @@ def _read_redis(job: TrackedJob, job_id: str) -> Cached:
 def queue_job_read(pipe: Pipeline, job: TrackedJob, job_id: str) -> None:
     """Queue the job's status, progress and negative entry on `pipe` (three replies, for
     `cached_from_replies`): one slot, and one round trip with whatever else the caller reads."""
-    pipe.get(keys.status_key(job.status_namespace, job_id))
-    pipe.hgetall(keys.progress_key(job.progress_namespace, job_id))
-    pipe.get(keys.missing_key(job.status_namespace, job_id))
+    status, progress, missing = _job_keys(job, job_id)
+    pipe.get(status)
+    pipe.hgetall(progress)
+    pipe.get(missing)
+
+
+def _job_keys(job: TrackedJob, job_id: str) -> tuple[str, str, str]:
+    """The keys a poll reads: the job's status, progress and negative entry."""
+    return (keys.status_key(job.status_namespace, job_id),
+            keys.progress_key(job.progress_namespace, job_id),
+            keys.missing_key(job.status_namespace, job_id))
 
 
 def cached_from_replies(job: TrackedJob, job_id: str, replies: Sequence[Any]) -> Cached:
