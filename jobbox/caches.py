@@ -161,6 +161,17 @@ class OutageCopies:
             raise round_.error
         return round_.values.get(key), leading
 
+    def asked_since(self, seconds: float) -> dict[Hashable, list[Hashable]]:
+        """The keys asked for within the last `seconds`, by group: what this process served
+        while Redis was away (restored into Redis when it returns, `jobbox.reconcile`)."""
+        with self._lock:
+            since = self.clock() - seconds
+            found: dict[Hashable, list[Hashable]] = {}
+            for key, copy in self._copies.items():
+                if copy.asked_at >= since:
+                    found.setdefault(copy.group, []).append(key)
+        return found
+
     def discard(self, key: Hashable) -> None:
         with self._lock:
             self._copies.pop(key, None)

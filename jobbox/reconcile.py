@@ -26,7 +26,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from jobbox import conf, keys, registry
+from jobbox import caches, conf, keys, registry
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import REPAIRS
 from jobbox.model import Snapshot, decode_snapshot
@@ -73,23 +73,49 @@ def reconcile_recent(
                 "jobbox: reconcile: %s rows changed within %s s exceed the batch of %d; older "
                 "ones wait for their TTL", job.kind, window, batch,
             )
-        fresh = [job.snapshot_of(row) for row in rows]
-        held = _held_state(job, fresh)
-        stale = [s for s, found in zip(fresh, held, strict=True)
-                 if found.version is None or found.version < s.version]
-        repaired = sum(1 for snapshot in stale if store_snapshot(snapshot))
-        for snapshot, found in zip(fresh, held, strict=True):
-            if found.version == snapshot.version and found.box_entry_lost(job, snapshot):
-                record_owner_part(snapshot, stored=True, progress=found.progress)
-                repaired += 1
-        report.checked[job.kind] = len(fresh)
-        report.repaired[job.kind] = repaired
-        if repaired:
-            REPAIRS.labels(job.kind).inc(repaired)
+        _repair(job, [job.snapshot_of(row) for row in rows], report)
+    _log_repairs(report)
+    return report
+
+
+def restore_served(job_ids: dict[str, list[str]]) -> Report:
+    """Store the jobs of each kind named in `job_ids` from their rows where Redis lacks them
+    or holds them older: the jobs this process held while Redis was away, so a Redis that
+    came back empty holds them before their next polls (which would each read the database
+    to fill them). One query per kind per RECONCILE_BATCH_LIMIT jobs; a deleted job has no
+    row, so it is not stored again. Raises `RedisUnavailable`."""
+    batch = conf.get("RECONCILE_BATCH_LIMIT")
+    report = Report()
+    for kind, ids in job_ids.items():
+        job = registry.get(kind)
+        for start in range(0, len(ids), batch):
+            rows = job.load_many(ids[start:start + batch])
+            _repair(job, [job.snapshot_of(row) for row in rows], report)
+    _log_repairs(report)
+    return report
+
+
+def _repair(job: TrackedJob, fresh: list[Snapshot], report: Report) -> None:
+    """Store each snapshot Redis lacks or holds older (compare-and-set), and record again
+    the owner's part of a current one whose box entry was lost; counted in `report`."""
+    held = _held_state(job, fresh)
+    stale = [s for s, found in zip(fresh, held, strict=True)
+             if found.version is None or found.version < s.version]
+    repaired = sum(1 for snapshot in stale if store_snapshot(snapshot))
+    for snapshot, found in zip(fresh, held, strict=True):
+        if found.version == snapshot.version and found.box_entry_lost(job, snapshot):
+            record_owner_part(snapshot, stored=True, progress=found.progress)
+            repaired += 1
+    report.checked[job.kind] = report.checked.get(job.kind, 0) + len(fresh)
+    report.repaired[job.kind] = report.repaired.get(job.kind, 0) + repaired
+    if repaired:
+        REPAIRS.labels(job.kind).inc(repaired)
+
+
+def _log_repairs(report: Report) -> None:
     if report.total_repaired:
         # A repair means a write was lost (or Redis lost data): worth a person's look.
         logger.warning("jobbox: reconcile repaired stale snapshots: %s", report.repaired)
-    return report
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,20 +170,27 @@ def _held_one(job: TrackedJob, snapshot: Snapshot, replies: Any) -> _Held:
 
 def reconcile_after_outage(open_seconds: float) -> None:
     """A breaker of this process closed after `open_seconds`: repair, in the background, the
-    jobs changed since the outage began, so a Redis that came back empty or lagging (a
-    promoted replica that missed the outage's writes) shows every job's true state within
-    seconds, not one beat interval later. One bounded query per kind per process and outage;
-    the compare-and-set makes the processes' repairs of one job agree."""
+    jobs changed since the outage began and those this process held outage copies of (the
+    live jobs it read when the outage began, and every job it served meanwhile), so a
+    Redis that came back empty or lagging (a promoted replica that missed the outage's
+    writes) shows every job's true state within seconds, and its polls stop reading the
+    database at once instead of each filling its job on its next poll. A few bounded
+    queries per kind per process and outage; the compare-and-set makes the processes'
+    repairs of one job agree."""
     window = open_seconds + AFTER_OUTAGE_MARGIN_SECONDS
-    threading.Thread(target=_reconcile_quietly, args=(window,), daemon=True,
+    served = caches.job_snapshots.asked_since(window)
+    job_ids = {str(kind): [job_id for _, job_id in found] for kind, found in served.items()}
+    threading.Thread(target=_reconcile_quietly, args=(window, job_ids), daemon=True,
                      name="jobbox-reconcile-after-outage").start()
 
 
-def _reconcile_quietly(window_seconds: float) -> None:
+def _reconcile_quietly(window_seconds: float, served: dict[str, list[str]]) -> None:
     for attempt in range(1, AFTER_OUTAGE_ATTEMPTS + 1):
         try:
             report = reconcile_recent(window_seconds=window_seconds)
-            logger.info("jobbox: after the Redis outage, reconciled %s", report.repaired)
+            restored = restore_served(served)
+            logger.info("jobbox: after the Redis outage, reconciled %s, restored %s",
+                        report.repaired, restored.repaired)
             return
         except RedisUnavailable:
             logger.info("jobbox: Redis gone again before the reconcile after an outage")
