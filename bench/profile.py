@@ -44,6 +44,8 @@ LAYERS = (
     ("json", "/json/"),
 )
 WAYS = {
+    "before": lambda jobs, people: [Target(f"/bench/before/videos/{vid}/", people[p].token)
+                                    for vid, p in jobs],
     "jobbox": lambda jobs, people: [Target(f"/api/videos/{vid}/", people[p].token)
                                     for vid, p in jobs],
     "jobbox-box": lambda jobs, people: [Target("/api/jobbox/", p.token) for p in people],
@@ -57,6 +59,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=int, default=800, help="requests per second, in total")
     parser.add_argument("--ways", default="jobbox,jobbox-box,ceiling")
+    parser.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread",
+                        help="gthread: as the benchmark (2 workers x 4 threads); sync: 2 "
+                             "single-threaded workers, the stack issue 13 measured CPU on")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  DEFAULT_DATABASE_URL))
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
@@ -123,8 +128,8 @@ def profile_way(server: Any, targets: list[Target], seconds: float, rate: int,
 def report(runs: dict[str, tuple[dict[str, Any], dict[str, Any]]], args: argparse.Namespace,
            argv: list[str], started_at: str) -> str:
     lines = [f"# Where a hot poll's time goes — {started_at}", "",
-             f"`python -m bench.profile {' '.join(argv)}`: gunicorn as in the benchmark "
-             "(2 gthread workers x 4 threads), each way polled at "
+             f"`python -m bench.profile {' '.join(argv)}`: gunicorn with "
+             f"{_stack_text(args.worker_class)}, each way polled at "
              f"{args.rate} req/s for {args.seconds:.0f} s after a warm-up, while py-spy "
              f"samples the workers {SAMPLE_RATE_HZ} times a second, only the thread holding "
              "the GIL (the Python CPU). The machine is shared with other engineers' tests: "
@@ -144,6 +149,12 @@ def report(runs: dict[str, tuple[dict[str, Any], dict[str, Any]]], args: argpars
                   for name, n in summary["by_function"]]
         lines.append("")
     return "\n".join(lines)
+
+
+def _stack_text(worker_class: str) -> str:
+    if worker_class == "sync":
+        return "2 sync workers (one request at a time each, no keep-alive)"
+    return "2 gthread workers x 4 threads, as in the benchmark"
 
 
 def main(argv: list[str]) -> int:
@@ -170,7 +181,8 @@ def main(argv: list[str]) -> int:
         tenant_id, _, people = create_people(PEOPLE)
         jobs = [(scenarios.start_video(tenant_id, people[n % PEOPLE].user_id, f"lecture {n}"),
                  n % PEOPLE) for n in range(PEOPLE * JOBS_PER_PERSON)]
-        server = stack.Server("profile", "bench.settings", {}).start(
+        server = stack.Server("profile", "bench.settings", {},
+                              worker_class=args.worker_class).start(
             Path(os.environ.get("TMPDIR", "/tmp")))
         args.results_dir.mkdir(parents=True, exist_ok=True)
         stem = started_at.strftime("%Y%m%d-%H%MZ")

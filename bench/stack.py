@@ -100,6 +100,9 @@ class Server:
     log_path: Path | None = None
     asgi: bool = False
     workers: int = SERVER_WORKERS
+    # "sync": one request at a time per process, no keep-alive (bench.profile's CPU figure
+    # on the lean stack the issue measured); every benchmark server otherwise is gthread.
+    worker_class: str = "gthread"
 
     @property
     def base_url(self) -> str:
@@ -114,11 +117,11 @@ class Server:
             return [sys.executable, "-m", "uvicorn", "academy.asgi:application",
                     "--host", "127.0.0.1", "--port", str(self.port),
                     "--workers", str(self.workers), "--log-level", "warning"]
+        threads = ["--threads", str(SERVER_THREADS)] if self.worker_class == "gthread" else []
         return [sys.executable, "-m", "gunicorn", "academy.wsgi",
                 "--config", str(BASE_DIR / "academy" / "gunicorn_conf.py"),
                 "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-                "--threads", str(SERVER_THREADS), "--worker-class", "gthread",
-                "--log-level", "warning"]
+                *threads, "--worker-class", self.worker_class, "--log-level", "warning"]
 
     def start(self, log_dir: Path) -> "Server":
         self.spawn(log_dir)

@@ -22,15 +22,17 @@ saying how many it left out (`"omitted"`). The stream's opening box is the same 
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cachetools import LRUCache
 from django.utils import timezone
 
 from jobbox import conf, keys, registry
-from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors
+from jobbox.client import RedisUnavailable, get_redis, is_cluster, on_reset, redis_errors
 from jobbox.metrics import JOBBOX_READS
 from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import TrackedJob, UnknownJobKind
@@ -47,6 +49,9 @@ COMPLETE_MARKER = "*complete*"
 # Longest status a summary repeats: every job's status is a short word; anything else is
 # not worth carrying in a summary meant to be small.
 SUMMARY_STATUS_MAX_CHARS = 64
+# Bytes of parsed, rendered and encoded entries kept per process (`_parsed_entries`): a few
+# thousand usual entries (under 1 KB each); one entry is at most BOX_ENTRY_MAX_BYTES.
+PARSED_ENTRIES_MAX_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +62,19 @@ class BoxEntry:
     representation: dict[str, Any]
     truncated: bool = False
 
+    # The compact JSON of `as_json()`, encoded once: a box's body is its entries joined.
+    encoded: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "encoded", _encode(self.as_json()))
+
     def as_json(self) -> dict[str, Any]:
         found = {"kind": self.kind, "id": self.job_id, "job": self.representation}
         return {**found, "truncated": True} if self.truncated else found
+
+    def within(self, max_bytes: int) -> "BoxEntry":
+        """This entry, or its summary when its JSON is larger than `max_bytes`."""
+        return self if len(self.encoded) <= max_bytes else self.summary()
 
     def summary(self) -> "BoxEntry":
         """This entry without its representation, but for the job's status."""
@@ -86,10 +101,8 @@ class Box:
         parts: list[bytes] = []
         size = len(b'{"jobs":[],"omitted":}') + len(str(len(self.entries)))
         for entry in self.entries:
-            encoded = _encode(entry.as_json())
-            if len(encoded) > entry_max:
-                entry = entry.summary()
-                encoded = _encode(entry.as_json())
+            entry = entry.within(entry_max)
+            encoded = entry.encoded
             if size + len(encoded) + 1 > box_max:
                 break
             kept.append(entry)
@@ -282,10 +295,51 @@ def parse_reply(reply: Sequence[Any], *, tenant: str, owner: str) -> Box | None:
     last_event_id = _text(reply[1])
     entries: list[BoxEntry] = []
     for at in range(2, len(reply) - 2, 3):
-        entry = _entry(_text(reply[at]), reply[at + 1], reply[at + 2], tenant, owner)
+        entry = _parsed_entries.get(_text(reply[at]), reply[at + 1], reply[at + 2], tenant,
+                                    owner)
         if entry is not None:
             entries.append(entry)
     return Box(entries=entries, last_event_id=last_event_id)
+
+
+class _ParsedEntries:
+    """Box entries by the exact bytes Redis returned for them: a box polled every second
+    reads the same bytes again for each job whose snapshot and progress did not change, and
+    parsing two JSON documents, rendering and encoding each is most of a box poll's CPU. The
+    key holds the person asked for, so an entry checked for one person never answers
+    another; bounded in bytes, least recently used dropped first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._lock = threading.Lock()
+        self._cache: LRUCache[tuple[Any, ...], tuple[BoxEntry | None, int]] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda value: value[1])
+
+    def get(self, member: str, raw_snapshot: Any, raw_progress: Any, tenant: str,
+            owner: str) -> BoxEntry | None:
+        if not isinstance(raw_snapshot, bytes) or not isinstance(raw_progress, bytes):
+            return _entry(member, raw_snapshot, raw_progress, tenant, owner)
+        key = (tenant, owner, member, raw_snapshot, raw_progress)
+        with self._lock:
+            found = self._cache.get(key)
+        if found is not None:
+            return found[0]
+        entry = _entry(member, raw_snapshot, raw_progress, tenant, owner)
+        if entry is not None:
+            entry = entry.within(conf.get("BOX_ENTRY_MAX_BYTES"))
+        size = len(raw_snapshot) + len(raw_progress) + (len(entry.encoded) if entry else 0)
+        with self._lock:
+            if size <= self._cache.maxsize:
+                self._cache[key] = (entry, size)
+        return entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+_parsed_entries = _ParsedEntries(PARSED_ENTRIES_MAX_BYTES)
+# Entries were fitted to the settings of their time (BOX_ENTRY_MAX_BYTES).
+on_reset(_parsed_entries.clear)
 
 
 def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes,

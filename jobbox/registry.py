@@ -118,7 +118,9 @@ class TrackedJob:
         )
 
     def render(self, fields: Mapping[str, Any], progress: Progress | None) -> dict[str, Any]:
-        """The response body: durable fields plus live progress, in the contract's order."""
+        """The response body: durable fields plus live progress, in the contract's order.
+        A function of its arguments alone (no clock, no request, no language): the job box
+        keeps each entry it rendered while the job's snapshot and progress stay the same."""
         raise NotImplementedError
 
 

@@ -256,3 +256,37 @@ def test_a_rolled_back_job_never_reaches_the_box_or_the_stream(alice):
     assert jobs_of(box(alice)) == []
     assert outside_redis().xlen(keys.owner_events_key(str(alice.tenant.pk),
                                                       str(alice.user.pk))) == 0
+
+
+def test_a_box_polled_again_renders_only_the_entries_whose_bytes_changed(alice, monkeypatch):
+    videos = [new_video(alice, f"Lecture {n}") for n in range(3)]
+    for video in videos:
+        services.mark_processing(video.pk, worker_id="w1")
+    box(alice)
+    rendered = []
+    video_job = registry.get("video")
+    render = video_job.render
+    monkeypatch.setattr(video_job, "render",
+                        lambda fields, progress: rendered.append(fields["id"]) or render(
+                            fields, progress))
+    first = box(alice).json()
+    assert rendered == []  # every entry's snapshot and progress as last time
+    services.report_video_progress(videos[1].pk, percent=55)
+    second = box(alice).json()
+    assert rendered == [videos[1].pk]
+    assert second != first
+    assert {e["job"]["id"]: e["job"]["encoding_progress"] for e in second["jobs"]}[
+        videos[1].pk] == 55
+
+
+def test_an_entry_kept_for_one_person_never_answers_another(alice, bob):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    from jobbox import box as boxes
+    box(alice)  # builds the index
+    reply = boxes._read_reply(str(alice.tenant.pk), str(alice.user.pk))
+    mine = boxes.parse_reply(reply, tenant=str(alice.tenant.pk), owner=str(alice.user.pk))
+    assert mine is not None and [e.job_id for e in mine.entries] == [str(video.pk)]
+    # The same bytes, parsed for someone else: the kept entry is not theirs.
+    theirs = boxes.parse_reply(reply, tenant=str(bob.tenant.pk), owner=str(bob.user.pk))
+    assert theirs is not None and theirs.entries == []
