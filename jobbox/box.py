@@ -316,7 +316,9 @@ class _ParsedEntries:
 
     def get(self, member: str, raw_snapshot: Any, raw_progress: Any, tenant: str,
             owner: str) -> BoxEntry | None:
-        if not isinstance(raw_snapshot, bytes) or not isinstance(raw_progress, bytes):
+        """The entry for these bytes, parsed and rendered once (None: not this person's)."""
+        # Bytes from the script; the progress is a str when assembled on a cluster.
+        if not isinstance(raw_snapshot, bytes) or not isinstance(raw_progress, bytes | str):
             return _entry(member, raw_snapshot, raw_progress, tenant, owner)
         key = (tenant, owner, member, raw_snapshot, raw_progress)
         with self._lock:
@@ -342,7 +344,7 @@ _parsed_entries = _ParsedEntries(PARSED_ENTRIES_MAX_BYTES)
 on_reset(_parsed_entries.clear)
 
 
-def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes,
+def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes | str,
            tenant: str, owner: str) -> BoxEntry | None:
     kind, _, rest = member.partition("\t")
     job_id = rest.partition("\t")[0]
