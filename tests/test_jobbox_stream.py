@@ -372,3 +372,86 @@ def test_a_process_reads_only_the_events_of_the_people_it_streams_to(
         # The other process read bob's one event, none of alice's twenty.
         assert metric_on_server(other, "jobbox_stream_history_entries_read_total") \
             - read_there == 1
+
+
+# People whose first streams start in the same moment (the joining-round test).
+BURST_PEOPLE = 40
+VIDEO_STATUSES = ["UPLOADED", "PROCESSING", "READY"]
+
+
+def sse_events(chunk):
+    """(name, data) of each event framed in `chunk` (heartbeats and `retry:` left out)."""
+    found = []
+    for block in chunk.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines()
+                     if ": " in line and not line.startswith(":"))
+        if "event" in lines:
+            found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+def test_a_burst_of_new_people_is_subscribed_in_one_round_with_no_gap_or_duplicate(
+        private_redis):
+    """Streams of 40 people nobody watched yet start together: one SUBSCRIBE covers them all
+    (not one per person), and a transition committed during the burst reaches each stream
+    exactly once, in its snapshot or live."""
+    import asyncio
+
+    from django.db import connection
+
+    from conftest import make_member
+    from jobbox.box import read_box
+    from jobbox.stream import start_stream
+
+    members = [make_member(f"burst-{n}") for n in range(BURST_PEOPLE)]
+    videos = [new_video(member) for member in members]
+    for member in members:  # their boxes indexed, as after a first page load
+        read_box(tenant=str(member.tenant.pk), owner=str(member.user.pk))
+    outside = redis.Redis.from_url(private_redis.url)
+    outside.config_resetstat()
+
+    def transitions(step):
+        try:
+            for video in videos:
+                step(video.pk)
+        finally:
+            connection.close()  # the worker thread's own connection, not left open
+
+    async def watch(member, video, processed):
+        stream = await start_stream(tenant=str(member.tenant.pk),
+                                    owner=str(member.user.pk), resume_from=None)
+        statuses = []
+        chunks = stream.events()
+        try:
+            async for chunk in chunks:
+                for name, data in sse_events(chunk):
+                    if name == "box":
+                        statuses += [entry["job"]["status"] for entry in data["jobs"]]
+                    elif name == "changed" and data["id"] == str(video.pk):
+                        statuses.append(data["job"]["status"])
+                if statuses[-1:] == ["READY"]:
+                    return statuses
+                if statuses:
+                    await processed.wait()
+        finally:
+            await chunks.aclose()
+
+    async def burst():
+        processed = asyncio.Event()
+        watching = [asyncio.ensure_future(watch(member, video, processed))
+                    for member, video in zip(members, videos, strict=True)]
+        # Committed while the streams subscribe and read their boxes.
+        await asyncio.to_thread(transitions,
+                                lambda pk: services.mark_processing(pk, worker_id="w1"))
+        processed.set()
+        await asyncio.to_thread(transitions, lambda pk: services.complete_video(
+            pk, "hls/x/master.m3u8", duration=1))
+        async with asyncio.timeout(60):
+            return await asyncio.gather(*watching)
+
+    seen = asyncio.run(burst())
+    assert outside.info("commandstats")["cmdstat_subscribe"]["calls"] == 1
+    for statuses in seen:
+        # What each stream saw is the status history from its snapshot on: nothing
+        # missing after it, nothing twice.
+        assert statuses == VIDEO_STATUSES[VIDEO_STATUSES.index(statuses[0]):]
