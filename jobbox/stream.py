@@ -61,7 +61,7 @@ from jobbox.box import (
     read_script_arguments,
     rebuild,
 )
-from jobbox.client import is_cluster
+from jobbox.client import RedisUnavailable, get_redis, is_cluster
 from jobbox.events import EventEntry, JobEvent, parse_entry
 from jobbox.metrics import (
     STREAM_EVENTS,
@@ -89,11 +89,12 @@ RECONNECT_PAUSE_MAX_SECONDS = 10.0
 START_WAIT_SECONDS = 5.0
 # A subscription not confirmed by Redis within this long counts as a lost connection.
 SUBSCRIBE_CONFIRM_SECONDS = 5.0
-# Async connections for history reads, box reads, leases and principal re-checks, shared by
-# every stream of the process (one pipeline at a time each: ~0.2 ms a round trip here). With
-# the pub/sub connection and SYNC_THREADS, a process holds at most 4 Redis connections
-# whatever the number of streams (issue 12's goal). A blocking pool waits for a free one
-# instead of failing (DESIGN.md, measured).
+# Async connections for subscriptions' newest ids, history reads, box reads and stream
+# leases, shared by every stream of the process (one pipeline at a time each: ~0.2 ms a round
+# trip here); the keeper's bulk upkeep (lease renewals, principal re-checks) uses the sync
+# threads' connections instead. With the pub/sub connection and SYNC_THREADS, a process holds
+# at most 4 Redis connections whatever the number of streams (issue 12's goal). A blocking
+# pool waits for a free one instead of failing (DESIGN.md, measured).
 ASYNC_POOL_CONNECTIONS = 1
 # A person's channel stays subscribed this long after their last stream ended: a browser
 # that reconnects (every STREAM_MAX_SECONDS, or after a blip) finds it still there.
@@ -423,6 +424,7 @@ class EventHub:
         self._joiner: asyncio.Task[None] | None = None
         self._in_round: dict[tuple[str, str], asyncio.Future[OwnerFeed]] = {}
         self._full_collect_at = time.monotonic()
+        self._froze = False
         self._principals_seen: dict[str, bytes] = {}
         self._notifier: Notifier | None = None
         self._task: asyncio.Task[None] | None = None
@@ -665,7 +667,7 @@ class EventHub:
                 await self._renew_leases()
                 await self._recheck_principals()
                 self._tend_collector()
-            except (OSError, redis.exceptions.RedisError,
+            except (OSError, RedisUnavailable, redis.exceptions.RedisError,
                     redis.exceptions.RedisClusterException, NotifierLost) as exc:
                 logger.info("jobbox stream: keeper round failed (%s)", type(exc).__name__)
 
@@ -690,39 +692,33 @@ class EventHub:
     async def _renew_leases(self) -> None:
         due_at = time.monotonic() - STREAM_LEASE_SECONDS / 3
         due = [s for s in self._open() if s.lease_renewed_at <= due_at]
-        lease_ms = int(STREAM_LEASE_SECONDS * 1000)
         for start in range(0, len(due), RECHECK_BATCH):
-            # In batches: the shared connection serves the feeds' reads in between.
-            pipe = async_client().pipeline(transaction=False)
-            expires_ms = int((time.time() + STREAM_LEASE_SECONDS) * 1000)
-            for subscription in due[start:start + RECHECK_BATCH]:
-                key = keys.owner_streams_key(subscription.tenant, subscription.owner)
-                pipe.zadd(key, {subscription.stream_id: expires_ms}, xx=True)
-                pipe.pexpire(key, lease_ms)
+            batch = due[start:start + RECHECK_BATCH]
+            for subscription in batch:
                 subscription.lease_renewed_at = time.monotonic()
-            await pipe.execute(raise_on_error=False)
+            await in_sync_thread(_renew_leases_now)(
+                [(keys.owner_streams_key(s.tenant, s.owner), s.stream_id) for s in batch])
 
     async def _recheck_principals(self) -> None:
         by_key: dict[str, list[Subscription]] = {}
         for subscription in self._open():
             if subscription.check is not None:
                 by_key.setdefault(subscription.check.key, []).append(subscription)
-        # Values seen unchanged last round: the same bytes need no decoding again.
-        seen, self._principals_seen = self._principals_seen, {}
+        expected = {name: found[0].check.expected for name, found in by_key.items()
+                    if found[0].check is not None}
         names = list(by_key)
+        seen, self._principals_seen = self._principals_seen, {}
         for start in range(0, len(names), RECHECK_BATCH):
             batch = names[start:start + RECHECK_BATCH]
-            for name, raw in zip(batch, await _get_many(batch), strict=True):
-                subscriptions = by_key[name]
-                check = subscriptions[0].check
+            changed, unchanged = await in_sync_thread(_changed_principals)(
+                batch, expected, seen)
+            self._principals_seen.update(unchanged)
+            for name in changed:
+                check = by_key[name][0].check
                 assert check is not None
-                if isinstance(raw, bytes) and (seen.get(name) == raw
-                                               or _unchanged(raw, check.expected)):
-                    self._principals_seen[name] = raw
-                    continue
                 # Invalidated (deleted) or changed: resolve afresh, as a new request would.
                 fresh = await in_sync_thread(check.resolve)()
-                for subscription in subscriptions:
+                for subscription in by_key[name]:
                     assert subscription.check is not None
                     if not subscription.check.still_allowed(fresh):
                         subscription.queue.put_nowait(_REVOKED)
@@ -739,22 +735,48 @@ class EventHub:
         next full collection, made every GC_FULL_COLLECT_SECONDS, whose pause is stated in
         the README."""
         now = time.monotonic()
-        if gc.get_freeze_count() and now - self._full_collect_at >= GC_FULL_COLLECT_SECONDS:
+        # A flag, not gc.get_freeze_count(): that walks every frozen object (~0.1 s here).
+        if self._froze and now - self._full_collect_at >= GC_FULL_COLLECT_SECONDS:
             gc.unfreeze()
             gc.collect()
             self._full_collect_at = now
+            self._froze = False
         if self.subscriber_count >= GC_FREEZE_MIN_STREAMS:
-            gc.collect(1)  # the young garbage first: freeze what is really alive
             gc.freeze()
+            self._froze = True
 
 
-async def _get_many(names: list[str]) -> list[Any]:
-    """Values of `names`, one MGET (one per slot on a cluster): a thousand GETs pipelined
-    cost ~10 times the CPU of the same MGET (packing and parsing each command)."""
-    client = async_client()
-    if is_cluster():
-        return list(await client.mget_nonatomic(names))
-    return list(await client.mget(names))
+# The keeper's bulk upkeep (a thousand leases or principals a round trip) runs in the
+# stream's sync threads, on their connections: the event loop's one async connection and its
+# time stay with the feeds' reads, which a 2,000-command pipeline held for tens of ms.
+
+
+def _renew_leases_now(leases: list[tuple[str, str]]) -> None:
+    """Push each (key, stream id) lease STREAM_LEASE_SECONDS ahead (one pipeline)."""
+    pipe = get_redis().pipeline(transaction=False)
+    expires_ms = int((time.time() + STREAM_LEASE_SECONDS) * 1000)
+    for key, stream_id in leases:
+        pipe.zadd(key, {stream_id: expires_ms}, xx=True)
+        pipe.pexpire(key, int(STREAM_LEASE_SECONDS * 1000))
+    pipe.execute(raise_on_error=False)
+
+
+def _changed_principals(names: list[str], expected: dict[str, dict[str, Any]],
+                        seen: dict[str, bytes]) -> tuple[list[str], dict[str, bytes]]:
+    """Of the principal cache's `names`, those whose value is gone or no longer what their
+    streams opened with, and the unchanged ones' values (the same bytes next round need no
+    decoding). One MGET; one per slot on a cluster: a thousand GETs pipelined cost about ten
+    times its CPU (packing and parsing each command)."""
+    client = get_redis()
+    values = client.mget_nonatomic(names) if is_cluster() else client.mget(names)
+    changed: list[str] = []
+    unchanged: dict[str, bytes] = {}
+    for name, raw in zip(names, values, strict=True):
+        if isinstance(raw, bytes) and (seen.get(name) == raw or _unchanged(raw, expected[name])):
+            unchanged[name] = raw
+        else:
+            changed.append(name)
+    return changed, unchanged
 
 
 def _unchanged(raw: Any, expected: dict[str, Any]) -> bool:
