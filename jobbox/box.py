@@ -56,6 +56,9 @@ class BoxEntry:
     changed_ms: int
     representation: dict[str, Any]
     truncated: bool = False
+    # The snapshot's version (0 when unknown): a stream that starts with this box skips a
+    # `changed` event of the job at this version or older (already shown).
+    version: int = 0
 
     def as_json(self) -> dict[str, Any]:
         found = {"kind": self.kind, "id": self.job_id, "job": self.representation}
@@ -67,7 +70,8 @@ class BoxEntry:
         if not isinstance(status, str) or len(status) > SUMMARY_STATUS_MAX_CHARS:
             status = None
         return BoxEntry(kind=self.kind, job_id=self.job_id, changed_ms=self.changed_ms,
-                        representation={"status": status}, truncated=True)
+                        representation={"status": status}, truncated=True,
+                        version=self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +307,8 @@ def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes,
     changed = job.changed_at(snapshot.fields)
     return BoxEntry(kind=kind, job_id=job_id,
                     changed_ms=int(changed.timestamp() * 1000) if changed else 0,
-                    representation=job.render(snapshot.fields, progress))
+                    representation=job.render(snapshot.fields, progress),
+                    version=snapshot.version)
 
 
 def box_from_database(*, tenant: str, owner: str) -> Box:

@@ -116,6 +116,10 @@ GC_FREEZE_MIN_STREAMS = 500
 GC_FULL_COLLECT_SECONDS = 600.0
 # A resume that would replay more than this many events is answered with a resync instead.
 REPLAY_MAX_EVENTS = 5_000
+# A box entry changed this recently may still have its event on the way (recorded after the
+# snapshot, retried after a failure within seconds): a stream starting with that box skips
+# the event if it shows nothing newer. Older ones' late events are the reconciler's repairs.
+SHOWN_WINDOW_SECONDS = 60.0
 # The browser's EventSource waits this long before reconnecting a dropped stream.
 CLIENT_RETRY_MS = 2_000
 # Heartbeats vary by this fraction of their interval either way.
@@ -214,6 +218,8 @@ class Delivery:
     event_id: EventId
     name: str
     chunk: bytes
+    job: str  # "<kind>\t<job id>"
+    version: int
 
 
 @dataclass(eq=False)
@@ -635,7 +641,8 @@ class EventHub:
                 continue
             chunk = format_event(event.name, await off_loop_if_needed(event.as_json),
                                  event.event_id)
-            self._dispatch(feed, Delivery(event_id, event.name, chunk))
+            self._dispatch(feed, Delivery(event_id, event.name, chunk, _job_key(
+                event.snapshot.kind, event.snapshot.job_id), event.snapshot.version))
         return len(entries) == HISTORY_READ_BATCH
 
     def _dispatch(self, feed: OwnerFeed, event: Delivery) -> None:
@@ -913,6 +920,10 @@ async def replay_after(event_id: EventId, *, tenant: str,
     return await resolve_entries(entries, tenant=tenant, owner=owner), newest
 
 
+def _job_key(kind: str, job_id: str) -> str:
+    return f"{kind}\t{job_id}"
+
+
 @functools.cache
 def _events_counter(name: str) -> Any:
     # The labelled child, looked up once per event name rather than once per delivery.
@@ -946,6 +957,8 @@ class Stream:
         self._resume_from = resume_from
         self._resume_requested = resume_requested
         self._closed = False
+        # Versions of the jobs the starting box showed that changed lately (see _live).
+        self._shown: dict[str, int] = {}
 
     async def close(self) -> None:
         if self._closed:
@@ -980,6 +993,7 @@ class Stream:
         if replay is None:
             box = await read_box_async(tenant=subscription.tenant, owner=subscription.owner)
             name = "resync" if self._resume_requested else "box"
+            self._shown = _recently_changed_versions(box)
             STREAM_EVENTS.labels(name).inc()
             yield (format_event(name, _box_data(box, resync=self._resume_requested),
                                 box.last_event_id or None),
@@ -1018,9 +1032,22 @@ class Stream:
                 return  # fell behind, or the history skipped past us: the browser resumes
             if event.event_id <= seen:
                 continue  # already in the snapshot or the replay
+            if event.name == "changed" and self._shown.get(event.job, 0) >= event.version:
+                # A job's snapshot is stored before its event is recorded (two slots,
+                # jobbox.write): a box read in between shows the state, then its event
+                # comes with a later id. Already shown: not sent twice.
+                continue
             seen = event.event_id
             _events_counter(event.name).inc()
             yield event.chunk
+
+
+def _recently_changed_versions(box: Box) -> dict[str, int]:
+    """The box's jobs that changed within SHOWN_WINDOW_SECONDS, by version: only those can
+    have an event still on its way (a few per box, not a copy of the box per stream)."""
+    since_ms = (time.time() - SHOWN_WINDOW_SECONDS) * 1000
+    return {_job_key(entry.kind, entry.job_id): entry.version for entry in box.entries
+            if entry.version and entry.changed_ms >= since_ms}
 
 
 async def start_stream(*, tenant: str, owner: str, resume_from: EventId | None,

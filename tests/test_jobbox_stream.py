@@ -455,3 +455,67 @@ def test_a_burst_of_new_people_is_subscribed_in_one_round_with_no_gap_or_duplica
         # What each stream saw is the status history from its snapshot on: nothing
         # missing after it, nothing twice.
         assert statuses == VIDEO_STATUSES[VIDEO_STATUSES.index(statuses[0]):]
+
+
+def test_with_many_streams_open_the_heap_is_frozen_and_fully_collected_on_schedule(
+        monkeypatch):
+    """The keeper freezes the heap (the collector stops walking open streams' objects) and,
+    every GC_FULL_COLLECT_SECONDS, unfreezes it for one full collection: cyclic garbage
+    frozen meanwhile is freed then, not kept for the process's life."""
+    import asyncio
+    import gc
+    import weakref
+
+    from jobbox import stream
+
+    class Node:
+        pass
+
+    monkeypatch.setattr(stream, "GC_FREEZE_MIN_STREAMS", 1)
+
+    async def tend():
+        hub = stream.EventHub()
+        feed = stream.OwnerFeed(tenant="t", owner="o", channel="c")
+        feed.subscribers.add(stream.Subscription(tenant="t", owner="o", check=None))
+        hub._feeds[("t", "o")] = feed
+        garbage = Node()
+        garbage.itself = garbage  # a cycle: only the collector frees it
+        gone = weakref.ref(garbage)
+        hub._tend_collector()
+        assert gc.get_freeze_count() > 0
+        del garbage
+        gc.collect()
+        assert gone() is not None  # frozen: out of the collector's sight
+        hub._full_collect_at -= stream.GC_FULL_COLLECT_SECONDS
+        hub._tend_collector()
+        assert gone() is None  # the scheduled full collection freed it
+        assert gc.get_freeze_count() > 0  # and the streams' objects are frozen again
+
+    try:
+        asyncio.run(tend())
+    finally:
+        gc.unfreeze()
+
+
+def test_a_transition_the_box_already_shows_is_not_sent_again_when_its_event_comes(
+        server, alice, streams, monkeypatch):
+    """A snapshot is stored before its owner's event is recorded (two slots): a stream whose
+    box was read in between shows the new state, and then skips that event (a later id, the
+    same version), while later transitions still come."""
+    from jobbox import write
+
+    video = new_video(alice)
+    held = []
+    record = write.record_owner_part
+    monkeypatch.setattr(write, "record_owner_part",
+                        lambda *args, **kwargs: held.append((args, kwargs)) or "")
+    services.mark_processing(video.pk, worker_id="w1")  # the job's part only
+    monkeypatch.setattr(write, "record_owner_part", record)
+    stream = streams(server, alice.token)
+    box = stream.next_event()
+    assert [entry["job"]["status"] for entry in box.data["jobs"]] == ["PROCESSING"]
+    (args, kwargs), = held
+    assert record(*args, **kwargs)  # the PROCESSING event, recorded after the box was read
+    services.complete_video(video.pk, "hls/x/master.m3u8", duration=1)
+    seen = stream.until(is_status("READY", video.pk))
+    assert [e.data["job"]["status"] for e in seen if e.name == "changed"] == ["READY"]
