@@ -432,6 +432,10 @@ class EventHub:
         self._full_collect_at = time.monotonic()
         self._froze = False
         self._principals_seen: dict[str, bytes] = {}
+        # Open streams, and by principal cache key: kept as streams come and go, so a keeper
+        # round never rebuilds them (10,000 streams: tens of ms of the loop at once).
+        self._open: set[Subscription] = set()
+        self._checks: dict[str, set[Subscription]] = {}
         self._notifier: Notifier | None = None
         self._task: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
@@ -439,7 +443,7 @@ class EventHub:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(feed.subscribers) for feed in self._feeds.values())
+        return len(self._open)
 
     @property
     def watched_owners(self) -> int:
@@ -463,6 +467,9 @@ class EventHub:
         subscription = Subscription(tenant=tenant, owner=owner, check=check)
         feed.subscribers.add(subscription)
         feed.idle_since = None
+        self._open.add(subscription)
+        if check is not None:
+            self._checks.setdefault(check.key, set()).add(subscription)
         STREAMS_OPEN.inc()
         return subscription
 
@@ -472,6 +479,13 @@ class EventHub:
             return
         subscription.released = True
         STREAMS_OPEN.dec()
+        self._open.discard(subscription)
+        if subscription.check is not None:
+            sharing = self._checks.get(subscription.check.key)
+            if sharing is not None:
+                sharing.discard(subscription)
+                if not sharing:
+                    del self._checks[subscription.check.key]
         feed = self._feeds.get((subscription.tenant, subscription.owner))
         if feed is not None:
             feed.subscribers.discard(subscription)
@@ -693,42 +707,44 @@ class EventHub:
             if channels and self._notifier is not None:
                 await self._notifier.unsubscribe(channels)
 
-    def _open(self) -> list[Subscription]:
-        return [s for feed in self._feeds.values() for s in feed.subscribers]
-
     async def _renew_leases(self) -> None:
         due_at = time.monotonic() - STREAM_LEASE_SECONDS / 3
-        due = [s for s in self._open() if s.lease_renewed_at <= due_at]
-        for start in range(0, len(due), RECHECK_BATCH):
-            batch = due[start:start + RECHECK_BATCH]
-            for subscription in batch:
+        everyone = list(self._open)
+        for start in range(0, len(everyone), RECHECK_BATCH):
+            # A batch at a time, yielding in between: the loop's feeds go on meanwhile.
+            due = [s for s in everyone[start:start + RECHECK_BATCH]
+                   if s.lease_renewed_at <= due_at and not s.released]
+            if not due:
+                await asyncio.sleep(0)
+                continue
+            for subscription in due:
                 subscription.lease_renewed_at = time.monotonic()
             await in_sync_thread(_renew_leases_now)(
-                [(keys.owner_streams_key(s.tenant, s.owner), s.stream_id) for s in batch])
+                [(keys.owner_streams_key(s.tenant, s.owner), s.stream_id) for s in due])
 
     async def _recheck_principals(self) -> None:
-        by_key: dict[str, list[Subscription]] = {}
-        for subscription in self._open():
-            if subscription.check is not None:
-                by_key.setdefault(subscription.check.key, []).append(subscription)
-        expected = {name: found[0].check.expected for name, found in by_key.items()
-                    if found[0].check is not None}
-        names = list(by_key)
+        names = list(self._checks)
         seen, self._principals_seen = self._principals_seen, {}
         for start in range(0, len(names), RECHECK_BATCH):
-            batch = names[start:start + RECHECK_BATCH]
+            batch = [name for name in names[start:start + RECHECK_BATCH]
+                     if name in self._checks]
+            expected = {name: _expected(self._checks[name]) for name in batch}
             changed, unchanged = await in_sync_thread(_changed_principals)(
                 batch, expected, seen)
             self._principals_seen.update(unchanged)
             for name in changed:
-                check = by_key[name][0].check
-                assert check is not None
-                # Invalidated (deleted) or changed: resolve afresh, as a new request would.
-                fresh = await in_sync_thread(check.resolve)()
-                for subscription in by_key[name]:
-                    assert subscription.check is not None
-                    if not subscription.check.still_allowed(fresh):
-                        subscription.queue.put_nowait(_REVOKED)
+                await self._check_again(list(self._checks.get(name, ())))
+
+    async def _check_again(self, subscriptions: list[Subscription]) -> None:
+        """The principal of these streams (one cache key) was invalidated or changed:
+        resolve it afresh, as a new request would, and end the streams it no longer allows."""
+        if not subscriptions or subscriptions[0].check is None:
+            return
+        fresh = await in_sync_thread(subscriptions[0].check.resolve)()
+        for subscription in subscriptions:
+            assert subscription.check is not None
+            if not subscription.check.still_allowed(fresh):
+                subscription.queue.put_nowait(_REVOKED)
 
     def _tend_collector(self) -> None:
         """With many streams open, keep Python's cyclic collector off their objects.
@@ -784,6 +800,14 @@ def _changed_principals(names: list[str], expected: dict[str, dict[str, Any]],
         else:
             changed.append(name)
     return changed, unchanged
+
+
+def _expected(subscriptions: set[Subscription]) -> dict[str, Any]:
+    # Streams sharing a cache key almost always opened with the same cached value; when not,
+    # a mismatch only costs a fresh resolution, which then decides for each stream.
+    check = next(iter(subscriptions)).check
+    assert check is not None
+    return check.expected
 
 
 def _unchanged(raw: Any, expected: dict[str, Any]) -> bool:

@@ -475,9 +475,7 @@ def test_with_many_streams_open_the_heap_is_frozen_and_fully_collected_on_schedu
 
     async def tend():
         hub = stream.EventHub()
-        feed = stream.OwnerFeed(tenant="t", owner="o", channel="c")
-        feed.subscribers.add(stream.Subscription(tenant="t", owner="o", check=None))
-        hub._feeds[("t", "o")] = feed
+        hub._open.add(stream.Subscription(tenant="t", owner="o", check=None))  # a stream
         garbage = Node()
         garbage.itself = garbage  # a cycle: only the collector frees it
         gone = weakref.ref(garbage)
