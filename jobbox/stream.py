@@ -6,8 +6,10 @@ in their own bounded history (a Redis stream in their slot, `jobbox.write`) and 
 their own pub/sub channel (sharded on a cluster). Per process, one `EventHub` subscribes to
 the channels of the people it has streams open for (on the first stream of a person;
 unsubscribed a while after the last), over one pub/sub connection (one per node on a
-cluster); a notification makes it read that person's history after the last id it read, once
-for all their streams, and fan the events out in memory. A process therefore receives the
+cluster). People whose first streams start together join in rounds: one SUBSCRIBE per node
+for all of them, then one pipeline of their newest ids. A notification makes it read that
+person's history after the last id it read, once for all their streams, render and frame
+each event once, and fan the bytes out in memory. A process therefore receives the
 events of the people it serves, not of everyone, and an open stream costs a queue, never a
 Redis connection or an OS thread.
 
@@ -16,14 +18,17 @@ with `Last-Event-ID`, replays what was missed from the person's history, or says
 (the whole box, with `"recovered": false`) when that history no longer covers the id, or the
 id is malformed or out of range. Subscribing happens before the snapshot or replay is read,
 and events up to its id are skipped, so nothing falls in between and nothing is sent twice
-(Zulip's snapshot-then-replay). After a lost pub/sub connection the hub subscribes again and
-reads every watched history after its last id, so open streams miss nothing.
+(Zulip's snapshot-then-replay); a `changed` event of a job the box already showed at that
+version is skipped too (the snapshot is stored before its event is recorded). After a lost
+pub/sub connection the hub subscribes again and reads every watched history after its last
+id, so open streams miss nothing.
 
 Costs are bounded per person (issue 15): at most STREAMS_PER_PERSON open streams across all
 processes (a per-person sorted set of stream leases), and every open stream's principal is
-re-checked every STREAM_RECHECK_SECONDS through the principal cache (one pipeline for the
-whole process): a revoked token, user or membership gets a `reauthenticate` event and the
-stream ends.
+re-checked every STREAM_RECHECK_SECONDS through the principal cache (one MGET per thousand,
+in the sync threads): a revoked token, user or membership gets a `reauthenticate` event and
+the stream ends. With many streams open the keeper also freezes the heap, so Python's full
+collections stop walking every open stream's objects (EventHub._tend_collector).
 """
 
 import asyncio
@@ -549,22 +554,32 @@ class EventHub:
         """Subscribe these people's channels, then read their newest history ids: every
         event after those ids is announced, so each feed reads from there on. A notification
         that lands in between marks its feed, which reads once it has its id."""
-        assert self._notifier is not None
+        notifier = self._notifier
+        assert notifier is not None
         feeds = {(tenant, owner): OwnerFeed(tenant=tenant, owner=owner,
                                             channel=keys.owner_channel(tenant, owner))
                  for tenant, owner in people}
         for feed in feeds.values():
             self._by_channel[feed.channel] = feed
+        channels = [feed.channel for feed in feeds.values()]
         try:
-            await self._notifier.subscribe([feed.channel for feed in feeds.values()])
-            pipe = async_client().pipeline(transaction=False)
-            for feed in feeds.values():
-                pipe.xrevrange(keys.owner_events_key(feed.tenant, feed.owner), count=1)
-            newest = await pipe.execute()
+            await notifier.subscribe(channels)
         except BaseException:
-            for feed in feeds.values():
-                if self._by_channel.get(feed.channel) is feed:
-                    del self._by_channel[feed.channel]
+            self._unregister(feeds.values())
+            raise
+        pipe = async_client().pipeline(transaction=False)
+        for feed in feeds.values():
+            pipe.xrevrange(keys.owner_events_key(feed.tenant, feed.owner), count=1)
+        try:
+            newest = await pipe.execute()
+        except (OSError, redis.exceptions.RedisError, redis.exceptions.RedisClusterException):
+            self._unregister(feeds.values())
+            with contextlib.suppress(OSError, redis.exceptions.RedisError,
+                                     redis.exceptions.RedisClusterException):
+                await notifier.unsubscribe(channels)  # subscribed for nobody now
+            raise
+        except BaseException:
+            self._unregister(feeds.values())
             raise
         now = time.monotonic()
         for (person, feed), last in zip(feeds.items(), newest, strict=True):
@@ -577,6 +592,11 @@ class EventHub:
                 self._poke(feed)
         STREAM_OWNERS_WATCHED.inc(len(feeds))
         return feeds
+
+    def _unregister(self, feeds: Collection[OwnerFeed]) -> None:
+        for feed in feeds:
+            if self._by_channel.get(feed.channel) is feed:
+                del self._by_channel[feed.channel]
 
     async def _run(self) -> None:
         pause = RECONNECT_PAUSE_SECONDS

@@ -517,3 +517,18 @@ def test_a_transition_the_box_already_shows_is_not_sent_again_when_its_event_com
     services.complete_video(video.pk, "hls/x/master.m3u8", duration=1)
     seen = stream.until(is_status("READY", video.pk))
     assert [e.data["job"]["status"] for e in seen if e.name == "changed"] == ["READY"]
+
+
+def test_after_its_pubsub_connection_is_killed_the_hub_resubscribes_and_misses_nothing(
+        server, alice, bob, streams, private_redis):
+    alices, bobs = streams(server, alice.token), streams(server, bob.token)
+    alices.next_event(), bobs.next_event()
+    outside = redis.Redis.from_url(private_redis.url)
+    assert outside.client_kill_filter(_type="pubsub") >= 1
+    # Published while the hub is away (or already back): read from the histories either way.
+    video, bobs_video = new_video(alice), new_video(bob)
+    assert alices.until(is_status("UPLOADED", video.pk))
+    assert bobs.until(is_status("UPLOADED", bobs_video.pk))
+    channels = set(outside.pubsub_channels())
+    assert {keys.owner_channel(str(m.tenant.pk), str(m.user.pk)).encode()
+            for m in (alice, bob)} <= channels  # both subscribed again, in one round
