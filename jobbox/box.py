@@ -61,6 +61,9 @@ class BoxEntry:
     changed_ms: int
     representation: dict[str, Any]
     truncated: bool = False
+    # The snapshot's version (0 when unknown): a stream that starts with this box skips a
+    # `changed` event of the job at this version or older (already shown).
+    version: int = 0
 
     # The compact JSON of `as_json()`, encoded once: a box's body is its entries joined.
     encoded: bytes = field(init=False, repr=False, compare=False)
@@ -82,7 +85,8 @@ class BoxEntry:
         if not isinstance(status, str) or len(status) > SUMMARY_STATUS_MAX_CHARS:
             status = None
         return BoxEntry(kind=self.kind, job_id=self.job_id, changed_ms=self.changed_ms,
-                        representation={"status": status}, truncated=True)
+                        representation={"status": status}, truncated=True,
+                        version=self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +363,8 @@ def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes | str,
     changed = job.changed_at(snapshot.fields)
     return BoxEntry(kind=kind, job_id=job_id,
                     changed_ms=int(changed.timestamp() * 1000) if changed else 0,
-                    representation=job.render(snapshot.fields, progress))
+                    representation=job.render(snapshot.fields, progress),
+                    version=snapshot.version)
 
 
 def box_from_database(*, tenant: str, owner: str) -> Box:

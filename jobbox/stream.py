@@ -6,8 +6,10 @@ in their own bounded history (a Redis stream in their slot, `jobbox.write`) and 
 their own pub/sub channel (sharded on a cluster). Per process, one `EventHub` subscribes to
 the channels of the people it has streams open for (on the first stream of a person;
 unsubscribed a while after the last), over one pub/sub connection (one per node on a
-cluster); a notification makes it read that person's history after the last id it read, once
-for all their streams, and fan the events out in memory. A process therefore receives the
+cluster). People whose first streams start together join in rounds: one SUBSCRIBE per node
+for all of them, then one pipeline of their newest ids. A notification makes it read that
+person's history after the last id it read, once for all their streams, render and frame
+each event once, and fan the bytes out in memory. A process therefore receives the
 events of the people it serves, not of everyone, and an open stream costs a queue, never a
 Redis connection or an OS thread.
 
@@ -16,25 +18,30 @@ with `Last-Event-ID`, replays what was missed from the person's history, or says
 (the whole box, with `"recovered": false`) when that history no longer covers the id, or the
 id is malformed or out of range. Subscribing happens before the snapshot or replay is read,
 and events up to its id are skipped, so nothing falls in between and nothing is sent twice
-(Zulip's snapshot-then-replay). After a lost pub/sub connection the hub subscribes again and
-reads every watched history after its last id, so open streams miss nothing.
+(Zulip's snapshot-then-replay); a `changed` event of a job the box already showed at that
+version is skipped too (the snapshot is stored before its event is recorded). After a lost
+pub/sub connection the hub subscribes again and reads every watched history after its last
+id, so open streams miss nothing.
 
 Costs are bounded per person (issue 15): at most STREAMS_PER_PERSON open streams across all
 processes (a per-person sorted set of stream leases), and every open stream's principal is
-re-checked every STREAM_RECHECK_SECONDS through the principal cache (one pipeline for the
-whole process): a revoked token, user or membership gets a `reauthenticate` event and the
-stream ends.
+re-checked every STREAM_RECHECK_SECONDS through the principal cache (one MGET per thousand,
+in the sync threads): a revoked token, user or membership gets a `reauthenticate` event and
+the stream ends. With many streams open the keeper also freezes the heap, so Python's full
+collections stop walking every open stream's objects (EventHub._tend_collector).
 """
 
 import asyncio
 import contextlib
+import functools
+import gc
 import json
 import logging
 import random
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -44,8 +51,8 @@ import redis.asyncio.cluster
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import close_old_connections
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from jobbox import conf, keys, registry
 from jobbox.box import (
@@ -59,7 +66,7 @@ from jobbox.box import (
     read_script_arguments,
     rebuild,
 )
-from jobbox.client import is_cluster
+from jobbox.client import RedisUnavailable, get_redis, is_cluster
 from jobbox.events import EventEntry, JobEvent, parse_entry
 from jobbox.metrics import (
     STREAM_EVENTS,
@@ -87,11 +94,12 @@ RECONNECT_PAUSE_MAX_SECONDS = 10.0
 START_WAIT_SECONDS = 5.0
 # A subscription not confirmed by Redis within this long counts as a lost connection.
 SUBSCRIBE_CONFIRM_SECONDS = 5.0
-# Async connections for history reads, box reads, leases and principal re-checks, shared by
-# every stream of the process (one pipeline at a time each: ~0.2 ms a round trip here). With
-# the pub/sub connection and SYNC_THREADS, a process holds at most 4 Redis connections
-# whatever the number of streams (issue 12's goal). A blocking pool waits for a free one
-# instead of failing (DESIGN.md, measured).
+# Async connections for subscriptions' newest ids, history reads, box reads and stream
+# leases, shared by every stream of the process (one pipeline at a time each: ~0.2 ms a round
+# trip here); the keeper's bulk upkeep (lease renewals, principal re-checks) uses the sync
+# threads' connections instead. With the pub/sub connection and SYNC_THREADS, a process holds
+# at most 4 Redis connections whatever the number of streams (issue 12's goal). A blocking
+# pool waits for a free one instead of failing (DESIGN.md, measured).
 ASYNC_POOL_CONNECTIONS = 1
 # A person's channel stays subscribed this long after their last stream ended: a browser
 # that reconnects (every STREAM_MAX_SECONDS, or after a blip) finds it still there.
@@ -99,10 +107,24 @@ FEED_IDLE_SECONDS = 10.0
 # An open stream's lease in the per-person count: renewed every third of it, so a process
 # that died stops counting against its people's cap within this long.
 STREAM_LEASE_SECONDS = 60.0
-# Principals re-checked per pipeline: bounds one round trip's size with 10,000 streams open.
+# Principals re-checked (and leases renewed) per round trip: bounds how long one holds the
+# shared connection (~1 ms for an MGET of 1,000 here) with 10,000 streams open.
 RECHECK_BATCH = 1_000
+# Channels per SUBSCRIBE / UNSUBSCRIBE command: a reconnect with 10,000 people watched sends
+# ten commands, each reply read as it comes.
+SUBSCRIBE_BATCH = 1_000
+# Open streams from which the hub freezes the heap after each keeper round (EventHub.
+# _tend_collector): below it a process is left to Python's collector as it is.
+GC_FREEZE_MIN_STREAMS = 500
+# A full collection (frozen objects included) this often while frozen: frees the cyclic
+# garbage of streams that ended (every stream reconnects within STREAM_MAX_SECONDS, 10 min).
+GC_FULL_COLLECT_SECONDS = 600.0
 # A resume that would replay more than this many events is answered with a resync instead.
 REPLAY_MAX_EVENTS = 5_000
+# A box entry changed this recently may still have its event on the way (recorded after the
+# snapshot, retried after a failure within seconds): a stream starting with that box skips
+# the event if it shows nothing newer. Older ones' late events are the reconciler's repairs.
+SHOWN_WINDOW_SECONDS = 60.0
 # The browser's EventSource waits this long before reconnecting a dropped stream.
 CLIENT_RETRY_MS = 2_000
 # Heartbeats vary by this fraction of their interval either way.
@@ -193,6 +215,18 @@ class PrincipalCheck:
 _REVOKED = object()
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A live event as its streams send it: rendered and framed once per person's feed,
+    however many of their streams are open."""
+
+    event_id: EventId
+    name: str
+    chunk: bytes
+    job: str  # "<kind>\t<job id>"
+    version: int
+
+
 @dataclass(eq=False)
 class Subscription:
     """One open stream: its person, its principal check and the events for it, in order."""
@@ -218,6 +252,7 @@ class OwnerFeed:
     cursor: str = "0-0"
     subscribers: set[Subscription] = field(default_factory=set)
     idle_since: float | None = None
+    joined: bool = False
     reading: bool = False
     dirty: bool = False
 
@@ -232,47 +267,72 @@ class NotifierLost(Exception):
 class Notifier:
     """This process's pub/sub connections: one on a single Redis (SUBSCRIBE); on a cluster
     one per node that owns a watched person's slot (SSUBSCRIBE: a notification reaches only
-    that shard). Data messages come out of `next_channel()`; a lost connection raises there."""
+    that shard). Data messages come out of `next_channel()`; a lost connection raises there.
+    A node's connection lives while it has channels: it is closed when the last one leaves,
+    so a command is never sent on it unsubscribed while its reader waits (redis-py then
+    health-checks the connection by reading its reply, beside the reader)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._cluster = is_cluster()
         self._pubsubs: dict[str, Any] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._channels: dict[str, set[str]] = {}  # node -> its channels
         self._node_of: dict[str, str] = {}
-        self._confirmed: dict[str, asyncio.Event] = {}
+        self._unconfirmed: set[str] = set()
+        self._all_confirmed = asyncio.Event()
         self._leaving: set[str] = set()
         self._messages: asyncio.Queue[str | BaseException] = asyncio.Queue()
 
-    async def subscribe(self, channel: str) -> None:
-        """Subscribe and wait for Redis to confirm it: from then on, no notification of this
-        channel is missed."""
-        node, pubsub = self._pubsub_for(channel)
-        confirmed = self._confirmed[channel] = asyncio.Event()
-        self._leaving.discard(channel)
-        if self._cluster:
-            await pubsub.ssubscribe(channel)
-        else:
-            await pubsub.subscribe(channel)
-        self._node_of[channel] = node
-        if node not in self._readers:
-            self._readers[node] = asyncio.get_running_loop().create_task(self._read(pubsub))
+    async def subscribe(self, channels: Collection[str]) -> None:
+        """Subscribe to `channels`, one command per node (per SUBSCRIBE_BATCH channels), and
+        wait until Redis confirmed every one: from then on, no notification of them is
+        missed. One round at a time (the hub's feed lock). Raises NotifierLost, after which
+        this notifier is given up (the hub connects again)."""
+        by_node: dict[str, list[str]] = {}
+        for channel in channels:
+            by_node.setdefault(self._node_for(channel), []).append(channel)
+        self._unconfirmed = set(channels)
+        self._all_confirmed.clear()
+        for node, batch in by_node.items():
+            pubsub = self._pubsub(node)
+            self._channels.setdefault(node, set()).update(batch)
+            for channel in batch:
+                self._leaving.discard(channel)
+                self._node_of[channel] = node
+            for start in range(0, len(batch), SUBSCRIBE_BATCH):
+                chunk = batch[start:start + SUBSCRIBE_BATCH]
+                await (pubsub.ssubscribe(*chunk) if self._cluster else pubsub.subscribe(*chunk))
+            if node not in self._readers:
+                self._readers[node] = asyncio.get_running_loop().create_task(self._read(pubsub))
+        if not self._unconfirmed:
+            return
         try:
             async with asyncio.timeout(SUBSCRIBE_CONFIRM_SECONDS):
-                await confirmed.wait()
+                await self._all_confirmed.wait()
         except TimeoutError:
-            raise NotifierLost("subscription not confirmed") from None
+            lost = NotifierLost("subscription not confirmed")
+            self._messages.put_nowait(lost)  # the hub's reader gives this notifier up too
+            raise lost from None
 
-    async def unsubscribe(self, channel: str) -> None:
-        node = self._node_of.pop(channel, None)
-        self._confirmed.pop(channel, None)
-        if node is None or node not in self._pubsubs:
-            return
-        self._leaving.add(channel)
-        if self._cluster:
-            await self._pubsubs[node].sunsubscribe(channel)
-        else:
-            await self._pubsubs[node].unsubscribe(channel)
+    async def unsubscribe(self, channels: Collection[str]) -> None:
+        by_node: dict[str, list[str]] = {}
+        for channel in channels:
+            node = self._node_of.pop(channel, None)
+            if node is not None and node in self._pubsubs:
+                by_node.setdefault(node, []).append(channel)
+        for node, batch in by_node.items():
+            remaining = self._channels.get(node, set())
+            remaining.difference_update(batch)
+            if not remaining:
+                await self._close_node(node)
+                continue
+            self._leaving.update(batch)
+            for start in range(0, len(batch), SUBSCRIBE_BATCH):
+                chunk = batch[start:start + SUBSCRIBE_BATCH]
+                pubsub = self._pubsubs[node]
+                await (pubsub.sunsubscribe(*chunk) if self._cluster
+                       else pubsub.unsubscribe(*chunk))
 
     async def next_channel(self) -> str:
         item = await self._messages.get()
@@ -284,16 +344,21 @@ class Notifier:
     def connections(self) -> int:
         return len(self._pubsubs)
 
-    def _pubsub_for(self, channel: str) -> tuple[str, Any]:
-        if self._cluster:
-            node = self._client.get_node_from_key(channel)
-            name, host, port = node.name, node.host, node.port
-        else:
-            name, host, port = "single", None, None
-        found = self._pubsubs.get(name)
+    def _node_for(self, channel: str) -> str:
+        if not self._cluster:
+            return "single"
+        return str(self._client.get_node_from_key(channel).name)
+
+    def _pubsub(self, node: str) -> Any:
+        found = self._pubsubs.get(node)
         if found is None:
-            found = self._pubsubs[name] = self._new_connection(host, port).pubsub()
-        return name, found
+            if self._cluster:
+                where = self._client.get_node(node_name=node)
+                connection = self._new_connection(where.host, where.port)
+            else:
+                connection = self._new_connection(None, None)
+            found = self._pubsubs[node] = connection.pubsub()
+        return found
 
     def _new_connection(self, host: str | None, port: int | None) -> redis.asyncio.Redis:
         options: dict[str, Any] = {
@@ -325,8 +390,9 @@ class Notifier:
         if kind in ("message", "smessage"):
             self._messages.put_nowait(channel)
         elif kind in ("subscribe", "ssubscribe"):
-            if channel in self._confirmed:
-                self._confirmed[channel].set()
+            self._unconfirmed.discard(channel)
+            if not self._unconfirmed:
+                self._all_confirmed.set()
         elif kind in ("unsubscribe", "sunsubscribe"):
             if channel in self._leaving:
                 self._leaving.discard(channel)
@@ -334,14 +400,19 @@ class Notifier:
                 # Redis dropped it: the slot moved (a failover, a resharding).
                 self._messages.put_nowait(NotifierLost("channel moved"))
 
-    async def close(self) -> None:
-        for task in self._readers.values():
+    async def _close_node(self, node: str) -> None:
+        task = self._readers.pop(node, None)
+        if task is not None:
             task.cancel()
-        for pubsub in self._pubsubs.values():
+        pubsub = self._pubsubs.pop(node, None)
+        self._channels.pop(node, None)
+        if pubsub is not None:
             with contextlib.suppress(Exception):  # closing a dead connection
                 await pubsub.aclose()
-        self._pubsubs.clear()
-        self._readers.clear()
+
+    async def close(self) -> None:
+        for node in list(self._pubsubs):
+            await self._close_node(node)
 
 
 # --- The hub ------------------------------------------------------------------------------
@@ -356,7 +427,20 @@ class EventHub:
         self._feeds: dict[tuple[str, str], OwnerFeed] = {}
         self._by_channel: dict[str, OwnerFeed] = {}
         self._ready = asyncio.Event()
+        # One subscription round at a time: the joining rounds, dropping idle people and a
+        # reconnect's resubscription never interleave on the notifier.
         self._feed_lock = asyncio.Lock()
+        # People whose first stream is starting, waiting for the next joining round.
+        self._joining: dict[tuple[str, str], asyncio.Future[OwnerFeed]] = {}
+        self._joiner: asyncio.Task[None] | None = None
+        self._in_round: dict[tuple[str, str], asyncio.Future[OwnerFeed]] = {}
+        self._full_collect_at = time.monotonic()
+        self._froze = False
+        self._principals_seen: dict[str, bytes] = {}
+        # Open streams, and by principal cache key: kept as streams come and go, so a keeper
+        # round never rebuilds them (10,000 streams: tens of ms of the loop at once).
+        self._open: set[Subscription] = set()
+        self._checks: dict[str, set[Subscription]] = {}
         self._notifier: Notifier | None = None
         self._task: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
@@ -364,7 +448,7 @@ class EventHub:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(feed.subscribers) for feed in self._feeds.values())
+        return len(self._open)
 
     @property
     def watched_owners(self) -> int:
@@ -381,15 +465,16 @@ class EventHub:
         self._start_tasks()
         try:
             async with asyncio.timeout(START_WAIT_SECONDS):
-                await self._ready.wait()
-                async with self._feed_lock:
-                    feed = await self._feed(tenant, owner)
-        except (TimeoutError, NotifierLost, redis.exceptions.RedisError,
+                feed = await self._feed(tenant, owner)
+        except (TimeoutError, NotifierLost, OSError, redis.exceptions.RedisError,
                 redis.exceptions.RedisClusterException) as exc:
             raise StreamUnavailable(type(exc).__name__) from exc
         subscription = Subscription(tenant=tenant, owner=owner, check=check)
         feed.subscribers.add(subscription)
         feed.idle_since = None
+        self._open.add(subscription)
+        if check is not None:
+            self._checks.setdefault(check.key, set()).add(subscription)
         STREAMS_OPEN.inc()
         return subscription
 
@@ -399,6 +484,13 @@ class EventHub:
             return
         subscription.released = True
         STREAMS_OPEN.dec()
+        self._open.discard(subscription)
+        if subscription.check is not None:
+            sharing = self._checks.get(subscription.check.key)
+            if sharing is not None:
+                sharing.discard(subscription)
+                if not sharing:
+                    del self._checks[subscription.check.key]
         feed = self._feeds.get((subscription.tenant, subscription.owner))
         if feed is not None:
             feed.subscribers.discard(subscription)
@@ -412,20 +504,99 @@ class EventHub:
             self._keeper = self._loop.create_task(self._keep())
 
     async def _feed(self, tenant: str, owner: str) -> OwnerFeed:
-        feed = self._feeds.get((tenant, owner))
+        """The person's feed, subscribed and confirmed: an existing one, or one made in the
+        next joining round with everyone else whose first stream starts meanwhile."""
+        person = (tenant, owner)
+        feed = self._feeds.get(person)
         if feed is not None:
             return feed
-        assert self._notifier is not None
-        feed = OwnerFeed(tenant=tenant, owner=owner, channel=keys.owner_channel(tenant, owner))
-        await self._notifier.subscribe(feed.channel)
-        # The newest id, read after the subscription is confirmed: every later event is
-        # announced, so the feed reads from here on.
-        last = await async_client().xrevrange(keys.owner_events_key(tenant, owner), count=1)
-        feed.cursor = _text(last[0][0]) if last else "0-0"
-        self._feeds[(tenant, owner)] = feed
-        self._by_channel[feed.channel] = feed
-        STREAM_OWNERS_WATCHED.inc()
-        return feed
+        joined = self._joining.get(person) or self._in_round.get(person)
+        if joined is None:
+            joined = self._joining[person] = self._loop.create_future()
+            # A round that failed after every waiter gave up: nobody reads its error.
+            joined.add_done_callback(lambda done: done.cancelled() or done.exception())
+            if self._joiner is None or self._joiner.done():
+                self._joiner = self._loop.create_task(self._join_waiting())
+        # Shielded: one stream giving up (its start timed out) leaves the round to the others.
+        return await asyncio.shield(joined)
+
+    async def _join_waiting(self) -> None:
+        """Joining rounds while people wait: everyone who queued while the previous round
+        was in flight goes in the next, with one SUBSCRIBE per node and one pipeline of
+        newest ids, so a burst of N new people costs a few round trips, not N."""
+        while self._joining:
+            await self._ready.wait()
+            async with self._feed_lock:
+                if self._notifier is None:
+                    continue  # lost meanwhile: wait for the reconnect
+                batch, self._joining = self._joining, {}
+                self._in_round = batch
+                try:
+                    feeds = await self._join(list(batch))
+                except (NotifierLost, OSError, redis.exceptions.RedisError,
+                        redis.exceptions.RedisClusterException) as exc:
+                    logger.warning("jobbox stream: could not subscribe %d people (%s)",
+                                   len(batch), type(exc).__name__)
+                    for joined in batch.values():
+                        if not joined.done():
+                            joined.set_exception(NotifierLost(type(exc).__name__))
+                    continue
+                except asyncio.CancelledError:
+                    for joined in batch.values():
+                        joined.cancel()
+                    raise
+                finally:
+                    self._in_round = {}
+                for person, joined in batch.items():
+                    joined.set_result(feeds[person])
+
+    async def _join(self, people: list[tuple[str, str]]) -> dict[tuple[str, str], OwnerFeed]:
+        """Subscribe these people's channels, then read their newest history ids: every
+        event after those ids is announced, so each feed reads from there on. A notification
+        that lands in between marks its feed, which reads once it has its id."""
+        notifier = self._notifier
+        assert notifier is not None
+        feeds = {(tenant, owner): OwnerFeed(tenant=tenant, owner=owner,
+                                            channel=keys.owner_channel(tenant, owner))
+                 for tenant, owner in people}
+        for feed in feeds.values():
+            self._by_channel[feed.channel] = feed
+        channels = [feed.channel for feed in feeds.values()]
+        try:
+            await notifier.subscribe(channels)
+        except BaseException:
+            self._unregister(feeds.values())
+            raise
+        pipe = async_client().pipeline(transaction=False)
+        for feed in feeds.values():
+            pipe.xrevrange(keys.owner_events_key(feed.tenant, feed.owner), count=1)
+        try:
+            newest = await pipe.execute()
+        except (OSError, redis.exceptions.RedisError, redis.exceptions.RedisClusterException):
+            self._unregister(feeds.values())
+            with contextlib.suppress(OSError, redis.exceptions.RedisError,
+                                     redis.exceptions.RedisClusterException):
+                await notifier.unsubscribe(channels)  # subscribed for nobody now
+            raise
+        except BaseException:
+            self._unregister(feeds.values())
+            raise
+        now = time.monotonic()
+        for (person, feed), last in zip(feeds.items(), newest, strict=True):
+            feed.cursor = _text(last[0][0]) if last else "0-0"
+            feed.joined = True
+            # Idle until its first stream attaches: a start that gave up leaves no feed behind.
+            feed.idle_since = now
+            self._feeds[person] = feed
+            if feed.dirty:
+                self._poke(feed)
+        STREAM_OWNERS_WATCHED.inc(len(feeds))
+        return feeds
+
+    def _unregister(self, feeds: Collection[OwnerFeed]) -> None:
+        for feed in feeds:
+            if self._by_channel.get(feed.channel) is feed:
+                del self._by_channel[feed.channel]
 
     async def _run(self) -> None:
         pause = RECONNECT_PAUSE_SECONDS
@@ -433,8 +604,8 @@ class EventHub:
             notifier = Notifier(await _cluster_ready(async_client()))
             try:
                 async with self._feed_lock:
-                    for feed in list(self._feeds.values()):
-                        await notifier.subscribe(feed.channel)
+                    if self._feeds:
+                        await notifier.subscribe([feed.channel for feed in self._feeds.values()])
                     self._notifier = notifier
                 self._ready.set()
                 for feed in list(self._feeds.values()):
@@ -458,8 +629,8 @@ class EventHub:
     def _poke(self, feed: OwnerFeed) -> None:
         """Read the feed's history after its cursor, once, however many notifications come
         meanwhile (one read covers them all)."""
-        if feed.reading:
-            feed.dirty = True
+        if feed.reading or not feed.joined:
+            feed.dirty = True  # a joining feed reads once it knows where to start
             return
         feed.reading = True
         self._loop.create_task(self._drain(feed))
@@ -499,10 +670,16 @@ class EventHub:
         STREAM_HISTORY_READS.inc(len(entries))
         feed.cursor = _text(entries[-1][0])
         for event in await resolve_entries(entries, tenant=feed.tenant, owner=feed.owner):
-            self._dispatch(feed, event)
+            event_id = parse_event_id(event.event_id)
+            if event_id is None or not feed.subscribers:
+                continue
+            chunk = format_event(event.name, await off_loop_if_needed(event.as_json),
+                                 event.event_id)
+            self._dispatch(feed, Delivery(event_id, event.name, chunk, _job_key(
+                event.snapshot.kind, event.snapshot.job_id), event.snapshot.version))
         return len(entries) == HISTORY_READ_BATCH
 
-    def _dispatch(self, feed: OwnerFeed, event: JobEvent) -> None:
+    def _dispatch(self, feed: OwnerFeed, event: Delivery) -> None:
         limit = conf.get("STREAM_QUEUE_MAX_EVENTS")
         for subscription in list(feed.subscribers):
             if subscription.queue.qsize() >= limit:
@@ -530,65 +707,127 @@ class EventHub:
                 await self._drop_idle_feeds()
                 await self._renew_leases()
                 await self._recheck_principals()
-            except (OSError, redis.exceptions.RedisError,
+                self._tend_collector()
+            except (OSError, RedisUnavailable, redis.exceptions.RedisError,
                     redis.exceptions.RedisClusterException, NotifierLost) as exc:
                 logger.info("jobbox stream: keeper round failed (%s)", type(exc).__name__)
 
     async def _drop_idle_feeds(self) -> None:
         now = time.monotonic()
         async with self._feed_lock:
-            for found, feed in list(self._feeds.items()):
-                if feed.subscribers or feed.idle_since is None:
-                    continue
-                if now - feed.idle_since < FEED_IDLE_SECONDS:
-                    continue
-                del self._feeds[found]
+            idle = [person for person, feed in self._feeds.items()
+                    if not feed.subscribers and feed.idle_since is not None
+                    and now - feed.idle_since >= FEED_IDLE_SECONDS]
+            channels = []
+            for person in idle:
+                feed = self._feeds.pop(person)
                 self._by_channel.pop(feed.channel, None)
-                STREAM_OWNERS_WATCHED.dec()
-                if self._notifier is not None:
-                    await self._notifier.unsubscribe(feed.channel)
-
-    def _open(self) -> list[Subscription]:
-        return [s for feed in self._feeds.values() for s in feed.subscribers]
+                channels.append(feed.channel)
+            STREAM_OWNERS_WATCHED.dec(len(idle))
+            if channels and self._notifier is not None:
+                await self._notifier.unsubscribe(channels)
 
     async def _renew_leases(self) -> None:
         due_at = time.monotonic() - STREAM_LEASE_SECONDS / 3
-        due = [s for s in self._open() if s.lease_renewed_at <= due_at]
-        if not due:
-            return
-        pipe = async_client().pipeline(transaction=False)
-        expires_ms = int((time.time() + STREAM_LEASE_SECONDS) * 1000)
-        for subscription in due:
-            pipe.zadd(keys.owner_streams_key(subscription.tenant, subscription.owner),
-                      {subscription.stream_id: expires_ms}, xx=True)
-            pipe.pexpire(keys.owner_streams_key(subscription.tenant, subscription.owner),
-                         int(STREAM_LEASE_SECONDS * 1000))
-            subscription.lease_renewed_at = time.monotonic()
-        await pipe.execute(raise_on_error=False)
+        everyone = list(self._open)
+        for start in range(0, len(everyone), RECHECK_BATCH):
+            # A batch at a time, yielding in between: the loop's feeds go on meanwhile.
+            due = [s for s in everyone[start:start + RECHECK_BATCH]
+                   if s.lease_renewed_at <= due_at and not s.released]
+            if not due:
+                await asyncio.sleep(0)
+                continue
+            for subscription in due:
+                subscription.lease_renewed_at = time.monotonic()
+            await in_sync_thread(_renew_leases_now)(
+                [(keys.owner_streams_key(s.tenant, s.owner), s.stream_id) for s in due])
 
     async def _recheck_principals(self) -> None:
-        by_key: dict[str, list[Subscription]] = {}
-        for subscription in self._open():
-            if subscription.check is not None:
-                by_key.setdefault(subscription.check.key, []).append(subscription)
-        names = list(by_key)
+        names = list(self._checks)
+        seen, self._principals_seen = self._principals_seen, {}
         for start in range(0, len(names), RECHECK_BATCH):
-            batch = names[start:start + RECHECK_BATCH]
-            pipe = async_client().pipeline(transaction=False)
-            for name in batch:
-                pipe.get(name)
-            for name, raw in zip(batch, await pipe.execute(raise_on_error=False), strict=True):
-                subscriptions = by_key[name]
-                check = subscriptions[0].check
-                assert check is not None
-                if _unchanged(raw, check.expected):
-                    continue
-                # Invalidated (deleted) or changed: resolve afresh, as a new request would.
-                fresh = await in_sync_thread(check.resolve)()
-                for subscription in subscriptions:
-                    assert subscription.check is not None
-                    if not subscription.check.still_allowed(fresh):
-                        subscription.queue.put_nowait(_REVOKED)
+            batch = [name for name in names[start:start + RECHECK_BATCH]
+                     if name in self._checks]
+            expected = {name: _expected(self._checks[name]) for name in batch}
+            changed, unchanged = await in_sync_thread(_changed_principals)(
+                batch, expected, seen)
+            self._principals_seen.update(unchanged)
+            for name in changed:
+                await self._check_again(list(self._checks.get(name, ())))
+
+    async def _check_again(self, subscriptions: list[Subscription]) -> None:
+        """The principal of these streams (one cache key) was invalidated or changed:
+        resolve it afresh, as a new request would, and end the streams it no longer allows."""
+        if not subscriptions or subscriptions[0].check is None:
+            return
+        fresh = await in_sync_thread(subscriptions[0].check.resolve)()
+        for subscription in subscriptions:
+            assert subscription.check is not None
+            if not subscription.check.still_allowed(fresh):
+                subscription.queue.put_nowait(_REVOKED)
+
+    def _tend_collector(self) -> None:
+        """With many streams open, keep Python's cyclic collector off their objects.
+
+        An open stream is ~140 long-lived objects (its request, connection, tasks, queue);
+        with 10,000 open, each full collection walked 1.4 million objects and held the event
+        loop ~1.3 s, every ~15 s (measured: bench.streams, gc callbacks), which was the
+        whole p99 of event delivery. gc.freeze() moves everything alive now out of the
+        collector's generations (refcounting still frees it), so the collections that
+        follow walk only what is newer. Cyclic garbage among frozen objects waits for the
+        next full collection, made every GC_FULL_COLLECT_SECONDS, whose pause is stated in
+        the README."""
+        now = time.monotonic()
+        # A flag, not gc.get_freeze_count(): that walks every frozen object (~0.1 s here).
+        if self._froze and now - self._full_collect_at >= GC_FULL_COLLECT_SECONDS:
+            gc.unfreeze()
+            gc.collect()
+            self._full_collect_at = now
+            self._froze = False
+        if self.subscriber_count >= GC_FREEZE_MIN_STREAMS:
+            gc.freeze()
+            self._froze = True
+
+
+# The keeper's bulk upkeep (a thousand leases or principals a round trip) runs in the
+# stream's sync threads, on their connections: the event loop's one async connection and its
+# time stay with the feeds' reads, which a 2,000-command pipeline held for tens of ms.
+
+
+def _renew_leases_now(leases: list[tuple[str, str]]) -> None:
+    """Push each (key, stream id) lease STREAM_LEASE_SECONDS ahead (one pipeline)."""
+    pipe = get_redis().pipeline(transaction=False)
+    expires_ms = int((time.time() + STREAM_LEASE_SECONDS) * 1000)
+    for key, stream_id in leases:
+        pipe.zadd(key, {stream_id: expires_ms}, xx=True)
+        pipe.pexpire(key, int(STREAM_LEASE_SECONDS * 1000))
+    pipe.execute(raise_on_error=False)
+
+
+def _changed_principals(names: list[str], expected: dict[str, dict[str, Any]],
+                        seen: dict[str, bytes]) -> tuple[list[str], dict[str, bytes]]:
+    """Of the principal cache's `names`, those whose value is gone or no longer what their
+    streams opened with, and the unchanged ones' values (the same bytes next round need no
+    decoding). One MGET; one per slot on a cluster: a thousand GETs pipelined cost about ten
+    times its CPU (packing and parsing each command)."""
+    client = get_redis()
+    values = client.mget_nonatomic(names) if is_cluster() else client.mget(names)
+    changed: list[str] = []
+    unchanged: dict[str, bytes] = {}
+    for name, raw in zip(names, values, strict=True):
+        if isinstance(raw, bytes) and (seen.get(name) == raw or _unchanged(raw, expected[name])):
+            unchanged[name] = raw
+        else:
+            changed.append(name)
+    return changed, unchanged
+
+
+def _expected(subscriptions: set[Subscription]) -> dict[str, Any]:
+    # Streams sharing a cache key almost always opened with the same cached value; when not,
+    # a mismatch only costs a fresh resolution, which then decides for each stream.
+    check = next(iter(subscriptions)).check
+    assert check is not None
+    return check.expected
 
 
 def _unchanged(raw: Any, expected: dict[str, Any]) -> bool:
@@ -725,6 +964,16 @@ async def replay_after(event_id: EventId, *, tenant: str,
     return await resolve_entries(entries, tenant=tenant, owner=owner), newest
 
 
+def _job_key(kind: str, job_id: str) -> str:
+    return f"{kind}\t{job_id}"
+
+
+@functools.cache
+def _events_counter(name: str) -> Any:
+    # The labelled child, looked up once per event name rather than once per delivery.
+    return STREAM_EVENTS.labels(name)
+
+
 def format_event(name: str, data: dict[str, Any], event_id: str | None) -> bytes:
     head = f"id: {event_id}\n" if event_id else ""
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
@@ -752,6 +1001,8 @@ class Stream:
         self._resume_from = resume_from
         self._resume_requested = resume_requested
         self._closed = False
+        # Versions of the jobs the starting box showed that changed lately (see _live).
+        self._shown: dict[str, int] = {}
 
     async def close(self) -> None:
         if self._closed:
@@ -786,6 +1037,7 @@ class Stream:
         if replay is None:
             box = await read_box_async(tenant=subscription.tenant, owner=subscription.owner)
             name = "resync" if self._resume_requested else "box"
+            self._shown = _recently_changed_versions(box)
             STREAM_EVENTS.labels(name).inc()
             yield (format_event(name, _box_data(box, resync=self._resume_requested),
                                 box.last_event_id or None),
@@ -822,13 +1074,24 @@ class Stream:
                 return
             if event is None:
                 return  # fell behind, or the history skipped past us: the browser resumes
-            event_id = parse_event_id(event.event_id)
-            if event_id is None or event_id <= seen:
+            if event.event_id <= seen:
                 continue  # already in the snapshot or the replay
-            seen = event_id
-            STREAM_EVENTS.labels(event.name).inc()
-            yield format_event(event.name, await off_loop_if_needed(event.as_json),
-                               event.event_id)
+            if event.name == "changed" and self._shown.get(event.job, 0) >= event.version:
+                # A job's snapshot is stored before its event is recorded (two slots,
+                # jobbox.write): a box read in between shows the state, then its event
+                # comes with a later id. Already shown: not sent twice.
+                continue
+            seen = event.event_id
+            _events_counter(event.name).inc()
+            yield event.chunk
+
+
+def _recently_changed_versions(box: Box) -> dict[str, int]:
+    """The box's jobs that changed within SHOWN_WINDOW_SECONDS, by version: only those can
+    have an event still on its way (a few per box, not a copy of the box per stream)."""
+    since_ms = (time.time() - SHOWN_WINDOW_SECONDS) * 1000
+    return {_job_key(entry.kind, entry.job_id): entry.version for entry in box.entries
+            if entry.version and entry.changed_ms >= since_ms}
 
 
 async def start_stream(*, tenant: str, owner: str, resume_from: EventId | None,

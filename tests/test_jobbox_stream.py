@@ -372,3 +372,163 @@ def test_a_process_reads_only_the_events_of_the_people_it_streams_to(
         # The other process read bob's one event, none of alice's twenty.
         assert metric_on_server(other, "jobbox_stream_history_entries_read_total") \
             - read_there == 1
+
+
+# People whose first streams start in the same moment (the joining-round test).
+BURST_PEOPLE = 40
+VIDEO_STATUSES = ["UPLOADED", "PROCESSING", "READY"]
+
+
+def sse_events(chunk):
+    """(name, data) of each event framed in `chunk` (heartbeats and `retry:` left out)."""
+    found = []
+    for block in chunk.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines()
+                     if ": " in line and not line.startswith(":"))
+        if "event" in lines:
+            found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+def test_a_burst_of_new_people_is_subscribed_in_one_round_with_no_gap_or_duplicate(
+        private_redis):
+    """Streams of 40 people nobody watched yet start together: one SUBSCRIBE covers them all
+    (not one per person), and a transition committed during the burst reaches each stream
+    exactly once, in its snapshot or live."""
+    import asyncio
+
+    from django.db import connection
+
+    from conftest import make_member
+    from jobbox.box import read_box
+    from jobbox.stream import start_stream
+
+    members = [make_member(f"burst-{n}") for n in range(BURST_PEOPLE)]
+    videos = [new_video(member) for member in members]
+    for member in members:  # their boxes indexed, as after a first page load
+        read_box(tenant=str(member.tenant.pk), owner=str(member.user.pk))
+    outside = redis.Redis.from_url(private_redis.url)
+    outside.config_resetstat()
+
+    def transitions(step):
+        try:
+            for video in videos:
+                step(video.pk)
+        finally:
+            connection.close()  # the worker thread's own connection, not left open
+
+    async def watch(member, video, processed):
+        stream = await start_stream(tenant=str(member.tenant.pk),
+                                    owner=str(member.user.pk), resume_from=None)
+        statuses = []
+        chunks = stream.events()
+        try:
+            async for chunk in chunks:
+                for name, data in sse_events(chunk):
+                    if name == "box":
+                        statuses += [entry["job"]["status"] for entry in data["jobs"]]
+                    elif name == "changed" and data["id"] == str(video.pk):
+                        statuses.append(data["job"]["status"])
+                if statuses[-1:] == ["READY"]:
+                    return statuses
+                if statuses:
+                    await processed.wait()
+        finally:
+            await chunks.aclose()
+
+    async def burst():
+        processed = asyncio.Event()
+        watching = [asyncio.ensure_future(watch(member, video, processed))
+                    for member, video in zip(members, videos, strict=True)]
+        # Committed while the streams subscribe and read their boxes.
+        await asyncio.to_thread(transitions,
+                                lambda pk: services.mark_processing(pk, worker_id="w1"))
+        processed.set()
+        await asyncio.to_thread(transitions, lambda pk: services.complete_video(
+            pk, "hls/x/master.m3u8", duration=1))
+        async with asyncio.timeout(60):
+            return await asyncio.gather(*watching)
+
+    seen = asyncio.run(burst())
+    assert outside.info("commandstats")["cmdstat_subscribe"]["calls"] == 1
+    for statuses in seen:
+        # What each stream saw is the status history from its snapshot on: nothing
+        # missing after it, nothing twice.
+        assert statuses == VIDEO_STATUSES[VIDEO_STATUSES.index(statuses[0]):]
+
+
+def test_with_many_streams_open_the_heap_is_frozen_and_fully_collected_on_schedule(
+        monkeypatch):
+    """The keeper freezes the heap (the collector stops walking open streams' objects) and,
+    every GC_FULL_COLLECT_SECONDS, unfreezes it for one full collection: cyclic garbage
+    frozen meanwhile is freed then, not kept for the process's life."""
+    import asyncio
+    import gc
+    import weakref
+
+    from jobbox import stream
+
+    class Node:
+        pass
+
+    monkeypatch.setattr(stream, "GC_FREEZE_MIN_STREAMS", 1)
+
+    async def tend():
+        hub = stream.EventHub()
+        hub._open.add(stream.Subscription(tenant="t", owner="o", check=None))  # a stream
+        garbage = Node()
+        garbage.itself = garbage  # a cycle: only the collector frees it
+        gone = weakref.ref(garbage)
+        hub._tend_collector()
+        assert gc.get_freeze_count() > 0
+        del garbage
+        gc.collect()
+        assert gone() is not None  # frozen: out of the collector's sight
+        hub._full_collect_at -= stream.GC_FULL_COLLECT_SECONDS
+        hub._tend_collector()
+        assert gone() is None  # the scheduled full collection freed it
+        assert gc.get_freeze_count() > 0  # and the streams' objects are frozen again
+
+    try:
+        asyncio.run(tend())
+    finally:
+        gc.unfreeze()
+
+
+def test_a_transition_the_box_already_shows_is_not_sent_again_when_its_event_comes(
+        server, alice, streams, monkeypatch):
+    """A snapshot is stored before its owner's event is recorded (two slots): a stream whose
+    box was read in between shows the new state, and then skips that event (a later id, the
+    same version), while later transitions still come."""
+    from jobbox import write
+
+    video = new_video(alice)
+    held = []
+    record = write.record_owner_part
+    monkeypatch.setattr(write, "record_owner_part",
+                        lambda *args, **kwargs: held.append((args, kwargs)) or "")
+    services.mark_processing(video.pk, worker_id="w1")  # the job's part only
+    monkeypatch.setattr(write, "record_owner_part", record)
+    stream = streams(server, alice.token)
+    box = stream.next_event()
+    assert [entry["job"]["status"] for entry in box.data["jobs"]] == ["PROCESSING"]
+    (args, kwargs), = held
+    assert record(*args, **kwargs)  # the PROCESSING event, recorded after the box was read
+    services.complete_video(video.pk, "hls/x/master.m3u8", duration=1)
+    seen = stream.until(is_status("READY", video.pk))
+    assert [e.data["job"]["status"] for e in seen if e.name == "changed"] == ["READY"]
+
+
+def test_after_its_pubsub_connection_is_killed_the_hub_resubscribes_and_misses_nothing(
+        server, alice, bob, streams, private_redis):
+    alices, bobs = streams(server, alice.token), streams(server, bob.token)
+    alices.next_event(), bobs.next_event()
+    outside = redis.Redis.from_url(private_redis.url)
+    assert outside.client_kill_filter(_type="pubsub") >= 1
+    # Published while the hub is away (or already back): read from the histories either way.
+    video, bobs_video = new_video(alice), new_video(bob)
+    assert alices.until(is_status("UPLOADED", video.pk))
+    assert bobs.until(is_status("UPLOADED", bobs_video.pk))
+    channels = set(outside.pubsub_channels())
+    assert {keys.owner_channel(str(m.tenant.pk), str(m.user.pk)).encode()
+            for m in (alice, bob)} <= channels  # both subscribed again, in one round
