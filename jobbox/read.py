@@ -25,7 +25,7 @@ from jobbox.fill import drop_garbage, fill_once
 from jobbox.metrics import READS, SINGLE_FLIGHT_WAITS
 from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import InvalidJobId, TrackedJob
-from jobbox.scripts import script
+from jobbox.scripts import run_script
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +123,8 @@ def read_with_principal(principal_key: str, job: TrackedJob,
             queue_job_read(pipe, job, job_id)
             raw_principal, *job_replies = pipe.execute(raise_on_error=False)
         else:
-            raw_principal, raw_status, raw_progress, raw_missing = script(
-                "read_job_with_principal", client)(keys=[principal_key, *_job_keys(job, job_id)])
+            raw_principal, raw_status, raw_progress, raw_missing = run_script(
+                "read_job_with_principal", client, [principal_key, *_job_keys(job, job_id)])
             job_replies = [raw_status, _hash_from_flat(raw_progress), raw_missing]
     return raw_principal, cached_from_replies(job, job_id, job_replies)
 

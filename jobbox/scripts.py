@@ -3,12 +3,15 @@
 redis-py's `Script` re-sends the source on NOSCRIPT, so a restarted Redis needs nothing here.
 """
 
+from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 import redis
 import redis.asyncio
 from redis.commands.core import AsyncScript, Script
+from redis.exceptions import NoScriptError
 
 from jobbox.client import get_redis
 
@@ -26,6 +29,20 @@ def script(name: str, client: redis.Redis | None = None) -> Script:
     if found is None:
         found = registered[name] = client.register_script(_source(name))
     return found
+
+
+def run_script(name: str, client: redis.Redis, keys: Sequence[str],
+               args: Sequence[Any] = ()) -> Any:
+    """`script(name, client)(keys=..., args=...)` for the hot path: EVALSHA straight on a
+    single Redis's client, loading the script on NOSCRIPT. redis-py's `Script.__call__` first
+    asks whether the client is a pipeline, and those isinstance checks go through typing's
+    protocol machinery: ~2 % of a hot poll's CPU in the profile."""
+    found = script(name, client)
+    try:
+        return client.evalsha(found.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        found.sha = client.script_load(found.script)
+        return client.evalsha(found.sha, len(keys), *keys, *args)
 
 
 def async_script(name: str, client: "redis.asyncio.Redis") -> "AsyncScript":

@@ -247,6 +247,18 @@ def test_a_miss_reads_redis_once_then_fills_from_the_database(alice,
     assert len([s for s in sent if _reads_the_job(s)]) == 1
 
 
+def test_a_redis_that_lost_its_scripts_answers_the_hot_poll_the_same(alice,
+                                                                    django_assert_num_queries):
+    video_id = running(alice)
+    get = token_get(alice, f"/api/videos/{video_id}/")
+    get()
+    expected = get().content
+    outside_redis().script_flush()  # as a restarted or failed-over Redis: no script cached
+    with django_assert_num_queries(0):
+        assert get().content == expected  # NOSCRIPT, the script loaded, the read again
+        assert get().content == expected
+
+
 def _reads_the_job(sent: bytes | list[bytes]) -> bool:
     """A poll's read of the job: the hot path's script on a single Redis, HGETALL of the
     progress in a pipeline on a cluster."""
