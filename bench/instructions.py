@@ -16,6 +16,7 @@ Serves DESIGN.md, "What we measured": the app's own Python bounds the rate.
 """
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -86,6 +87,11 @@ def serve(way: str, polls: int) -> None:
     HitsServedDirectly.serve_hits_directly = way != "jobbox-drf"
     for _ in range(3):  # warm: the box's owner hint, lazily built objects
         assert client.get(path).status_code == 200
+    # A full collection walks the whole start-up heap (Django, DRF: ~10^5 objects) and falls
+    # in one run of a way but not the other: frozen, the collector sees only the polls' own
+    # objects, so the difference of two runs is the polls' cost, not a collection's.
+    gc.collect()
+    gc.freeze()
     for _ in range(polls):
         client.get(path)
 
