@@ -111,6 +111,19 @@ def proc_cpu_seconds(stat_text: str) -> float:
     return (int(after_name[11]) + int(after_name[12])) / CLOCK_TICKS_PER_SECOND
 
 
+def machine_busy_share(seconds: float) -> float:
+    """The share of the machine's CPU time (all cores, /proc/stat) not idle over `seconds`."""
+    def totals() -> tuple[int, int]:
+        with open("/proc/stat") as handle:
+            ticks = [int(v) for v in handle.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # idle + iowait
+
+    total0, idle0 = totals()
+    time.sleep(seconds)
+    total1, idle1 = totals()
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
 def read_proc_cpu(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/stat") as handle:

@@ -379,8 +379,10 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
                     f"{p.get('rate_refine_steps', 0)} bisection steps between the last rate "
                     "sustained and the first not; a "
                     "step passes with p99 < 50 ms, no failed poll and ≥ 95 % of the rate sent; the "
-                    "ways take their steps in turn; a "
-                    "failed step is tried once more (other work shares the machine). "
+                    "ways take their steps in turn, each once the machine is quiet again "
+                    "(under 15 % busy, waited for at most 10 s: an overloaded step leaves "
+                    "work behind); a failed step is tried once more (other work shares the "
+                    "machine). "
                     "The ceiling is one Redis GET through the same server stack, no auth. App "
                     "CPU ms/poll is the gunicorn workers' CPU time (utime + stime from /proc) "
                     "during that step divided by the requests it served.", "",

@@ -34,7 +34,7 @@ from academy.embedded import RedisServer
 from bench import analysis
 from bench.harness import Churn, Harness, close_own_connections
 from bench.load import LoadSpec, Target
-from bench.pgstats import STATS_IDLE_FLUSH_SECONDS
+from bench.pgstats import STATS_IDLE_FLUSH_SECONDS, machine_busy_share
 from bench.stack import BASE_DIR, SERVER_WORKERS, Server
 
 VARIANTS = ("before", "seed", "cachalot", "jobbox")
@@ -58,6 +58,12 @@ LOAD_START_DELAY_SECONDS = 2.5
 QUIET_CONNECTION_SECONDS = 0.3
 # A rate step that fails is run once more before the search stops (see scenario_2).
 RATE_STEP_ATTEMPTS = 2
+# Before each rate step the machine must be quiet: under this share of its CPU busy (the
+# churn writer and the servers' idle work stay far below it), sampled over this long, waited
+# for at most this long (a machine busy with other work measures anyway).
+SETTLE_BUSY_SHARE = 0.15
+SETTLE_SAMPLE_SECONDS = 0.5
+SETTLE_MAX_SECONDS = 10.0
 # Which server serves a way (bench.run starts them); the rest are served by "main".
 SERVER_OF = {"cachalot": "cachalot", "before-conn0": "conn0"}
 # The ways of serving that keep a cache of their own (warmed before a steady-state window).
@@ -405,6 +411,7 @@ def cpu_side_by_side(b: Bench) -> dict[str, Any]:
     with Churn(churn_step(b), b.profile.churn_per_second):
         for _ in range(b.profile.cpu_rounds):
             for variant in b.profile.rate_variants:
+                settle()
                 server = b.server(variant)
                 targets = rate_targets(b, variant)
                 cpu_before = server.workers_cpu_seconds()
@@ -428,9 +435,21 @@ def rate_step_attempts(b: Bench, variant: str, targets: list[Target], rate: int,
     return False
 
 
+def settle() -> float:
+    """Wait (at most SETTLE_MAX_SECONDS) until the machine is quiet: a step that overloaded
+    the database ("before") leaves work behind (its backends, the workers' garbage), which
+    would otherwise fall on the next way's step. Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < SETTLE_MAX_SECONDS:
+        if machine_busy_share(SETTLE_SAMPLE_SECONDS) < SETTLE_BUSY_SHARE:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 def rate_step(b: Bench, variant: str, targets: list[Target], rate: int) -> dict[str, Any]:
     """Poll every target at `rate` requests per second in total for one step; the workers'
     CPU time (from /proc) per request served is the app's CPU per poll."""
+    settled_seconds = settle()
     server = b.server(variant)
     cpu_before = server.workers_cpu_seconds()
     result = b.harness.run_load(b.poll_spec(
@@ -441,6 +460,7 @@ def rate_step(b: Bench, variant: str, targets: list[Target], rate: int) -> dict[
         p99_ms=result["latency_ms"].get("p99", 0.0), requests=result["requests"],
         errors=result["requests"] - result["ok"])
     return {**step.__dict__, "sustained": step.sustained, "latency_ms": result["latency_ms"],
+            "settled_seconds": settled_seconds,
             "workers_cpu_s": round(cpu_seconds, 3),
             "app_cpu_ms_per_poll": analysis.cpu_ms_per_request(cpu_seconds, step.requests)}
 
