@@ -9,13 +9,20 @@ hours, never an OverflowError.
 """
 
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from academy.videos import processing, services, storage, transcoding
-from academy.videos.media_limits import MediaLimits
+from academy.videos.media_limits import (
+    MediaLimits,
+    limited_child,
+    ran_out_of_cpu,
+    wait_measuring_cpu,
+)
 from academy.videos.models import Video
 from tests.helpers import stored_snapshot
 from tests.media import (
@@ -155,6 +162,22 @@ def test_the_packet_scan_stops_at_the_most_frames_any_allowed_video_holds(
     settings.VIDEO_MAX_FRAME_RATE = 10
     clip = make_clip(tmp_path / "clip.mp4", seconds=2)  # 50 frames > 1 s x 10/s
     assert _refusal(clip) == "too_many_frames"
+
+
+# As ffmpeg does: SIGXCPU caught, a clean exit with 255 (not a death by the signal).
+_CATCHES_SIGXCPU = ("import signal, sys\n"
+                    "signal.signal(signal.SIGXCPU, lambda *_: sys.exit(255))\n"
+                    "while True: pass\n")
+
+
+def test_a_child_that_catches_the_cpu_signal_and_exits_still_counts_as_over_budget():
+    child = subprocess.Popen([sys.executable, "-c", _CATCHES_SIGXCPU], text=True,
+                             preexec_fn=limited_child(cpu_seconds=1, memory_bytes=2**30))
+    used = wait_measuring_cpu(child)
+    assert child.returncode == 255  # not killed by SIGXCPU: the exit code alone cannot tell
+    assert used >= 1
+    assert ran_out_of_cpu(child.returncode, used, 1)
+    assert not ran_out_of_cpu(child.returncode, 0.2, 1)  # a failure well within the budget
 
 
 def test_a_transcode_over_its_cpu_budget_is_stopped_there(alice, media, tmp_path, settings):

@@ -14,8 +14,10 @@ Leaf module: settings in, limits and parsed streams out; ffmpeg itself runs in
 
 import contextlib
 import ctypes
+import os
 import resource
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,8 +101,26 @@ def die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
-def ran_out_of_cpu(returncode: int | None) -> bool:
-    return returncode is not None and -returncode in CPU_LIMIT_SIGNALS
+def ran_out_of_cpu(returncode: int | None, cpu_used: float = 0.0,
+                   cpu_budget: float | None = None) -> bool:
+    """Whether a child stopped on its CPU budget: killed by the limit's signal, or (ffmpeg
+    catches SIGXCPU and exits 255 by itself) failed having used the whole budget."""
+    if returncode is not None and -returncode in CPU_LIMIT_SIGNALS:
+        return True
+    return (cpu_budget is not None and returncode not in (None, 0)
+            and cpu_used >= cpu_budget)
+
+
+def wait_measuring_cpu(process: "subprocess.Popen[str]") -> float:
+    """Wait for `process`; the CPU seconds it used, from its own resource usage (not this
+    worker's children as a whole: other transcodes may run beside it)."""
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except ChildProcessError:  # reaped meanwhile (a watchdog's kill polls it)
+        process.wait()
+        return 0.0
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from academy.videos.ffmpeg import ffmpeg_env, ffmpeg_exe, input_args
-from academy.videos.media_limits import MediaLimits, limited_child, ran_out_of_cpu
+from academy.videos.media_limits import (
+    MediaLimits,
+    limited_child,
+    ran_out_of_cpu,
+    wait_measuring_cpu,
+)
 from academy.videos.probing import NotAVideo, ProbeResult, probe, probe_size
 
 __all__ = [
@@ -146,12 +151,13 @@ def transcode_rendition(
 
     watchdog = threading.Timer(timeout_seconds, stop_overdue)
     watchdog.start()
+    cpu_used = 0.0
     try:
         for line in process.stdout:
             key, _, value = line.strip().partition("=")
             if key == "out_time_us" and value.isdigit():
                 on_progress(min(1.0, int(value) / 1e6 / probed.duration_seconds))
-        process.wait()
+        cpu_used = wait_measuring_cpu(process)
     finally:
         watchdog.cancel()
         if process.poll() is None:
@@ -161,7 +167,7 @@ def transcode_rendition(
     if timed_out.is_set():
         raise TranscodeFailed(
             f"Transcoding the {rendition.name} rendition took longer than {timeout_seconds} s.")
-    if ran_out_of_cpu(process.returncode):
+    if ran_out_of_cpu(process.returncode, cpu_used, cpu_seconds):
         raise TranscodeFailed(f"Transcoding the {rendition.name} rendition used more than its "
                               f"CPU budget ({cpu_seconds} s).")
     if process.returncode != 0 or not playlist.is_file():
