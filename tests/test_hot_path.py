@@ -232,12 +232,17 @@ def test_a_hot_poll_is_one_redis_round_trip_and_no_sql(alice, django_assert_num_
     assert len(sent) == 1
 
 
+def hot_poll(member: Member) -> tuple[int, Callable[[], Any], bytes]:
+    """A running video polled until hot: its id, its poll, and the body a hit answers."""
+    video_id = running(member)
+    get = token_get(member, f"/api/videos/{video_id}/")
+    get()
+    return video_id, get, get().content
+
+
 def test_a_miss_reads_redis_once_then_fills_from_the_database(alice,
                                                               django_assert_num_queries):
-    video_id = running(alice)
-    get = token_get(alice, f"/api/videos/{video_id}/")
-    get()
-    expected = get().content
+    video_id, get, expected = hot_poll(alice)
     outside_redis().delete(keys.status_key("video", str(video_id)))
     with django_assert_num_queries(1), redis_round_trips() as sent:
         response = get()
@@ -249,10 +254,7 @@ def test_a_miss_reads_redis_once_then_fills_from_the_database(alice,
 
 def test_a_redis_that_lost_its_scripts_answers_the_hot_poll_the_same(alice,
                                                                     django_assert_num_queries):
-    video_id = running(alice)
-    get = token_get(alice, f"/api/videos/{video_id}/")
-    get()
-    expected = get().content
+    _, get, expected = hot_poll(alice)
     outside_redis().script_flush()  # as a restarted or failed-over Redis: no script cached
     with django_assert_num_queries(0):
         assert get().content == expected  # NOSCRIPT, the script loaded, the read again

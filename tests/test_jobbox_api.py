@@ -290,3 +290,19 @@ def test_an_entry_kept_for_one_person_never_answers_another(alice, bob):
     # The same bytes, parsed for someone else: the kept entry is not theirs.
     theirs = boxes.parse_reply(reply, tenant=str(bob.tenant.pk), owner=str(bob.user.pk))
     assert theirs is not None and theirs.entries == []
+
+
+def test_kept_box_entries_stay_within_their_byte_budget(alice):
+    from jobbox import box as boxes
+    video = new_video(alice)
+    box(alice)
+    reply = boxes._read_reply(str(alice.tenant.pk), str(alice.user.pk))
+    member, raw_snapshot = boxes._text(reply[2]), reply[3]
+    kept = boxes._ParsedEntries(max_bytes=20 * len(raw_snapshot))
+    # A tenant whose job's progress changes all the time: each new progress is a new entry.
+    for percent in range(200):
+        progress = f'["percent","{percent}","updated_at","1"]'.encode()
+        entry = kept.get(member, raw_snapshot, progress, str(alice.tenant.pk), str(alice.user.pk))
+        assert entry is not None and entry.job_id == str(video.pk)
+    assert 0 < kept._cache.currsize <= kept._cache.maxsize
+    assert len(kept._cache) < 20  # the oldest went first
