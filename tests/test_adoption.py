@@ -1,7 +1,7 @@
-"""A new Django project adopts jobbox exactly as the README says, from the wheel alone.
+"""A new Django project adopts jobbox exactly as the tutorial says, from the wheel alone.
 
 `django-admin startproject mysite` and `startapp exports` in a temporary folder, the library's
-wheel installed into a fresh venv there, the README adoption section's code blocks applied
+wheel installed into a fresh venv there, the code blocks of docs/tutorial.md applied
 as they are (settings and wiring counted: at most 10 lines), migrated on a PostgreSQL
 database of its own, served by `runserver`. Then, from outside the project's code:
 
@@ -37,10 +37,11 @@ from jobbox import conf
 from tests.faults import wait_until
 from tests.library_dist import ROOT, library_dist
 
-SECTION = "## Adopt jobbox in your Django project"
+# The tutorial page: every ```python block headed `# <path>.py` is applied to the project.
+TUTORIAL = ROOT / "docs" / "tutorial.md"
 BLOCK = re.compile(r"```python\n# (?P<path>\S+\.py)(?P<append>, at the end)?\n(?P<body>.*?)```",
                    re.S)
-# The README promises at most this many lines of settings and wiring.
+# The tutorial promises at most this many lines of settings and wiring.
 MAX_WIRING_LINES = 10
 POLLS = 50
 # Installing Django, DRF, redis, psycopg... from the package index into a fresh venv.
@@ -71,14 +72,12 @@ class Project:
 
 
 def adoption_blocks() -> list[tuple[str, bool, str]]:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index(SECTION)
-    section = readme[start:readme.index("\n## ", start + len(SECTION))]
-    return [(m["path"], bool(m["append"]), m["body"]) for m in BLOCK.finditer(section)]
+    page = TUTORIAL.read_text()
+    return [(m["path"], bool(m["append"]), m["body"]) for m in BLOCK.finditer(page)]
 
 
 def wiring_lines(blocks: list[tuple[str, bool, str]]) -> int:
-    """Lines of code the README adds to the project's settings and urls (not blank, not
+    """Lines of code the tutorial adds to the project's settings and urls (not blank, not
     comment-only)."""
     return sum(
         1
@@ -134,7 +133,7 @@ def create_project(tmp_path: Path, database: str, server: dict[str, Any]) -> Pro
     project = Project(folder=folder, python=python, env=env, database=database)
     project.manage("startapp", "exports")
     (folder / "mysite" / "settings.py").open("a").write(
-        "\n# The adoption test's environment, not the README's: its own PostgreSQL database.\n"
+        "\n# The adoption test's environment, not the tutorial's: its own PostgreSQL database.\n"
         f"DATABASES = {{'default': {{'ENGINE': 'django.db.backends.postgresql', "
         f"'NAME': {database!r}, 'HOST': {server['host']!r}, 'PORT': {server['port']}, "
         f"'USER': {server['user']!r}, 'PASSWORD': {server['password'] or ''!r}, "
@@ -237,7 +236,7 @@ print(json.dumps(services.move_export({id}, "DONE", file_url="exports/{id}.csv")
 WHERE_JOBBOX_COMES_FROM = "import json, jobbox; print(json.dumps(jobbox.__file__))"
 
 
-def test_a_new_project_adopts_jobbox_from_the_readme_and_polls_run_no_sql(tmp_path, database):
+def test_a_new_project_adopts_jobbox_from_the_tutorial_and_polls_run_no_sql(tmp_path, database):
     name, server = database
     project = create_project(tmp_path, name, server)
     blocks = apply_readme(project)
