@@ -510,7 +510,8 @@ def update_readme(readme: Path, results: dict[str, Any], report_path: Path) -> b
     block = "\n".join([
         README_START,
         f"Latest run: [{relative}]({relative}) ({results['profile']} profile, "
-        f"{results['machine']['cores']} cores, {results['started_at']}).", "",
+        f"{results['machine']['cores']} cores, {results['started_at']}), "
+        f"command `{results['commands'][0]}`.", "",
         *headline(results), README_END])
     start, end = text.index(README_START), text.index(README_END) + len(README_END)
     readme.write_text(text[:start] + block + text[end:])

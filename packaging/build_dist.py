@@ -1,5 +1,6 @@
 """Build the library's wheel and sdist (`make dist`): stage packaging/jobbox/pyproject.toml,
-the README and jobbox/ in a temporary folder, then PEP 517-build it there.
+its README (the wheel's long description: a short text of the library's own, not the
+repository's README) and jobbox/ in a temporary folder, then PEP 517-build it there.
 
 A staged copy keeps the service (academy/, bench/, tests/) out of the distribution by
 construction: the build never sees it. Usage: `python packaging/build_dist.py [OUT_DIR]`.
@@ -20,7 +21,7 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*~", ".*")
 def stage(into: Path) -> Path:
     """The library's source tree as the build sees it."""
     shutil.copy(PROJECT / "pyproject.toml", into / "pyproject.toml")
-    shutil.copy(ROOT / "README.md", into / "README.md")
+    shutil.copy(PROJECT / "README.md", into / "README.md")
     shutil.copytree(ROOT / "jobbox", into / "jobbox", ignore=IGNORED)
     return into
 

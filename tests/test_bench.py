@@ -281,6 +281,7 @@ def test_readme_headline_is_replaced_between_its_markers_only(tmp_path):
     text = readme.read_text()
     assert "old table" not in text and text.startswith("# Title") and text.endswith("Tail\n")
     assert "| … per 10 minutes (scaled) | 3,000 |" in text
+    assert f"command `{results_fixture()['commands'][0]}`" in text
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers\n")
     assert not report.update_readme(plain, results_fixture(), Path("x.md"))

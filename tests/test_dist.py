@@ -42,6 +42,14 @@ def wheel_metadata() -> tuple[set[str], list[str], str]:
     return files, metadata.get_all("Requires-Dist") or [], metadata["Version"]
 
 
+def wheel_description() -> str:
+    """The wheel's long description (the METADATA payload)."""
+    with zipfile.ZipFile(library_dist().wheel) as wheel:
+        (metadata_path,) = [name for name in wheel.namelist()
+                            if name.endswith(".dist-info/METADATA")]
+        return Parser().parsestr(wheel.read(metadata_path).decode()).get_payload()
+
+
 def requirement_name(requirement: str) -> str:
     return normalized(re.match(r"[A-Za-z0-9_.-]+", requirement).group(0))
 
@@ -120,3 +128,9 @@ def test_the_import_scan_sees_a_service_dependency(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "LIBRARY", fake)
     assert imported_distributions() == {"celery"}
 
+
+def test_the_wheels_long_description_is_the_librarys_own_short_text():
+    description = wheel_description()
+    assert description.strip() == (ROOT / "packaging" / "jobbox" / "README.md").read_text().strip()
+    assert len(description.splitlines()) < 60
+    assert "make run" not in description  # nothing of the repository's README or service
