@@ -1,9 +1,9 @@
 """ASGI entry point: the job box's event stream (`/api/jobbox/stream`) needs it; `make run`
-serves the whole service through it from one origin (README, "Job box: serving"). The stream
+serves the whole service through it from one origin (docs/how-to/deployment.md). The stream
 path is served by jobbox's plain ASGI app (no thread per open stream); the rest by Django.
 
-Uploads pass `UploadGuard` first: Django's ASGI handler reads a whole body before any view
-runs, so who sends it and how long it is are checked on the request's head (DESIGN.md,
+Uploads pass `UploadGuard` first: Django's ASGI handler reads a whole body before any view runs, so
+who sends it and how long it is are checked on the request's head (docs/explanation/invariants.md,
 invariant 10).
 """
 

@@ -1,7 +1,8 @@
-"""The Celery app of the reference service: `celery -A academy worker` (DESIGN.md, "Stack").
+"""The Celery app of the reference service: `celery -A academy worker`
+(docs/explanation/architecture.md, "Stack").
 
 Configuration comes from Django settings prefixed `CELERY_`; tasks are discovered in each
-app's `tasks.py`. Tasks stay thin: fetch by id, call a service (STYLE.md, 7).
+app's `tasks.py`. Tasks stay thin: fetch by id, call a service.
 """
 
 import os

@@ -1,9 +1,9 @@
 """The embedded default's Redis: a private redis-server from a pip-installed binary.
 
 `make run` and `make test` use it when `REDIS_URL` is unset, so a fresh machine needs nothing
-installed by hand (DESIGN.md, "Stack"). `python -m academy.embedded -- CMD ...` runs CMD with
-`REDIS_URL` pointing at a private server that lives as long as CMD; the tests also start and
-stop servers of their own through `RedisServer` to inject failures.
+installed by hand (docs/explanation/architecture.md, "Stack"). `python -m academy.embedded -- CMD
+...` runs CMD with `REDIS_URL` pointing at a private server that lives as long as CMD; the tests
+also start and stop servers of their own through `RedisServer` to inject failures.
 """
 
 import contextlib

@@ -1,6 +1,6 @@
-"""Secrets of one installation, made at random on first use and kept under `.run/` (issue 15:
-the default SECRET_KEY was a constant, so the demo passwords derived from it could be
-computed offline by anyone who read the code).
+"""Secrets of one installation, made at random on first use and kept under `.run/`: a
+constant default SECRET_KEY would let anyone who read the code compute the demo passwords
+derived from it offline.
 
 `DJANGO_SECRET_KEY` still wins when set (production). Files are created with mode 0600 and
 published with an atomic link, so processes starting together (web workers, Celery, beat)

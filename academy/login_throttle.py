@@ -1,15 +1,15 @@
-"""Sign-in attempts throttled per account and per address (issue 15: login had no
-throttling; DESIGN.md, invariant 10).
+"""Sign-in attempts throttled per account and per address (docs/explanation/invariants.md,
+invariant 10: sign-in had no throttle).
 
 Failed sign-ins are counted in Redis (Django's cache alias `login_throttle`) under two
 bounded keys: a hash of the normalised username and the client's address (an IPv6 client by
 its /64, which one host usually holds whole). Past either limit within the window, a sign-in
 is answered 429 before the password is checked, which also spares the password hash's CPU.
 A Redis outage lets sign-ins through (logged): the page stays usable, as polls do
-(DESIGN.md, invariant 6).
+(docs/explanation/invariants.md, invariant 6).
 
 Limits: settings LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS,
-LOGIN_THROTTLE_WINDOW_SECONDS (README, "Security: limits").
+LOGIN_THROTTLE_WINDOW_SECONDS (docs/how-to/limits.md).
 """
 
 import hashlib

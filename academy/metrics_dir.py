@@ -1,5 +1,5 @@
-"""Prometheus metrics that add up across processes (DESIGN.md, "What we measured": counters
-live per process; a scrape must see the sum, not whichever process answered).
+"""Prometheus metrics that add up across processes (docs/explanation/architecture.md, "What we
+measured": counters live per process; a scrape must see the sum, not whichever process answered).
 
 prometheus_client's multiprocess mode keeps each process's values in files under
 `PROMETHEUS_MULTIPROC_DIR`; `/metrics` (jobbox.http.views.metrics_view) sums them. The

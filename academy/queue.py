@@ -1,4 +1,4 @@
-"""Queue sends: the one place tasks are sent, always after commit (STYLE.md, 6).
+"""Queue sends: the one place tasks are sent, always after commit.
 
 A task sent before commit could run before its row is visible, or for a row that is then
 rolled back; `send_on_commit` sends only once the transaction that created the work commits.

@@ -128,7 +128,7 @@ def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
     return [
         # One origin for the page, the API and the event stream: uvicorn serves the whole
         # ASGI app here; production splits the stream off to uvicorn and keeps polls on
-        # gunicorn's sync path (README, "Job box: serving").
+        # gunicorn's sync path (docs/how-to/deployment.md).
         subprocess.Popen(
             [PYTHON, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
              "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3"],

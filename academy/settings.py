@@ -1,4 +1,5 @@
-"""Settings of the reference service, from the environment (DESIGN.md, "Stack").
+"""Settings of the reference service, from the environment (docs/explanation/architecture.md,
+"Stack").
 
 `DATABASE_URL` (default: SQLite under .run/), `REDIS_URL` (default: the embedded Redis that
 `make run` / `make test` started, see academy.embedded), `DJANGO_SECRET_KEY` (default: random
@@ -69,7 +70,7 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{RUN_DIR / 'jobbox.sqlite3'}",
         # Persistent connections: reconnecting costs PostgreSQL ~4 ms CPU per request
-        # (DESIGN.md, "What we measured").
+        # (docs/explanation/architecture.md, "What we measured").
         conn_max_age=60,
         conn_health_checks=True,
     )
@@ -91,7 +92,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Signed-cookie sessions: reading a session costs no SQL and no Redis (DESIGN.md, invariant 1).
+# Signed-cookie sessions: reading a session costs no SQL and no Redis
+# (docs/explanation/invariants.md, invariant 1).
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 12 * 60 * 60  # a working day; signed cookies cannot be revoked early
@@ -139,8 +141,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Periodic work (reapers, reconcilers) is added here by the apps that need it.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
-# Lost cache writes repaired every 30 s (README, "Staleness bound"); a run missed while the
-# workers are busy expires rather than piling up.
+# Lost cache writes repaired every 30 s (docs/how-to/outages.md, "Staleness bound"); a run missed
+# while the workers are busy expires rather than piling up.
 CELERY_BEAT_SCHEDULE["jobbox-reconcile-snapshots"] = {
     "task": "academy.maintenance.reconcile_job_snapshots",
     "schedule": 30.0,
@@ -208,7 +210,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
 
-# Videos (README, "Videos"): uploads and HLS output go through Django's storage API. The
+# Videos (docs/reference/service.md): uploads and HLS output go through Django's storage API. The
 # default is the local MEDIA_ROOT under .run/; S3 by configuration: install the `s3` extra
 # and set DJANGO_STORAGE_BACKEND=storages.backends.s3.S3Storage plus AWS_STORAGE_BUCKET_NAME
 # (credentials come from the usual AWS_* environment variables).
@@ -248,8 +250,8 @@ VIDEO_FFMPEG_READRATE = float(os.environ.get("VIDEO_FFMPEG_READRATE", "0"))
 VIDEO_FFMPEG_THREADS = int(os.environ.get("VIDEO_FFMPEG_THREADS", "0"))
 # A transcode of one rendition that takes longer than this is killed and the video fails.
 VIDEO_FFMPEG_TIMEOUT_SECONDS = int(os.environ.get("VIDEO_FFMPEG_TIMEOUT_SECONDS", "7200"))
-# What one video may be, measured from its streams (academy.videos.media_limits; README,
-# "Security: limits"). Four hours holds the longest lecture; 4K (3840x2160) is the largest
+# What one video may be, measured from its streams (academy.videos.media_limits;
+# docs/how-to/limits.md). Four hours holds the longest lecture; 4K (3840x2160) is the largest
 # frame a camera here records, and its decode fits the memory budget below; 120 frames/s is
 # the fastest common capture rate.
 VIDEO_MAX_DURATION_SECONDS = float(os.environ.get("VIDEO_MAX_DURATION_SECONDS", str(4 * 3600)))

@@ -1,5 +1,5 @@
-"""Text a client sends is checked before it is stored (DESIGN.md, invariant 10; issue 15,
-"a NUL byte in a video title is a 500 on PostgreSQL").
+"""Text a client sends is checked before it is stored (docs/explanation/invariants.md,
+invariant 10: a NUL byte in a video title was a 500 on PostgreSQL).
 
 PostgreSQL refuses a NUL in any text column (a 500 if it gets that far); other control
 characters and lone surrogates have no business in a title or a job type either and would

@@ -1,5 +1,5 @@
-"""Upload bodies refused before they are read (DESIGN.md, invariant 10: "bodies are refused
-before they are read").
+"""Upload bodies refused before they are read (docs/explanation/invariants.md, invariant 10: "bodies
+are refused before they are read").
 
 Under uvicorn, Django's ASGI handler reads a whole request body into a temporary file before
 any middleware or view runs, so a size check in a view comes too late: an anonymous client

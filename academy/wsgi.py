@@ -1,4 +1,5 @@
-"""WSGI entry point: the lean sync path that serves polls (DESIGN.md, "What we measured")."""
+"""WSGI entry point: the lean sync path that serves polls (docs/explanation/architecture.md, "What
+we measured")."""
 
 import os
 

@@ -1,4 +1,5 @@
-"""The load and database-load benchmark (DESIGN.md, "The three parts": `bench`).
+"""The load and database-load benchmark (docs/explanation/architecture.md, "The three parts":
+`bench`).
 
 `make bench` (`python -m bench.run`) reproduces the seed's Before/After table and scales it:
 it serves the same data four ways (the "before", the seed as written, django-cachalot, and

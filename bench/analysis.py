@@ -1,10 +1,10 @@
-"""The benchmark's arithmetic, kept pure so tests can check it (issue 6, "the report").
+"""The benchmark's arithmetic, kept pure so tests can check it (the report's figures).
 
 Scaling a short window to the seed's per-second and per-10-minute figures, ratios against
 "before", the highest sustained rate of a rate search, and the recovery time after Redis
 returns.
 
-Serves DESIGN.md, "What we measured": ratios, not absolute numbers.
+Serves docs/explanation/architecture.md, "What we measured": ratios, not absolute numbers.
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from itertools import pairwise
 
 # The seed's table counts SELECTs over ten minutes.
 SEED_PERIOD_SECONDS = 600
-# Issue 6: the highest poll rate each way sustains "with p99 under 50 ms".
+# The benchmark's goal: the highest poll rate each way sustains "with p99 under 50 ms".
 P99_LIMIT_MS = 50.0
 # A step passes only if the client really sent (almost) the rate it asked for; a shortfall
 # means the server (or the shared CPU) could not keep up.

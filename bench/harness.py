@@ -1,4 +1,4 @@
-"""One measured phase: load from a separate process, counted by PostgreSQL and /proc (issue 6).
+"""One measured phase: load from a separate process, counted by PostgreSQL and /proc.
 
 `Harness.measure()` closes the servers' pooled connections (so every counter so far has
 flushed), reads the counters, runs `python -m bench.load` with a spec, samples the CPU of
@@ -6,7 +6,7 @@ the backends serving the benchmark database, closes the connections again and re
 counters once more. Known writes the harness itself made during the phase (the churn of
 jobs starting and finishing) are subtracted with a footprint calibrated on an idle server.
 
-Serves DESIGN.md, "What we measured": statistics lag, persistent connections.
+Serves docs/explanation/architecture.md, "What we measured": statistics lag, persistent connections.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""CPU instructions per poll, counted by valgrind: a figure a shared machine cannot blur (issue 13).
+"""CPU instructions per poll, counted by valgrind: a figure a shared machine cannot blur.
 
     python -m bench.instructions [--polls 400]
 
@@ -12,7 +12,7 @@ video and a person's box of 20 running videos stored in a private Redis, so ever
 hit. Ways: jobbox's direct path, the same view through DRF (`serve_hits_directly` off), the
 job box, and the bare Redis GET view (the ceiling).
 
-Serves DESIGN.md, "What we measured": the app's own Python bounds the rate.
+Serves docs/explanation/architecture.md, "What we measured": the app's own Python bounds the rate.
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""The load generator: a separate process on loopback that polls like browsers do (issue 6).
+"""The load generator: a separate process on loopback that polls like browsers do.
 
 `python -m bench.load < spec.json` prints one JSON result. Modes:
 - `poll`: each target (a URL and a token: one person's browser tab) is polled on a fixed
@@ -9,7 +9,7 @@
 
 Bounded in count and time, and only 127.0.0.1 / localhost is accepted as a target.
 
-Serves DESIGN.md, "The three parts": bench drives "the public HTTP API".
+Serves docs/explanation/architecture.md, "The three parts": bench drives "the public HTTP API".
 """
 
 import asyncio

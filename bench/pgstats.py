@@ -1,4 +1,5 @@
-"""Database work as PostgreSQL itself counts it (issue 6; DESIGN.md, "What we measured").
+"""Database work as PostgreSQL itself counts it (docs/explanation/
+architecture.md, "What we measured").
 
 pg_stat_statements is not loaded on the shared server and it may not be restarted, so the
 benchmark reads:

@@ -1,4 +1,4 @@
-"""Where a hot poll's time goes (issue 13): py-spy on the gunicorn workers under load.
+"""Where a hot poll's time goes : py-spy on the gunicorn workers under load.
 
     python -m bench.profile [--seconds 20] [--rate 800] [--database-url postgres://.../db]
 
@@ -8,7 +8,7 @@ load client while `py-spy record --gil --subprocesses` samples the workers (only
 holding the GIL: where Python spends the CPU), and writes bench/results/<date>-profile.md:
 per way, the share of samples by layer and the functions with the most samples of their own.
 
-Serves DESIGN.md, "What we measured": the app's own Python bounds the rate.
+Serves docs/explanation/architecture.md, "What we measured": the app's own Python bounds the rate.
 """
 
 import argparse
@@ -61,7 +61,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ways", default="jobbox,jobbox-box,ceiling")
     parser.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread",
                         help="gthread: as the benchmark (2 workers x 4 threads); sync: 2 "
-                             "single-threaded workers, the stack issue 13 measured CPU on")
+                             "single-threaded workers, the stack the CPU goal was set on")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  DEFAULT_DATABASE_URL))
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)

@@ -1,9 +1,10 @@
-"""The dated Markdown report, its PNG plots and the README's headline table (issue 6).
+"""The dated Markdown report, its PNG plots and the README's headline table.
 
 Everything here renders from the results dictionary `bench.run` collects (also saved as
 JSON beside the report), so a report can be re-rendered and tested without a run.
 
-Serves DESIGN.md, "What we measured": ratios carry over, absolute figures drift.
+Serves docs/explanation/architecture.md, "What we measured": ratios carry over, absolute figures
+drift.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""`make bench`: set up, run the six scenarios, write the dated report (issue 6).
+"""`make bench`: set up, run the six scenarios, write the dated report.
 
     python -m bench.run [--quick] [--database-url postgres://.../bench_db]
 
@@ -7,7 +7,7 @@ with people and tokens, start two servers (the service with the baseline views, 
 django-cachalot one), calibrate the counters, run the scenarios, stop everything, and write
 bench/results/<date>-<profile>.md with its plots and raw results (JSON).
 
-Serves DESIGN.md, "The three parts": bench.
+Serves docs/explanation/architecture.md, "The three parts": bench.
 """
 
 import argparse
@@ -135,7 +135,8 @@ def main(argv: list[str]) -> int:
         servers["main"] = stack.Server("main", "bench.settings", {}).spawn(log_dir)
         servers["cachalot"] = stack.Server("cachalot", "bench.settings_cachalot",
                                            {}).spawn(log_dir)
-        # The event stream needs ASGI; polls stay on gunicorn (DESIGN.md, "What we measured").
+        # The event stream needs ASGI; polls stay on gunicorn (docs/explanation/architecture.md,
+        # "What we measured").
         servers["stream"] = stack.Server("stream", "bench.settings", {}, asgi=True).spawn(log_dir)
         if "before-conn0" in profile.s2_extra_variants:
             servers["conn0"] = stack.Server("conn0", "bench.settings",

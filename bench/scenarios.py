@@ -1,4 +1,5 @@
-"""The six scenarios of issue 6, each serving the same data the four ways side by side.
+"""The six scenarios of the benchmark (docs/how-to/benchmarks.md), each serving the same data the
+four ways side by side.
 
 1. the seed's: 3 videos (+ 2 AI jobs when the AI app is installed) polled once a second;
 2. a hundredfold: 500 running jobs, 500 pollers at 1 Hz, then the highest sustained rate;
@@ -11,7 +12,7 @@ Jobs are created and moved through the service's own functions (academy.videos.s
 `manage.py simulate_jobs`); parts another app provides run only when it is installed, and
 the report says so when it was not.
 
-Serves DESIGN.md, "Invariants" 1 and 6 are what scenarios 2-6 put under load.
+Serves docs/explanation/invariants.md, invariants 1 and 6 are what scenarios 2-6 put under load.
 """
 
 import contextlib

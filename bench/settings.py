@@ -1,8 +1,8 @@
 """Settings of the benchmark's servers: the reference service plus the baseline views.
 
-Imports academy.settings unchanged (so "jobbox" is the service exactly as shipped) and only
-adds the baseline URLs (bench.urls) and a PostgreSQL `application_name` per server, so the
-benchmark can find the backends serving it in `pg_stat_activity` (DESIGN.md, "What we
+Imports academy.settings unchanged (so "jobbox" is the service exactly as shipped) and only adds the
+baseline URLs (bench.urls) and a PostgreSQL `application_name` per server, so the benchmark can find
+the backends serving it in `pg_stat_activity` (docs/explanation/architecture.md, "What we
 measured").
 """
 

@@ -4,7 +4,7 @@ Cachalot patches the ORM for the whole process, so it runs in a server of its ow
 touches the other variants. Its cache is Django's Redis cache on the benchmark's private
 Redis (another database number), shared by the server's worker processes as cachalot needs.
 
-Serves DESIGN.md, "What we measured": "An ORM cache is not the answer".
+Serves docs/explanation/architecture.md, "What we measured": "An ORM cache is not the answer".
 """
 
 import os

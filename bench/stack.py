@@ -1,11 +1,11 @@
-"""What the benchmark runs against: its database, a private Redis, and the servers (issue 6).
+"""What the benchmark runs against: its database, a private Redis, and the servers.
 
 Everything is on 127.0.0.1. The database `bench_db` is the benchmark's own (created afresh
 each run); Redis is a private redis-server (academy.embedded.RedisServer) because scenario 5
 stops it, and the machine's Redis is shared. Each server is gunicorn serving bench.urls with
 its own settings module and PostgreSQL `application_name`.
 
-Serves DESIGN.md, "Stack": PostgreSQL and Redis on 127.0.0.1.
+Serves docs/explanation/architecture.md, "Stack": PostgreSQL and Redis on 127.0.0.1.
 """
 
 import os
@@ -26,8 +26,8 @@ from academy.embedded import free_port
 from bench.pgstats import read_proc_cpu
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Two workers as in `make run` and DESIGN.md's measurement; threads let a slow answer not
-# block the others (the same for every variant, so the comparison stays fair).
+# Two workers as in `make run` and the measurement in docs/explanation/architecture.md; threads let
+# a slow answer not block the others (the same for every variant, so the comparison stays fair).
 SERVER_WORKERS = 2
 SERVER_THREADS = 4
 # A Django server imports and answers /healthz in a few seconds; a loaded shared machine

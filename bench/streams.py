@@ -1,4 +1,4 @@
-"""The event stream at scale (issue 12, item 3) and Redis memory per job (item 5).
+"""The event stream at scale and Redis memory per job (docs/how-to/benchmarks.md).
 
     BENCH_DATABASE_URL=postgres://.../bench_x .venv/bin/python -m bench.streams \
         --streams 10000 --other-streams 1000 --unwatched 1000 --rate 100 --seconds 30

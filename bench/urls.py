@@ -1,7 +1,7 @@
 """The benchmark servers' URLs: the service's own (academy.urls) plus the baselines under
 /bench/ (bench.views). The AI job baselines exist when the AI app is installed.
 
-Serves DESIGN.md, "The three parts": bench.
+Serves docs/explanation/architecture.md, "The three parts": bench.
 """
 
 from django.apps import apps

@@ -1,4 +1,4 @@
-"""The ways of serving a poll that jobbox is compared against (issue 6, "Ways of serving").
+"""The ways of serving a poll that jobbox is compared against (docs/how-to/benchmarks.md).
 
 - `BeforeStatusView`: the seed's current system. Stock DRF token authentication (a SELECT per
   request), the user's tenant read from the membership, the job row read through the ORM on
@@ -12,7 +12,7 @@
 Bodies render through the job's `TrackedJob.render`, the same representation jobbox serves,
 so every variant answers the same bytes and only the path to them differs.
 
-Serves DESIGN.md, "What we measured": the "before" row.
+Serves docs/explanation/architecture.md, "What we measured": the "before" row.
 """
 
 import contextlib

@@ -1,5 +1,6 @@
 """Fault-injection helpers: a private Redis to stop, pause and restart, an unreachable
-database, and a count of the SQL every thread runs (DESIGN.md, invariants 6-8)."""
+database, and a count of the SQL every thread runs (docs/explanation/invariants.md, invariants
+6-8)."""
 
 import contextlib
 import threading

@@ -1,6 +1,7 @@
 """A local Redis Cluster for the tests: 3 masters (and replicas) on random free ports, made
 with the machine's `redis-server --cluster-enabled yes` and `redis-cli --cluster create`
-(DESIGN.md, invariant 12: the tests prove cluster safety on a real three-master cluster).
+(docs/explanation/invariants.md, invariant 12: the tests prove cluster safety on a real three-master
+cluster).
 
 `JOBBOX_TEST_REDIS_CLUSTER=1` runs the core suites on one (`conftest.py`); `make
 test-cluster` does that, and `tests/test_redis_cluster.py` starts its own either way.

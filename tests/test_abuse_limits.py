@@ -1,6 +1,6 @@
-"""Cheap abuse refused (DESIGN.md, invariant 10): a malformed `Authorization` header never
-falls through to the session, bogus tokens leave no Redis key and cost a bounded number of
-database reads, and a box has a size bound whatever its jobs hold."""
+"""Cheap abuse refused (docs/explanation/invariants.md, invariant 10): a malformed `Authorization`
+header never falls through to the session, bogus tokens leave no Redis key and cost a bounded number
+of database reads, and a box has a size bound whatever its jobs hold."""
 
 import secrets
 

@@ -1,4 +1,4 @@
-"""The API fuzzed against its own OpenAPI schema (DESIGN.md, "HTTP API"; invariant 5: a
+"""The API fuzzed against its own OpenAPI schema (docs/reference/http-api.md; invariant 5: a
 malformed id is a 404 or 400, never a 500).
 
 schemathesis reads `/api/schema/` from the running WSGI application, generates requests for

@@ -1,5 +1,5 @@
 """The database down or its connections killed: polls Redis can answer keep answering, the
-rest get a clear 503 (DESIGN.md, invariant 7)."""
+rest get a clear 503 (docs/explanation/invariants.md, invariant 7)."""
 
 import threading
 import time

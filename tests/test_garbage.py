@@ -1,4 +1,5 @@
-"""Garbage in Redis is a miss: replaced, never served, never a 500 (DESIGN.md, invariant 6)."""
+"""Garbage in Redis is a miss: replaced, never served, never a 500 (docs/explanation/invariants.md,
+invariant 6)."""
 
 import json
 

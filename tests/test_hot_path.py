@@ -1,5 +1,6 @@
-"""The hot path (issue 13): a hit is one Redis round trip and a plain Django response of the
-very bytes and headers DRF sends; everything else is DRF's, as before.
+"""The hot path (docs/explanation/architecture.md, "Where the time goes on a hot poll"): a hit is
+one Redis round trip and a plain Django response of the very bytes and headers DRF sends; everything
+else is DRF's, as before.
 
 Each case is captured twice, through the direct path and through DRF alone
 (`serve_hits_directly` off), from the same Redis and database state, and the full responses

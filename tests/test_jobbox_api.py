@@ -59,7 +59,7 @@ def test_twenty_jobs_in_one_request_with_no_sql_and_one_round_trip_for_the_box(
         # holding jobs (the local test cluster has 3 masters).
         assert len(sent) <= 1 + 2 + 3
     else:
-        # One round trip: the cached principal and the whole box together (issue 13).
+        # One round trip: the cached principal and the whole box together.
         assert len(sent) == 1
         box_command = b"".join(sent[0]) if isinstance(sent[0], list) else sent[0]
         assert b"EVALSHA" in box_command

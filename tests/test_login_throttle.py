@@ -1,5 +1,5 @@
 """The page's sign-in is throttled per account and per address (academy.login_throttle;
-issue 15: "login has no throttling")."""
+docs/how-to/limits.md, "Sign-in")."""
 
 import pytest
 from django.test import Client

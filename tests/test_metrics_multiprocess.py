@@ -1,5 +1,5 @@
-"""Metrics that add up across processes (DESIGN.md, "What we measured": counters live per
-process), and a Grafana dashboard that only charts metrics jobbox has.
+"""Metrics that add up across processes (docs/explanation/architecture.md, "What we measured":
+counters live per process), and a Grafana dashboard that only charts metrics jobbox has.
 
 A real gunicorn with two workers serves polls; its /metrics, answered by whichever worker,
 must show the sum of both, and consecutive scrapes must never go backwards.

@@ -1,5 +1,5 @@
 """The outage copies (jobbox.caches.OutageCopies): what a process serves while Redis is
-unavailable, and what that costs the database (DESIGN.md, invariant 6).
+unavailable, and what that costs the database (docs/explanation/invariants.md, invariant 6).
 
 A controllable clock stands in for time, so expiry is a step of the test, never a race won
 by luck; the database's own statements are counted (tests.faults.SqlCounter).

@@ -1,5 +1,6 @@
-"""Lost cache writes: retried after commit, then repaired by the reconciler (DESIGN.md,
-invariant 8), which runs from Celery beat in the reference service."""
+"""Lost cache writes: retried after commit, then repaired by the reconciler
+(docs/explanation/invariants.md, invariant 8), which runs from Celery beat in the reference
+service."""
 
 import time
 
@@ -20,7 +21,8 @@ from tests.helpers import new_video, outside_redis, poll, stored_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# The README's bound: retry (< 1 s) + one beat interval + one run, with room for a busy worker.
+# The staleness bound (docs/how-to/outages.md): retry (< 1 s) + one beat interval + one run, with
+# room for a busy worker.
 STATED_BOUND_SECONDS = 60.0
 
 

@@ -1,5 +1,6 @@
 """Redis back after an outage, empty or lagging (a promoted replica that missed the outage's
-writes): every job shows its true state again within seconds (DESIGN.md, invariants 6, 8)."""
+writes): every job shows its true state again within seconds (docs/explanation/invariants.md,
+invariants 6, 8)."""
 
 import time
 from datetime import timedelta

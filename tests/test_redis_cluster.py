@@ -1,6 +1,6 @@
-"""jobbox on a real Redis Cluster (DESIGN.md, invariant 12): every script in one slot, the box
-read per node, the event stream through sharded pub/sub, and polling through a master's
-failover. The tests start their own local clusters (`tests/redis_cluster.py`); `make
+"""jobbox on a real Redis Cluster (docs/explanation/invariants.md, invariant 12): every script in
+one slot, the box read per node, the event stream through sharded pub/sub, and polling through a
+master's failover. The tests start their own local clusters (`tests/redis_cluster.py`); `make
 test-cluster` also runs the core suites on one."""
 
 import threading

@@ -1,4 +1,5 @@
-"""Redis stopped, restarted and slowed under load (DESIGN.md, invariant 6), on a private server.
+"""Redis stopped, restarted and slowed under load (docs/explanation/invariants.md, invariant 6), on
+a private server.
 
 Pollers are threads using the Django test client, so the whole request is measured:
 authentication, the read path and the breaker. SQL is counted on every thread's connection.

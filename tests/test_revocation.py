@@ -1,6 +1,6 @@
-"""Revocation sticks (DESIGN.md, invariant 11): no fill racing an invalidation re-caches a
-revoked principal, bulk changes have a helper, logout ends a copied session cookie, and a
-deleted job leaves Redis at once."""
+"""Revocation sticks (docs/explanation/invariants.md, invariant 11): no fill racing an invalidation
+re-caches a revoked principal, bulk changes have a helper, logout ends a copied session cookie, and
+a deleted job leaves Redis at once."""
 
 import threading
 

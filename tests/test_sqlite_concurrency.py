@@ -1,4 +1,4 @@
-"""The embedded default's SQLite takes concurrent writers (issue 15: 20 uploads in a row gave
+"""The embedded default's SQLite takes concurrent writers (20 uploads in a row once gave
 a 503 and a FAILED job, "database is locked").
 
 Real processes write through Django at once: with Django's stock SQLite options their

@@ -1,5 +1,6 @@
 """Upload bodies are refused before they are read, under uvicorn and gunicorn alike
-(academy.upload_guard; DESIGN.md, invariant 10; issue 15, "Unauthenticated disk fill").
+(academy.upload_guard; docs/explanation/invariants.md, invariant 10: no disk filled by an anonymous
+client).
 
 The finding: under uvicorn Django read a whole anonymous body (1.1 GB) before the 401. These
 tests run real server processes and count the body bytes the server let a client send.

@@ -1,5 +1,5 @@
-"""A video costs what its real length and size say (academy.videos.media_limits; DESIGN.md,
-invariant 10; issue 15, item 2).
+"""A video costs what its real length and size say (academy.videos.media_limits;
+docs/explanation/invariants.md, invariant 10).
 
 Each finding is reproduced with a small generated file and, where the real one would be
 slow or heavy, with small limits set here: a second frame hours after the first, a

@@ -1,7 +1,7 @@
 """Settings of the AI jobs, from Django's `AI_JOBS` dict, read on every access (override_settings).
 
-Serves DESIGN.md invariant 1 (the result in Redis up to a size) and the upload limits of
-`POST /api/ai/jobs/`.
+Serves docs/explanation/invariants.md, invariant 1 (the result in Redis up to a size) and the upload
+limits of `POST /api/ai/jobs/`.
 """
 
 from typing import Any

@@ -1,6 +1,6 @@
 """The AI job as the seed's code knows it (`AIJob`), and the rules of its transitions.
 
-DESIGN.md, "States": PENDING → PROCESSING → DONE / FAILED; a run whose worker died goes back
+docs/explanation/states.md: PENDING → PROCESSING → DONE / FAILED; a run whose worker died goes back
 to PENDING (a newer version, so Redis follows) and starts again. A running job is leased to
 its worker (`leased_by`, `leased_until`); only the holder ends the run it started.
 Transitions answer a short outcome instead of raising: "ok", "idempotent" (a duplicate

@@ -1,6 +1,6 @@
 """The seed's AI job row: PENDING → PROCESSING → DONE / FAILED, versioned for jobbox.
 
-DESIGN.md, "States". The row is the durable record; the domain object and its repository
+docs/explanation/states.md. The row is the durable record; the domain object and its repository
 (academy.ai.domain, academy.ai.repositories) are how the code changes it.
 """
 

@@ -1,6 +1,6 @@
 """The AI job reaper: no job stays PENDING or PROCESSING forever.
 
-DESIGN.md, "States" (a job whose lease ran out is re-queued, with a newer version so the job
+docs/explanation/states.md (a job whose lease ran out is re-queued, with a newer version so the job
 box shows it honestly) and invariant 8 (a lost write is repaired: here a queue send lost
 after commit). As the video reaper (academy.videos.reaper): runs every AI_REAP_INTERVAL_SECONDS
 from beat; two bounded queries over partial indexes (PROCESSING by lease expiry, PENDING by

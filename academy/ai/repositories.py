@@ -3,7 +3,7 @@
 `save` writes the row and, only after commit, its snapshot to Redis (`job:{id}:status`,
 the seed's TTLs: 2 h running, 1 h finished): a new job is published as created, and every
 change is a transition through `jobbox.save_transition` (version + 1, compare-and-set
-in Redis). DESIGN.md, invariants 2 and 3.
+in Redis). docs/explanation/invariants.md, invariants 2 and 3.
 """
 
 from datetime import datetime

@@ -1,15 +1,14 @@
 """AI job services: create (and queue), start, complete, fail, progress, and the worker's run.
 
-DESIGN.md, "Data flow" and "States". Every transition runs in one transaction on the row
-locked for update and is saved through the repository (version + 1, Redis after commit);
-the task is queued only after the creating transaction commits. A delivery of a job that
-is already running means its worker died (late acknowledgement redelivers only unfinished
-work): the run goes back to PENDING and starts again, unless another worker holds a live
-lease on it (a duplicate send: left alone); a delivery of a finished job changes nothing,
-so a job ends in exactly one terminal state. A running job's lease is renewed by a
-heartbeat; a job whose lease ran out is re-queued by the reaper (academy.ai.reaper), which
-also re-sends PENDING jobs whose send was lost, so no job stays PENDING or PROCESSING.
-"""
+docs/explanation/architecture.md, "Data flow", and docs/explanation/states.md. Every transition runs
+in one transaction on the row locked for update and is saved through the repository (version + 1,
+Redis after commit); the task is queued only after the creating transaction commits. A delivery of a
+job that is already running means its worker died (late acknowledgement redelivers only unfinished
+work): the run goes back to PENDING and starts again, unless another worker holds a live lease on it
+(a duplicate send: left alone); a delivery of a finished job changes nothing, so a job ends in
+exactly one terminal state. A running job's lease is renewed by a heartbeat; a job whose lease ran
+out is re-queued by the reaper (academy.ai.reaper), which also re-sends PENDING jobs whose send was
+lost, so no job stays PENDING or PROCESSING. """
 
 import logging
 import threading

@@ -1,4 +1,4 @@
-"""The AI job's Celery task: thin (STYLE.md, 7), its failure hook is the failure service.
+"""The AI job's Celery task: thin, its failure hook is the failure service.
 
 Late acknowledgement (academy.settings) means a worker that dies mid-job leaves the message
 unacknowledged, so the job is delivered again; `run_ai_job` restarts it and a delivery of a

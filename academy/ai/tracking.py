@@ -1,13 +1,13 @@
 """How jobbox tracks an AI job: the seed's keys (`job:{id}:status`, `job:{id}:progress`),
 states and `JobStatusView` fields, with the result served from Redis up to a size.
 
-DESIGN.md, invariants 1, 4 and 10: a DONE job's result rides in the snapshot when its JSON
-fits `AI_JOBS["RESULT_INLINE_MAX_BYTES"]`. A larger one travels as a summary: each list longer
-than `RESULT_PREVIEW_ITEMS` cut to that many, with its full length and the link to its pages
-(`GET /api/ai/jobs/<id>/result/<section>/`) under `pages`, so a poll, the box and a stream
-start carry a bounded size whatever the sheet held. A summary still too large for Redis is
-read from the database at most once per `RESULT_WINDOW_SECONDS` per process
-(jobbox.large_fields). Every path renders one shape.
+docs/explanation/invariants.md, invariants 1, 4 and 10: a DONE job's result rides in the snapshot
+when its JSON fits `AI_JOBS["RESULT_INLINE_MAX_BYTES"]`. A larger one travels as a summary: each
+list longer than `RESULT_PREVIEW_ITEMS` cut to that many, with its full length and the link to its
+pages (`GET /api/ai/jobs/<id>/result/<section>/`) under `pages`, so a poll, the box and a stream
+start carry a bounded size whatever the sheet held. A summary still too large for Redis is read from
+the database at most once per `RESULT_WINDOW_SECONDS` per process (jobbox.large_fields). Every path
+renders one shape.
 """
 
 import json

@@ -1,7 +1,7 @@
 """The AI job API: submit a sheet, the seed's JobStatusView, the full result page by page,
 and the report download.
 
-Thin (STYLE.md, 9): the services decide, the views translate. Every call is authenticated
+Thin: the services decide, the views translate. Every call is authenticated
 through jobbox's cached principal and tenant-checked; another tenant's job and a missing one
 answer the same 404, and refusals carry a code and a message, never exception text.
 """

@@ -1,6 +1,7 @@
-"""Periodic upkeep of the reference service, run by Celery beat (DESIGN.md, invariant 8).
+"""Periodic upkeep of the reference service, run by Celery beat (docs/explanation/invariants.md,
+invariant 8).
 
-Thin by design (STYLE.md, 7): each task calls one library function.
+Thin by design: each task calls one library function.
 """
 
 import logging
@@ -12,7 +13,7 @@ from jobbox import RedisUnavailable, reconcile_recent
 logger = logging.getLogger(__name__)
 
 # Beat's interval for `reconcile_job_snapshots`, in settings.CELERY_BEAT_SCHEDULE: with the
-# retry after commit, it bounds how long a lost cache write stays visible (README).
+# retry after commit, it bounds how long a lost cache write stays visible (docs/how-to/outages.md).
 RECONCILE_INTERVAL_SECONDS = 30.0
 
 

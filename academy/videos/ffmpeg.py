@@ -1,5 +1,6 @@
 """Running the wheel's ffmpeg: its binary, its environment, its input options, and a child
-process under a CPU, memory and wall-clock budget (DESIGN.md, "Stack" and invariant 10).
+process under a CPU, memory and wall-clock budget (docs/explanation/architecture.md, "Stack";
+docs/explanation/invariants.md, invariant 10).
 
 The demuxer allow-list matters beyond "is it a video": ffmpeg's playlist-like demuxers
 (hls, concat, ...) follow references to other files, so an upload that is secretly a

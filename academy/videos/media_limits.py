@@ -1,5 +1,5 @@
-"""What one video may cost, and the budget every ffmpeg process runs under (DESIGN.md,
-invariant 10: "media ... are measured by what they really hold").
+"""What one video may cost, and the budget every ffmpeg process runs under
+(docs/explanation/invariants.md, invariant 10: "media ... are measured by what they really hold").
 
 A container's header and its text metadata can lie (a 3 KB file said 2 s and held 10 h of
 timestamps; a title tag imitated ffmpeg's `Duration:` line), so media is measured from
@@ -44,7 +44,7 @@ class MediaRefused(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class MediaLimits:
-    """The limits of settings.py's VIDEO_* settings (README, "Security: limits")."""
+    """The limits of settings.py's VIDEO_* settings (docs/how-to/limits.md)."""
 
     max_duration_seconds: float
     max_pixels: int  # per frame: width x height

@@ -1,6 +1,6 @@
-"""Measuring an upload by its streams before anything is stored or transcoded (DESIGN.md,
-invariant 10: "media ... are measured by what they really hold, not by headers or text they
-carry").
+"""Measuring an upload by its streams before anything is stored or transcoded
+(docs/explanation/invariants.md, invariant 10: "media ... are measured by what they really hold, not
+by headers or text they carry").
 
 The imageio-ffmpeg wheel ships no ffprobe, so a file is probed with ffmpeg itself, in two
 bounded runs: a scan of every packet of the first video and audio stream, copied (not

@@ -1,8 +1,8 @@
 """The transcoding job one worker runs for one video: probe, each rendition, packaging.
 
-DESIGN.md, "Data flow": the worker's transitions go through the services (database, then
-Redis after commit) and its progress only to Redis, with named steps. It holds a lease on
-the video, renewed while ffmpeg reports progress; if the lease is lost (the reaper gave the
+docs/explanation/architecture.md, "Data flow": the worker's transitions go through the services
+(database, then Redis after commit) and its progress only to Redis, with named steps. It holds a
+lease on the video, renewed while ffmpeg reports progress; if the lease is lost (the reaper gave the
 video to another worker) it stops at once and leaves the video alone.
 """
 

@@ -1,6 +1,6 @@
 """The lease reaper: videos whose worker died go back to the queue, or end FAILED.
 
-DESIGN.md, "States" (a job whose lease ran out is re-queued, with a newer version so the
+docs/explanation/states.md (a job whose lease ran out is re-queued, with a newer version so the
 job box shows it honestly) and invariants 3 and 8 (a lost write is repaired: here a queue
 send lost after commit). Runs periodically (CELERY_BEAT_SCHEDULE); two bounded queries over
 partial indexes (PROCESSING by lease expiry, UPLOADED by last send), whatever the load.

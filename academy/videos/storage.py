@@ -1,8 +1,8 @@
 """Video files through Django's storage API: uploads in, HLS out, HLS served back.
 
-DESIGN.md, "The three parts" (the reference service's videos) and "Beyond one machine": the
-default storage is the local MEDIA_ROOT, S3 (django-storages) by configuration; nothing here
-assumes a local disk. ffmpeg needs local files, so the worker copies the source to a
+docs/explanation/architecture.md, "The three parts" (the reference service's videos) and "Beyond one
+machine": the default storage is the local MEDIA_ROOT, S3 (django-storages) by configuration;
+nothing here assumes a local disk. ffmpeg needs local files, so the worker copies the source to a
 temporary folder and publishes what ffmpeg wrote back to storage.
 """
 

@@ -1,6 +1,7 @@
-"""Celery tasks of the videos app: thin, they call a service by id (STYLE.md, 7).
+"""Celery tasks of the videos app: thin, they call a service by id.
 
-DESIGN.md, "Data flow" (the worker) and "States" (leases and the reaper).
+docs/explanation/architecture.md, "Data flow" (the worker), and docs/explanation/states.md
+(leases and the reaper).
 """
 
 import os

@@ -1,11 +1,11 @@
-"""ffmpeg writing the HLS rendition ladder of a measured video (DESIGN.md, "The three parts":
-the reference service's video worker).
+"""ffmpeg writing the HLS rendition ladder of a measured video (docs/explanation/architecture.md,
+"The three parts": the reference service's video worker).
 
-The source was measured first (academy.videos.probing): each rendition's output stops at
-the probed duration and the frame-rate limit, pins the demuxer the probe found, and runs
-under the CPU budget of that duration, the memory budget and a wall-clock timeout
-(academy.videos.media_limits; DESIGN.md, invariant 10). The probe's names stay importable
-from here, as callers have always used them.
+The source was measured first (academy.videos.probing): each rendition's output stops at the probed
+duration and the frame-rate limit, pins the demuxer the probe found, and runs under the CPU budget
+of that duration, the memory budget and a wall-clock timeout (academy.videos.media_limits;
+docs/explanation/invariants.md, invariant 10). The probe's names stay importable from here, as
+callers have always used them.
 """
 
 import contextlib

@@ -1,6 +1,6 @@
 """The video API: upload, the seed's VideoDetailView (jobbox's read path), HLS playback.
 
-DESIGN.md, "HTTP API" and invariants 1 and 5: every view authenticates through jobbox's
+docs/reference/http-api.md and invariants 1 and 5: every view authenticates through jobbox's
 cached principals, reads status Redis-first, and answers another tenant's video exactly
 like a missing one.
 """

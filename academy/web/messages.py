@@ -1,6 +1,6 @@
 """What the page says for the texts the API sends: step names, failure reasons, refusals.
 
-The API speaks English and stable codes (DESIGN.md, "HTTP API"); a person reads the page's
+The API speaks English and stable codes (docs/reference/http-api.md); a person reads the page's
 language. Each message the services can send is listed here once, as an English template with
 `{named}` parts, beside its translation from the catalog (locale/ko/LC_MESSAGES/django.po).
 The page's script matches a text against the templates, fills the translation with the parts

@@ -1,5 +1,5 @@
-"""The job-box web page: sign-in, uploads, and the live job box (DESIGN.md, "The three parts":
-the reference service's job-box web page).
+"""The job-box web page: sign-in, uploads, and the live job box (docs/explanation/architecture.md,
+"The three parts": the reference service's job-box web page).
 
 The page is plain Django templates and one script (no build step); its data comes from the
 public API (`/api/jobbox/`, `/api/jobbox/stream`, the upload endpoints), like any client's.

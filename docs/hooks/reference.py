@@ -26,9 +26,10 @@ UNIT_SUFFIXES = {"_SECONDS": "seconds", "_MILLISECONDS": "milliseconds", "_MS": 
                  "_BYTES": "bytes", "_ENTRIES": "entries", "_JOBS": "jobs",
                  "_PER_MINUTE": "per minute", "_MAXLEN": "entries", "_EVENTS": "events",
                  "_LIMIT": "rows", "_THRESHOLD": "failures"}
-# Comments of the older settings module may point at notes outside the repository.
-OUTSIDE_CLAUSE = re.compile(r";\s*(?:DESIGN|STYLE)\.md[^;)]*")
-OUTSIDE_POINTER = re.compile(r"\s*\((?:[^()]*?)(?:DESIGN\.md|STYLE\.md|issue \d+)[^()]*\)")
+# Comments of the older settings module may point at notes kept outside the repository (an
+# upper-case Markdown file name, a tracker's number): the generated page leaves them out.
+OUTSIDE_CLAUSE = re.compile(r";\s*[A-Z]+\.md[^;)]*")
+OUTSIDE_POINTER = re.compile(r"\s*\([^()]*?(?:[A-Z]+\.md|[Ii]ssue \d+)[^()]*\)")
 DEFAULT_KEY = re.compile(r'^\s*"(?P<name>[A-Z0-9_]+)":')
 
 

@@ -9,7 +9,7 @@ the bad rows; the same tables are written to a downloadable .xlsx report (styled
 native chart and its statistics stated; every text cell written as text, never a formula).
 
 The sheet is read by the cells it holds (academy.ai.uploads.sheet_rows), not the dimension it
-declares (DESIGN.md, invariant 10).
+declares (docs/explanation/invariants.md, invariant 10).
 """
 
 import io
