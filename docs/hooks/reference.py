@@ -15,8 +15,14 @@ cannot drift from the code:
 import dataclasses
 import inspect
 import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+# The library documented is the one beside these docs, whatever else the environment has
+# installed (an editable install may point at another checkout).
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 SETTINGS_MARKER = "<!-- jobbox:settings -->"
 METRICS_MARKER = "<!-- jobbox:metrics -->"
@@ -43,6 +49,8 @@ def on_page_markdown(markdown: str, **_: Any) -> str:
 
 def _configure_django() -> None:
     """jobbox modules read Django's settings on use; a bare configuration is enough."""
+    if str(REPOSITORY) not in sys.path:
+        sys.path.insert(0, str(REPOSITORY))
     from django.conf import settings
 
     if not settings.configured:
