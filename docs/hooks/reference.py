@@ -102,11 +102,20 @@ def _comments_above_keys(source: str) -> dict[str, str]:
         elif stripped.startswith("#"):
             pending.append(stripped.lstrip("#").strip())
         elif match := DEFAULT_KEY.match(line):
-            comments[match["name"]] = " ".join(pending)
+            comments[match["name"]] = _joined(pending)
             pending = []
         else:
             pending = []
     return comments
+
+
+def _joined(lines: list[str]) -> str:
+    """Comment lines as one text; a dotted name wrapped after a dot is joined back whole."""
+    text = ""
+    for line in lines:
+        wrapped_name = text.endswith(".") and line[:1].islower()
+        text = f"{text}{line}" if wrapped_name else f"{text} {line}".strip()
+    return text
 
 
 def _unit_of(name: str) -> str:
