@@ -138,7 +138,7 @@ class OutageCopies:
     def get(self, key: Hashable, *, group: Hashable, load_many: LoadMany,
             prefetch: Prefetch | None = None) -> tuple[Any, bool]:
         """The copy of `key` (None: it names nothing), and True if this call ran the query."""
-        interval = float(conf.get(self._interval_setting))
+        interval = float(getattr(conf.settings(), self._interval_setting))
         with self._lock:
             now = self.clock()
             copy = self._copies.get(key)
@@ -241,17 +241,17 @@ class OutageCopies:
             copy.value, copy.loaded_at = value, loaded_at
             if prefetched:
                 copy.asked_at = max(copy.asked_at, loaded_at)
-        while len(self._copies) > conf.get("FALLBACK_CACHE_MAX_ENTRIES"):
+        while len(self._copies) > conf.settings().OUTAGE_COPY_MAX_ENTRIES:
             self._copies.popitem(last=False)
 
 
 # Job snapshots (None: no such job) read from the database while Redis is unavailable, one
 # group per kind. A transition committed in this process drops its job's copy (jobbox.write),
 # so the process that made a change never serves the state before it.
-job_snapshots = OutageCopies("FALLBACK_CACHE_SECONDS")
+job_snapshots = OutageCopies("OUTAGE_COPY_SECONDS")
 # Principals (None: unknown) read from the database while Redis is unavailable, by key name,
 # grouped by what names them (tokens, user ids).
-principals = OutageCopies("PRINCIPAL_FALLBACK_SECONDS")
+principals = OutageCopies("PRINCIPAL_OUTAGE_COPY_SECONDS")
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,9 +51,9 @@ STREAM_EVENTS = Counter(
 
 
 # --- Resilience (DESIGN.md, invariants 6-8) ---
-# READS sources added: negative (a remembered missing id), fallback_cache (Redis unavailable,
+# READS sources added: negative (a remembered missing id), outage_copy (Redis unavailable,
 # answered by this process's short-lived copy). PRINCIPAL_READS sources added:
-# fallback_cache, shared (another thread of this process read the same principal).
+# outage_copy, shared (another thread of this process read the same principal).
 REDIS_BREAKER_STATE = Gauge(
     "jobbox_redis_breaker_state",
     "The Redis circuit breaker: 0 closed, 1 open (answering from the database), 2 half-open.",

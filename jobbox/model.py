@@ -49,7 +49,8 @@ class Snapshot:
 
     @property
     def ttl_seconds(self) -> int:
-        return conf.get("TERMINAL_TTL_SECONDS" if self.terminal else "RUNNING_TTL_SECONDS")
+        found = conf.settings()
+        return found.TERMINAL_TTL_SECONDS if self.terminal else found.RUNNING_TTL_SECONDS
 
 
 def decode_snapshot(raw: bytes | str, *, kind: str, job_id: str) -> Snapshot | None:

@@ -142,7 +142,7 @@ def connect_invalidation_signals() -> None:
 
     watched: list[tuple[type[Model], Callable[..., None]]] = [
         (get_user_model(), on_user_change),
-        *((apps.get_model(name), on_member_change) for name in conf.get("PRINCIPAL_MODELS")),
+        *((apps.get_model(name), on_member_change) for name in conf.settings().PRINCIPAL_MODELS),
     ]
     if apps.is_installed("rest_framework.authtoken"):
         from rest_framework.authtoken.models import Token

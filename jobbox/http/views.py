@@ -312,7 +312,7 @@ async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
             resume_from=parse_event_id(raw_id), resume_requested=bool(raw_id),
             check=principal_check(request, principal))
     except TooManyStreams:
-        limit = conf.get("STREAMS_PER_PERSON")
+        limit = conf.settings().STREAMS_PER_PERSON
         response = JsonResponse(
             {"detail": f"Too many open event streams: at most {limit} per person.",
              "limit": limit}, status=429)
@@ -390,7 +390,7 @@ def _metrics_text() -> bytes:
 
 
 def _may_scrape(request: HttpRequest) -> bool:
-    expected = conf.get("METRICS_TOKEN")
+    expected = conf.settings().METRICS_TOKEN
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if expected and constant_time_compare(header, f"Bearer {expected}"):
         return True
