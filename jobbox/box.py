@@ -1,6 +1,7 @@
 """The job box: one person's running and recently finished jobs, from one Redis round trip.
 
-DESIGN.md, "Redis layout" (the per-user job-box index) and invariants 1 and 12. A sorted set
+docs/explanation/redis-layout.md (a person's keys) and docs/explanation/invariants.md,
+invariants 1 and 12. A sorted set
 per (tenant, owner), in the owner's slot, holds references to jobs, scored by their last
 change. The snapshot writer (`jobbox.write.store_snapshot`, `lua/record_owner_change.lua`)
 keeps it current right after it stores a snapshot. On a single Redis, `lua/read_jobbox.lua`
@@ -13,7 +14,7 @@ index is rebuilt from the database with one bounded query per registered job kin
 is marked, so one that lands during a rebuild is kept. An empty box is still an answer from
 Redis (the marker alone).
 
-A box has a size bound whatever its jobs hold (DESIGN.md, invariant 10): an entry larger than
+A box has a size bound whatever its jobs hold (invariant 10): an entry larger than
 `BOX_ENTRY_MAX_BYTES` is replaced by a summary (kind, id, status, `"truncated": true`; the
 job's own endpoint has the rest), and entries stop at `BOX_MAX_BYTES`, newest first, the body
 saying how many it left out (`"omitted"`). The stream's opening box is the same bounded one.

@@ -1,4 +1,5 @@
-"""The Redis circuit breaker (DESIGN.md, invariant 6: an open breaker stops hammering Redis).
+"""The Redis circuit breaker (docs/explanation/invariants.md, invariant 6:
+an open breaker stops hammering Redis).
 
 Closed: calls go to Redis. A failure or timeout (BREAKER_FAILURE_THRESHOLD in a row) opens
 it: for BREAKER_OPEN_SECONDS every caller is told "Redis unavailable" at once, without

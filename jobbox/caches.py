@@ -1,7 +1,8 @@
 """In-process caches: shared flights, outage copies, and large values kept for a window.
 
-DESIGN.md, invariant 6 ("concurrent misses for one job share one DB read"; "the database
-load this adds is bounded by the number of web processes, not by jobs or pollers"):
+docs/explanation/invariants.md, invariant 6 ("concurrent misses for one job share one DB
+read"; "the database load this adds is bounded by the number of web processes, not by jobs
+or pollers"):
 
 - `Flights`: concurrent calls for one key in this process share one execution (1,000
   threads missing the same job cost one Redis round trip and at most one read).
@@ -68,7 +69,7 @@ class Flights(Generic[T]):
         return call.result, True
 
 
-# --- Outage copies (DESIGN.md, invariant 6: "one query per kind per interval") ---------------
+# --- Outage copies (invariant 6: one query per kind per interval) ----------------------------
 
 # A batch read: the value of every key asked for that exists (a key left out names nothing).
 LoadMany = Callable[[list[Any]], Mapping[Any, Any]]

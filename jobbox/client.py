@@ -1,11 +1,13 @@
-"""The one Redis client and the one place that decides what a Redis failure means (STYLE.md, 4).
+"""The one Redis client and the one place that decides what a Redis failure means: no other
+module catches redis-py's errors.
 
 Callers wrap Redis work in `redis_errors()`: any connection error, timeout or server error
 becomes `RedisUnavailable`, a result distinct from "key missing", so the caller can choose
 the database fallback knowingly. Clients are created lazily, per URL, so nothing connects at
 import time and `override_settings(JOBBOX=...)` takes effect.
 
-Each URL has a circuit breaker (`jobbox.breaker`, DESIGN.md invariant 6): while it is open,
+Each URL has a circuit breaker (`jobbox.breaker`, docs/explanation/invariants.md,
+invariant 6): while it is open,
 `redis_errors()` raises `RedisUnavailable` before any network call, so a dead or slow Redis
 costs a request nothing but its database fallback.
 """

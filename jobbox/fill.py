@@ -1,14 +1,14 @@
 """Filling a missed snapshot from the database: one read per job per miss, across hosts.
 
-DESIGN.md, invariant 6 ("concurrent misses for one job share one DB read"). In a process,
-`caches.Flights` makes concurrent misses share one fill. Across processes and hosts, the
-fill is claimed with a Redis lease in the spirit of memcache leases: in one atomic step the
-claim either returns the snapshot (or negative entry) someone else just stored, or grants
-the short lease to this reader, or tells it to wait for the holder's fill. A waiter that
-outlives the lease (its holder died) reads the database itself, so the bound is one read per
-lease period, never one per poller. What a fill read is stored with its row version, so it
-can never overwrite a newer transition; an id that names no job leaves a short negative
-entry. Each script's KEYS and ARGV are built here, next to its call.
+docs/explanation/invariants.md, invariant 6 ("concurrent misses for one job share one DB
+read"). In a process, `caches.Flights` makes concurrent misses share one fill. Across
+processes and hosts, the fill is claimed with a Redis lease in the spirit of memcache
+leases: in one atomic step the claim either returns the snapshot (or negative entry) someone
+else just stored, or grants the short lease to this reader, or tells it to wait for the
+holder's fill. A waiter that outlives the lease (its holder died) reads the database itself,
+so the bound is one read per lease period, never one per poller. What a fill read is stored
+with its row version, so it can never overwrite a newer transition; an id that names no job
+leaves a short negative entry. Each script's KEYS and ARGV are built here, next to its call.
 """
 
 import contextlib

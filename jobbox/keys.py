@@ -1,4 +1,5 @@
-"""Every Redis key name jobbox uses, built here and nowhere else (DESIGN.md, "Redis layout").
+"""Every Redis key name jobbox uses, built here and nowhere else (docs/explanation/
+redis-layout.md).
 
 The seed's braces are literal: `video:{42}:status` and `job:video:{42}:progress` share the
 hash tag `{42}`, so a job's status and progress live in one Redis Cluster slot and one
@@ -90,7 +91,7 @@ def _owner_key(tenant: str, owner: str, suffix: str) -> str:
 
 def box_index_key(tenant: str, owner: str) -> str:
     """`jobbox:{t1:7}:index`: one person's job box, a sorted set of job references by last
-    change (DESIGN.md)."""
+    change."""
     return _owner_key(tenant, owner, "index")
 
 

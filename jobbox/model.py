@@ -3,7 +3,8 @@
 A snapshot is the job's durable fields as the database has them at one row version, plus
 the tenant (checked on every cache hit) and the owner (for the job box). The database path
 builds the very same snapshot (`TrackedJob.snapshot_of`), so both paths render byte-for-byte
-the same JSON (DESIGN.md, invariant 4). Progress lives in Redis only (invariant 9).
+the same JSON (docs/explanation/invariants.md, invariant 4). Progress lives in Redis only
+(invariant 9).
 
 A leaf: this module imports nothing of jobbox but its settings.
 """

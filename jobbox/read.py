@@ -1,6 +1,7 @@
 """The read path: Redis first (status and progress in one round trip), the database on a miss.
 
-DESIGN.md, "Data flow" and invariants 5-7: a hit answers with zero SQL; a miss is filled
+docs/explanation/architecture.md ("Data flow") and docs/explanation/invariants.md,
+invariants 5-7: a hit answers with zero SQL; a miss is filled
 once, across threads, processes and hosts (`jobbox.fill`). While Redis is unavailable (the
 breaker in `jobbox.client`), answers come from the database through a per-process copy
 (`jobbox.caches.OutageCopies`): one query per kind per interval for every job asked for

@@ -1,4 +1,5 @@
-"""The reconciler: lost cache writes repaired within a stated bound (DESIGN.md, invariant 8).
+"""The reconciler: lost cache writes repaired within a stated bound (docs/explanation/
+invariants.md, invariant 8).
 
 A snapshot write after commit that fails is retried (`jobbox.write.store_after_commit`);
 what is still stale after that is found here. For every registered TrackedJob, one bounded,

@@ -1,6 +1,7 @@
 """The write path: transitions (version + 1, snapshot after commit) and progress reports.
 
-DESIGN.md, "Data flow" and invariants 2, 3, 9 and 12: the snapshot is taken inside the
+docs/explanation/architecture.md ("Data flow") and docs/explanation/invariants.md,
+invariants 2, 3, 9 and 12: the snapshot is taken inside the
 transaction (it is exactly the state being committed) but reaches Redis only in `on_commit`,
 through a Lua compare-and-set that refuses anything not newer than what Redis holds (the
 job's slot); then, in the owner's slot, the owner's job box learns of the job and a `changed`

@@ -1,4 +1,5 @@
-"""Who is asking, at zero SQL per request (DESIGN.md, invariant 1 and "Authentication").
+"""Who is asking, at zero SQL per request (docs/explanation/invariants.md,
+invariant 1).
 
 Django's session auth and DRF's token auth each read the database on every request. Here a
 token or a session resolves to a `Principal` (user and tenant) cached in Redis, filled from
@@ -10,17 +11,17 @@ still ends old sessions.
 While Redis is unavailable, principals come from the database through a per-process cache
 (`jobbox.caches.principals`), refreshed in batches: one query for every token (and one for
 every user) this process served recently, per PRINCIPAL_OUTAGE_COPY_SECONDS, not one per
-principal or per request (DESIGN.md, invariant 6). A cached
+principal or per request (docs/explanation/invariants.md, invariant 6). A cached
 value that does not parse is garbage: a miss, replaced, never an "unknown token".
 
-Revocation sticks (DESIGN.md, invariant 11): an invalidation writes a short-lived revocation
-mark over a principal's key instead of deleting it, and a fill stores what it read only if
-the key still holds what the fill saw before reading the database (`lua/fill_principal.lua`),
-so a fill racing an invalidation cannot re-cache the revoked principal. A user's principal
-carries the user's session generation (`auth:user:{id}:sessions`): login writes it into the
-session, logout replaces it, so a session saved before logout (a copied cookie) ends too.
-Unknown tokens are not remembered (no key per bogus token); `token_misses` bounds the
-database reads they cost.
+Revocation sticks (docs/explanation/invariants.md, invariant 11): an invalidation writes a
+short-lived revocation mark over a principal's key instead of deleting it, and a fill stores
+what it read only if the key still holds what the fill saw before reading the database
+(`lua/fill_principal.lua`), so a fill racing an invalidation cannot re-cache the revoked
+principal. A user's principal carries the user's session generation
+(`auth:user:{id}:sessions`): login writes it into the session, logout replaces it, so a
+session saved before logout (a copied cookie) ends too. Unknown tokens are not remembered
+(no key per bogus token); `token_misses` bounds the database reads they cost.
 
 The `Authorization` header is read here and nowhere else: `Token <key>` (the keyword in any
 case, as DRF reads it) names a token; any other value is malformed and names nobody, and a
@@ -269,7 +270,7 @@ def fill_principal(key: str, load: Callable[[], Principal | None], *, seen: obje
 
 def _from_fallback(key: _Named) -> Principal | None:
     """Redis unavailable: this process's copy, refreshed with every token (or user) asked for
-    here recently in one query per PRINCIPAL_OUTAGE_COPY_SECONDS (DESIGN.md, invariant 6)."""
+    here recently in one query per PRINCIPAL_OUTAGE_COPY_SECONDS (invariant 6)."""
     is_token = isinstance(key.ident, str)
     principal, queried = caches.principals.get(
         key, group="token" if is_token else "user",

@@ -1,5 +1,5 @@
-"""Unknown tokens cost a bounded number of database reads, and no Redis key at all (DESIGN.md,
-invariant 10).
+"""Unknown tokens cost a bounded number of database reads, and no Redis key at all
+(docs/explanation/invariants.md, invariant 10).
 
 A token that names nobody is not remembered in Redis: 5,000 random tokens would leave 5,000
 keys. Instead each process counts, per client address, the token look-ups that reached the

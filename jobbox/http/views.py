@@ -1,4 +1,5 @@
-"""Every HTTP view jobbox offers (DESIGN.md, "HTTP API"), thin by design (STYLE.md, 9).
+"""Every HTTP view jobbox offers (docs/reference/http-api.md), thin by design: the
+work lives in the library's modules.
 
 - `JobStatusAPIView`: one job's representation; a project subclasses it per job kind.
 - `JobBoxView`: `GET /api/jobbox/`, all of the caller's running and recently finished jobs.
@@ -231,7 +232,7 @@ class JobBoxView(HitsServedDirectly):
         try:
             box = read_box(tenant=tenant, owner=owner)
         except RedisUnavailable:
-            # DESIGN.md, invariant 6: degraded, answered from the database (bounded queries).
+            # Invariant 6: degraded, answered from the database (bounded queries).
             box = box_from_database(tenant=tenant, owner=owner)
         return _box_response(request, box)
 

@@ -44,10 +44,10 @@ def test_every_setting_explains_its_default_and_names_its_unit():
 def test_the_settings_follow_override_settings_and_return_after_it():
     before = conf.settings().BOX_MAX_JOBS
     with override_settings(JOBBOX={"BOX_MAX_JOBS": before + 7, "STREAM_RECHECK_SECONDS": 2}):
-        assert conf.settings().BOX_MAX_JOBS == before + 7
+        assert before + 7 == conf.settings().BOX_MAX_JOBS
         assert conf.settings().STREAM_RECHECK_SECONDS == 2.0
         assert isinstance(conf.settings().STREAM_RECHECK_SECONDS, float)
-    assert conf.settings().BOX_MAX_JOBS == before
+    assert before == conf.settings().BOX_MAX_JOBS
 
 
 def test_the_settings_are_resolved_once_per_settings_change():
