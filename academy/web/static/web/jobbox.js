@@ -19,7 +19,7 @@
   // "5 minutes ago" goes stale: the cards' times are written again this often.
   const TIME_REFRESH_MS = 30000;
   // Rows per page of a report's tables: one screen, and the server's preview of a large
-  // result (AI_JOBS["RESULT_PREVIEW_ITEMS"]) covers the first page.
+  // result (AI_RESULT_PREVIEW_ITEMS) covers the first page.
   const PAGE_ROWS = 20;
   const TERMINAL = new Set(["READY", "DONE", "FAILED"]);
   const SVG_NS = "http://www.w3.org/2000/svg";
