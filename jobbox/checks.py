@@ -136,7 +136,7 @@ def _indexed_first(model: type[models.Model], field: models.Field) -> bool:
 
 
 def check_key_namespaces(app_configs: AppConfigs = None, **kwargs: Any) -> Messages:
-    if _invalid_settings(conf.configured()):
+    if conf.problems(conf.configured()):
         return []  # key names need KEY_PREFIX: check_settings reports what is wrong first
     jobs = registry.all_jobs()
     return [*_invalid_namespaces(jobs), *_colliding_namespaces(jobs)]
@@ -198,13 +198,17 @@ def _unknown_settings(raw: dict[str, Any]) -> Messages:
 
 
 def _invalid_settings(raw: dict[str, Any]) -> Messages:
-    return [checks.Error(
-        f"JOBBOX[{name!r}] {problem}: jobbox refuses to start with it.",
-        hint=f"The default is {conf.default_of(conf.FIELDS[name])!r}"
-             + (f" ({unit})." if (unit := conf.FIELDS[name].metadata["unit"]) else "."),
-        id="jobbox.E009",
-    ) for name, value in conf.with_new_names(raw).items()
-        if (problem := conf.value_problem(name, value))]
+    found = []
+    for name, problem in conf.problems(raw).items():
+        setting = conf.FIELDS[conf.RENAMED_SETTINGS.get(name, name)]
+        unit = setting.metadata["unit"]
+        found.append(checks.Error(
+            f"JOBBOX[{name!r}] {problem}: jobbox refuses to start with it.",
+            hint=f"The default of {setting.name} is {conf.default_of(setting)!r}"
+                 + (f" ({unit})." if unit else "."),
+            id="jobbox.E009",
+        ))
+    return found
 
 
 def _renamed_settings(raw: dict[str, Any]) -> Messages:

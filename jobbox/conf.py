@@ -212,14 +212,20 @@ def renamed_names(raw: Mapping[str, Any]) -> list[str]:
 def with_new_names(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Known settings under their current names and units (a new name beats its old one);
     unknown names dropped."""
-    values = {}
-    for old in renamed_names(raw):
-        value = raw[old]
-        if old in OLD_UNITS_PER_NEW_UNIT and _is_number(value):
-            value = value / OLD_UNITS_PER_NEW_UNIT[old]
-        values[RENAMED_SETTINGS[old]] = value
+    values = {RENAMED_SETTINGS[old]: _in_new_unit(old, raw[old]) for old in renamed_names(raw)}
     values.update({name: value for name, value in raw.items() if name in FIELDS})
     return values
+
+
+def problems(raw: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with each known setting of `raw` that jobbox cannot use, by the name
+    it was given under (old names included)."""
+    found = {}
+    for name, value in raw.items():
+        current = RENAMED_SETTINGS.get(name, name)
+        if current in FIELDS and (problem := value_problem(current, _in_new_unit(name, value))):
+            found[name] = problem
+    return found
 
 
 def value_problem(name: str, value: Any) -> str | None:
@@ -239,11 +245,11 @@ def _resolve() -> JobboxSettings:
     raw = configured()
     for old in renamed_names(raw):
         _warn_renamed(old, stacklevel=4)
+    if unusable := problems(raw):
+        raise ImproperlyConfigured("; ".join(f"JOBBOX[{name!r}] {problem}"
+                                             for name, problem in unusable.items())
+                                   + " (see `manage.py check`).")
     values = with_new_names(raw)
-    problems = [f"JOBBOX[{name!r}] {problem}" for name, value in values.items()
-                if (problem := value_problem(name, value))]
-    if problems:
-        raise ImproperlyConfigured("; ".join(problems) + " (see `manage.py check`).")
     resolved = replace(JobboxSettings(), **{name: _typed(name, value)
                                             for name, value in values.items()})
     if resolved.REDIS_URL is None:
@@ -251,6 +257,12 @@ def _resolve() -> JobboxSettings:
         resolved = replace(resolved, REDIS_URL=url)
     _resolved = resolved
     return resolved
+
+
+def _in_new_unit(name: str, value: Any) -> Any:
+    if name in OLD_UNITS_PER_NEW_UNIT and _is_number(value):
+        return value / OLD_UNITS_PER_NEW_UNIT[name]
+    return value
 
 
 def _typed(name: str, value: Any) -> Any:

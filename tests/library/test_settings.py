@@ -110,7 +110,9 @@ def test_an_unknown_setting_is_a_system_check_error():
     ("SOCKET_TIMEOUT_SECONDS", 0),
     ("PRINCIPAL_MODELS", "tenants.Membership"),
     ("KEY_PREFIX", None),
+    ("FILL_LEASE_MILLISECONDS", "300"),
 ])
+@pytest.mark.filterwarnings("ignore:JOBBOX:DeprecationWarning")  # the old name's, proven above
 def test_a_value_of_the_wrong_type_or_range_is_a_system_check_error(name, value):
     with override_settings(JOBBOX={name: value}):
         messages = [m for m in checks.run_checks(tags=["jobbox"]) if m.id == "jobbox.E009"]
