@@ -1,23 +1,23 @@
 """The job box: one person's running and recently finished jobs, from one Redis round trip.
 
 docs/explanation/redis-layout.md (a person's keys) and docs/explanation/invariants.md,
-invariants 1 and 12. A sorted set
-per (tenant, owner), in the owner's slot, holds references to jobs, scored by their last
-change. The snapshot writer (`jobbox.write.store_snapshot`, `lua/record_owner_change.lua`)
-keeps it current right after it stores a snapshot. On a single Redis, `lua/read_jobbox.lua`
-reads the index and every job's snapshot and progress at once (one round trip), dropping
-references whose snapshot has expired. On a Redis Cluster the jobs' keys live in other
-slots: `lua/read_box_index.lua` reads the index (the owner's node), then one pipeline reads
-the snapshots and progress (one round trip per node holding them). A missing
-index is rebuilt from the database with one bounded query per registered job kind
-(`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether or not it
-is marked, so one that lands during a rebuild is kept. An empty box is still an answer from
-Redis (the marker alone).
+invariants 1 and 12. A sorted set per (tenant, owner), in the owner's slot, holds references
+to jobs, scored by their last change. The snapshot writer (`jobbox.write.store_snapshot`,
+`lua/record_owner_change.lua`) keeps it current right after it stores a snapshot. On a
+single Redis, `lua/read_jobbox.lua` reads the index and every job's snapshot and progress at
+once (one round trip), dropping references whose snapshot has expired. On a Redis Cluster
+the jobs' keys live in other slots: `lua/read_box_index.lua` reads the index (the owner's
+node), then one pipeline reads the snapshots and progress (one round trip per node holding
+them). A missing index is rebuilt from the database with one bounded query per registered
+job kind (`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether
+or not it is marked, so one that lands during a rebuild is kept. An empty box is still an
+answer from Redis (the marker alone).
 
 A box has a size bound whatever its jobs hold (invariant 10): an entry larger than
 `BOX_ENTRY_MAX_BYTES` is replaced by a summary (kind, id, status, `"truncated": true`; the
-job's own endpoint has the rest), and entries stop at `BOX_MAX_BYTES`, newest first, the body
-saying how many it left out (`"omitted"`). The stream's opening box is the same bounded one.
+job's own endpoint has the rest), and entries stop at `BOX_MAX_BYTES`, newest first, the
+body saying how many it left out (`"omitted"`). The stream's opening box is the same bounded
+one.
 """
 
 import hashlib

@@ -129,6 +129,8 @@ class OutageCopies:
 
     def __init__(self, interval_setting: str, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        if interval_setting not in conf.FIELDS:
+            raise ValueError(f"{interval_setting!r} is not a jobbox setting")
         self.clock = clock  # read on every access: a test may replace it
         self._interval_setting = interval_setting
         self._lock = threading.Lock()

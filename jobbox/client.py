@@ -6,10 +6,9 @@ becomes `RedisUnavailable`, a result distinct from "key missing", so the caller 
 the database fallback knowingly. Clients are created lazily, per URL, so nothing connects at
 import time and `override_settings(JOBBOX=...)` takes effect.
 
-Each URL has a circuit breaker (`jobbox.breaker`, docs/explanation/invariants.md,
-invariant 6): while it is open,
-`redis_errors()` raises `RedisUnavailable` before any network call, so a dead or slow Redis
-costs a request nothing but its database fallback.
+Each URL has a circuit breaker (`jobbox.breaker`, docs/explanation/invariants.md, invariant
+6): while it is open, `redis_errors()` raises `RedisUnavailable` before any network call, so
+a dead or slow Redis costs a request nothing but its database fallback.
 """
 
 import logging

@@ -7,7 +7,8 @@ each list longer than `AI_RESULT_PREVIEW_ITEMS` cut to that many, with its full 
 the link to its pages (`GET /api/ai/jobs/<id>/result/<section>/`) under `pages`, so a poll,
 the box and a stream start carry a bounded size whatever the sheet held. A summary still too
 large for Redis is read from the database at most once per `AI_RESULT_WINDOW_SECONDS` per
-process (jobbox.large_fields). Every path renders one shape. """
+process (jobbox.large_fields). Every path renders one shape.
+"""
 
 import json
 import re
