@@ -1,25 +1,24 @@
-"""Settings of the reference service, from the environment (docs/explanation/architecture.md,
-"Stack").
+"""Settings of the reference service: module-level constants, each read from the environment
+through `academy.env` (typed, with a default and a clear error for a value it cannot read).
 
 `DATABASE_URL` (default: SQLite under .run/), `REDIS_URL` (default: the embedded Redis that
 `make run` / `make test` started, see academy.embedded), `DJANGO_SECRET_KEY` (default: random
 per installation, in .run/secret_key), `DEBUG`.
 """
 
-import os
 from pathlib import Path
 
 import dj_database_url
 
-from academy import embedded, installation
+from academy import embedded, env, installation
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = BASE_DIR / ".run"
 
-DEBUG = os.environ.get("DEBUG", "") == "1"
+DEBUG = env.flag("DEBUG")
 # Random per installation, kept in .run/secret_key, unless DJANGO_SECRET_KEY is set.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or installation.secret_key(RUN_DIR)
-ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+SECRET_KEY = env.optional_text("DJANGO_SECRET_KEY") or installation.secret_key(RUN_DIR)
+ALLOWED_HOSTS = env.words("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -64,13 +63,14 @@ TEMPLATES = [
     }
 ]
 
-if not os.environ.get("DATABASE_URL"):
+DATABASE_URL = env.optional_text("DATABASE_URL")
+if not DATABASE_URL:
     RUN_DIR.mkdir(exist_ok=True)  # the embedded default's SQLite file lives here
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{RUN_DIR / 'jobbox.sqlite3'}",
-        # Persistent connections: reconnecting costs PostgreSQL ~4 ms CPU per request
-        # (docs/explanation/architecture.md, "What we measured").
+        DATABASE_URL or f"sqlite:///{RUN_DIR / 'jobbox.sqlite3'}",
+        # Persistent connections: reconnecting costs PostgreSQL ~4 ms CPU per request, as
+        # measured on this project's benchmark host.
         conn_max_age=60,
         conn_health_checks=True,
     )
@@ -103,32 +103,32 @@ REDIS_URL = embedded.redis_url(RUN_DIR)
 # The page's sign-in throttle (academy.login_throttle), counted in Redis. Ten wrong passwords
 # in 15 minutes is more than a person mistyping; 50 per address leaves room for a school
 # behind one NAT while stopping a guesser that rotates usernames.
-LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "10"))
-LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "50"))
-LOGIN_THROTTLE_WINDOW_SECONDS = int(os.environ.get("LOGIN_THROTTLE_WINDOW_SECONDS", "900"))
+LOGIN_FAILURES_PER_ACCOUNT = env.integer("LOGIN_FAILURES_PER_ACCOUNT", 10)
+LOGIN_FAILURES_PER_ADDRESS = env.integer("LOGIN_FAILURES_PER_ADDRESS", 50)
+LOGIN_THROTTLE_WINDOW_SECONDS = env.integer("LOGIN_THROTTLE_WINDOW_SECONDS", 15 * 60)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "login_throttle": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": os.environ.get("JOBBOX_KEY_PREFIX", "") + "login-throttle",
+        "KEY_PREFIX": env.text("JOBBOX_KEY_PREFIX", "") + "login-throttle",
     },
 }
 
 JOBBOX = {
-    "KEY_PREFIX": os.environ.get("JOBBOX_KEY_PREFIX", ""),
-    "REDIS_CLUSTER": os.environ.get("REDIS_CLUSTER", "") in ("1", "true", "yes"),
+    "KEY_PREFIX": env.text("JOBBOX_KEY_PREFIX", ""),
+    "REDIS_CLUSTER": env.flag("REDIS_CLUSTER"),
     "TENANT_RESOLVER": "academy.tenants.services.tenant_id_for_user",
     "TENANT_RESOLVER_MANY": "academy.tenants.services.tenant_ids_for_users",
     "PRINCIPAL_MODELS": ["tenants.Membership"],
-    "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
-    "STREAM_HEARTBEAT_SECONDS": float(os.environ.get("JOBBOX_STREAM_HEARTBEAT_SECONDS", "15")),
-    "STREAMS_PER_PERSON": int(os.environ.get("JOBBOX_STREAMS_PER_PERSON", "8")),
-    "STREAM_RECHECK_SECONDS": float(os.environ.get("JOBBOX_STREAM_RECHECK_SECONDS", "3")),
+    "METRICS_TOKEN": env.optional_text("METRICS_TOKEN"),
+    "STREAM_HEARTBEAT_SECONDS": env.number("JOBBOX_STREAM_HEARTBEAT_SECONDS", 15.0),
+    "STREAMS_PER_PERSON": env.integer("JOBBOX_STREAMS_PER_PERSON", 8),
+    "STREAM_RECHECK_SECONDS": env.number("JOBBOX_STREAM_RECHECK_SECONDS", 3.0),
 }
 
 # Celery: Redis broker by default (the same server), SQS or RabbitMQ by CELERY_BROKER_URL.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
+CELERY_BROKER_URL = env.text("CELERY_BROKER_URL", REDIS_URL)
 # Late acknowledgement: a job whose worker dies is delivered again, not lost.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -137,12 +137,12 @@ CELERY_TASK_IGNORE_RESULT = True  # results live in the database; no result back
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Redis/SQS redeliver an unacknowledged message after this long (a dead worker's job).
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_SECONDS", "3600")),
+    "visibility_timeout": env.integer("CELERY_VISIBILITY_TIMEOUT_SECONDS", 60 * 60),
 }
 # Periodic work (reapers, reconcilers) is added here by the apps that need it.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
-# Lost cache writes repaired every 30 s (docs/how-to/outages.md, "Staleness bound"); a run missed
-# while the workers are busy expires rather than piling up.
+# Lost cache writes repaired every 30 s (docs/explanation/invariants.md, invariant 8); a run
+# missed while the workers are busy expires rather than piling up.
 CELERY_BEAT_SCHEDULE["jobbox-reconcile-snapshots"] = {
     "task": "academy.maintenance.reconcile_job_snapshots",
     "schedule": 30.0,
@@ -170,21 +170,43 @@ SPECTACULAR_SETTINGS = {
 
 STATIC_URL = "static/"
 # Uploaded files and generated reports (Django's storage API); workers share this directory.
-MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(RUN_DIR / "media")
+MEDIA_ROOT = env.text("MEDIA_ROOT", str(RUN_DIR / "media"))
 
-# AI jobs (academy.ai.conf holds the defaults and why): upload limits, result size in Redis.
-AI_JOBS: dict[str, int] = {}
+# AI jobs: upload limits and the result's size in Redis. A score sheet of a whole academy
+# (thousands of rows) is a few hundred KiB; 5 MiB leaves room for formatting while keeping
+# uploads cheap to hold and to check.
+AI_UPLOAD_MAX_BYTES = env.integer("AI_UPLOAD_MAX_BYTES", 5 * 1024 * 1024)
+# An .xlsx is a zip: what it expands to is bounded too (a zip bomb is refused, not read).
+AI_UPLOAD_MAX_UNCOMPRESSED_BYTES = env.integer("AI_UPLOAD_MAX_UNCOMPRESSED_BYTES",
+                                               50 * 1024 * 1024)
+# Data rows (after the header) a sheet may hold: a worker grades 10,000 rows in seconds and
+# the result stays a few MiB.
+AI_MAX_ROWS = env.integer("AI_MAX_ROWS", 10_000)
+# A result whose JSON fits rides in the Redis snapshot, so a DONE poll costs zero SQL
+# (docs/explanation/invariants.md, invariant 1); larger ones stay out of Redis to keep its
+# memory predictable.
+AI_RESULT_INLINE_MAX_BYTES = env.integer("AI_RESULT_INLINE_MAX_BYTES", 64 * 1024)
+# A result too large for Redis is read from the database at most once per this window per
+# process; clients poll about once a second, so 30 s turns 30 reads into one.
+AI_RESULT_WINDOW_SECONDS = env.number("AI_RESULT_WINDOW_SECONDS", 30.0)
+# A result over the inline limit travels as a summary: each long list (students, bad rows)
+# cut to this many items, the rest read page by page. 20 is one screen of a table.
+AI_RESULT_PREVIEW_ITEMS = env.integer("AI_RESULT_PREVIEW_ITEMS", 20)
+# Items per page of `GET /api/ai/jobs/<id>/result/<section>/`, and the most a client may ask
+# for: 500 rows of 50 subjects stay around 100 KiB of JSON.
+AI_RESULT_PAGE_SIZE = env.integer("AI_RESULT_PAGE_SIZE", 100)
+AI_RESULT_PAGE_SIZE_MAX = env.integer("AI_RESULT_PAGE_SIZE_MAX", 500)
 # A running AI job's worker renews its lease every third of AI_LEASE_SECONDS (a heartbeat);
 # the reaper, every AI_REAP_INTERVAL_SECONDS, re-queues a job whose lease ran out (its worker
 # died), or fails it after AI_MAX_ATTEMPTS: 20 s + 10 s finds a dead worker within 30 s, as
 # BullMQ's stalled-job check. Jobs grade in seconds, so a renewal is rare work.
-AI_LEASE_SECONDS = int(os.environ.get("AI_LEASE_SECONDS", "20"))
-AI_REAP_INTERVAL_SECONDS = float(os.environ.get("AI_REAP_INTERVAL_SECONDS", "10"))
-AI_MAX_ATTEMPTS = int(os.environ.get("AI_MAX_ATTEMPTS", "3"))
+AI_LEASE_SECONDS = env.integer("AI_LEASE_SECONDS", 20)
+AI_REAP_INTERVAL_SECONDS = env.number("AI_REAP_INTERVAL_SECONDS", 10.0)
+AI_MAX_ATTEMPTS = env.integer("AI_MAX_ATTEMPTS", 3)
 # A PENDING job last sent longer ago than this is sent again (the send may have been lost
 # after commit). Longer than a normal queue wait: a duplicate of a job another worker runs is
 # left alone (its live lease), one of a PENDING job only starts it.
-AI_RESEND_AFTER_SECONDS = int(os.environ.get("AI_RESEND_AFTER_SECONDS", "120"))
+AI_RESEND_AFTER_SECONDS = env.integer("AI_RESEND_AFTER_SECONDS", 120)
 CELERY_BEAT_SCHEDULE["reap-ai-jobs"] = {
     "task": "ai.reap_ai_jobs",
     "schedule": AI_REAP_INTERVAL_SECONDS,
@@ -207,69 +229,68 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "root": {"handlers": ["console"], "level": env.text("LOG_LEVEL", "WARNING")},
 }
 
 # Videos (docs/reference/service.md): uploads and HLS output go through Django's storage API. The
 # default is the local MEDIA_ROOT under .run/; S3 by configuration: install the `s3` extra
 # and set DJANGO_STORAGE_BACKEND=storages.backends.s3.S3Storage plus AWS_STORAGE_BUCKET_NAME
 # (credentials come from the usual AWS_* environment variables).
-MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(RUN_DIR / "media")
 MEDIA_URL = "media/"
 STORAGES = {
     "default": {
-        "BACKEND": os.environ.get("DJANGO_STORAGE_BACKEND")
-        or "django.core.files.storage.FileSystemStorage",
+        "BACKEND": env.text("DJANGO_STORAGE_BACKEND",
+                            "django.core.files.storage.FileSystemStorage"),
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME")
+AWS_STORAGE_BUCKET_NAME = env.optional_text("AWS_STORAGE_BUCKET_NAME")
 # An upload larger than this is refused before it is probed or stored (2 GiB: a long lecture
 # in 1080p; raise it for longer sources).
-VIDEO_MAX_UPLOAD_BYTES = int(os.environ.get("VIDEO_MAX_UPLOAD_BYTES", str(2 * 1024**3)))
+VIDEO_MAX_UPLOAD_BYTES = env.integer("VIDEO_MAX_UPLOAD_BYTES", 2 * 1024**3)
 # A worker holds a video this long and renews the lease every third of it while ffmpeg
 # reports progress; a dead worker's video is re-queued once the lease has run out.
-VIDEO_LEASE_SECONDS = int(os.environ.get("VIDEO_LEASE_SECONDS", "300"))
+VIDEO_LEASE_SECONDS = env.integer("VIDEO_LEASE_SECONDS", 5 * 60)
 # How often the reaper looks for expired leases: a dead worker's video waits at most
 # lease + this long before another worker picks it up.
-VIDEO_REAP_INTERVAL_SECONDS = float(os.environ.get("VIDEO_REAP_INTERVAL_SECONDS", "60"))
+VIDEO_REAP_INTERVAL_SECONDS = env.number("VIDEO_REAP_INTERVAL_SECONDS", 60.0)
 # A video still UPLOADED this long after its transcode message was sent gets another one
 # (the send may have been lost after commit; a duplicate is harmless). Longer than a normal
 # wait in the queue, so a busy queue is not flooded with duplicates.
-VIDEO_RESEND_AFTER_SECONDS = int(os.environ.get("VIDEO_RESEND_AFTER_SECONDS", "1800"))
+VIDEO_RESEND_AFTER_SECONDS = env.integer("VIDEO_RESEND_AFTER_SECONDS", 30 * 60)
 # Attempts (lease expiries included) before a video ends FAILED instead of being re-queued.
-VIDEO_MAX_ATTEMPTS = int(os.environ.get("VIDEO_MAX_ATTEMPTS", "3"))
+VIDEO_MAX_ATTEMPTS = env.integer("VIDEO_MAX_ATTEMPTS", 3)
 # The HLS ladder, "WIDTHxHEIGHT:VIDEO_KBPS" comma-separated (360p and 720p by default).
-VIDEO_HLS_LADDER = os.environ.get("VIDEO_HLS_LADDER", "640x360:800,1280x720:2800")
+VIDEO_HLS_LADDER = env.text("VIDEO_HLS_LADDER", "640x360:800,1280x720:2800")
 # x264 preset: "veryfast" trades a little size for a lot of CPU on small hosts.
-VIDEO_X264_PRESET = os.environ.get("VIDEO_X264_PRESET", "veryfast")
+VIDEO_X264_PRESET = env.text("VIDEO_X264_PRESET", "veryfast")
 # Input read speed as a multiple of real time (0 = as fast as the CPU allows); a positive
 # value caps the CPU one transcode takes on a shared host.
-VIDEO_FFMPEG_READRATE = float(os.environ.get("VIDEO_FFMPEG_READRATE", "0"))
+VIDEO_FFMPEG_READRATE = env.number("VIDEO_FFMPEG_READRATE", 0.0)
 # Threads per ffmpeg process (0 = ffmpeg decides from the core count).
-VIDEO_FFMPEG_THREADS = int(os.environ.get("VIDEO_FFMPEG_THREADS", "0"))
+VIDEO_FFMPEG_THREADS = env.integer("VIDEO_FFMPEG_THREADS", 0)
 # A transcode of one rendition that takes longer than this is killed and the video fails.
-VIDEO_FFMPEG_TIMEOUT_SECONDS = int(os.environ.get("VIDEO_FFMPEG_TIMEOUT_SECONDS", "7200"))
+VIDEO_FFMPEG_TIMEOUT_SECONDS = env.integer("VIDEO_FFMPEG_TIMEOUT_SECONDS", 2 * 60 * 60)
 # What one video may be, measured from its streams (academy.videos.media_limits;
 # docs/how-to/limits.md). Four hours holds the longest lecture; 4K (3840x2160) is the largest
 # frame a camera here records, and its decode fits the memory budget below; 120 frames/s is
 # the fastest common capture rate.
-VIDEO_MAX_DURATION_SECONDS = float(os.environ.get("VIDEO_MAX_DURATION_SECONDS", str(4 * 3600)))
-VIDEO_MAX_PIXELS = int(os.environ.get("VIDEO_MAX_PIXELS", str(3840 * 2160)))
-VIDEO_MAX_FRAME_RATE = float(os.environ.get("VIDEO_MAX_FRAME_RATE", "120"))
+VIDEO_MAX_DURATION_SECONDS = env.number("VIDEO_MAX_DURATION_SECONDS", 4 * 3600.0)
+VIDEO_MAX_PIXELS = env.integer("VIDEO_MAX_PIXELS", 3840 * 2160)
+VIDEO_MAX_FRAME_RATE = env.number("VIDEO_MAX_FRAME_RATE", 120.0)
 # Address space of one ffmpeg process: x264 at 720p with its threads ran in 800 MiB here; a
 # 4K decode adds a few hundred MiB. Raise it with VIDEO_FFMPEG_THREADS on many-core hosts.
-VIDEO_FFMPEG_MEMORY_BYTES = int(os.environ.get("VIDEO_FFMPEG_MEMORY_BYTES", str(2 * 1024**3)))
+VIDEO_FFMPEG_MEMORY_BYTES = env.integer("VIDEO_FFMPEG_MEMORY_BYTES", 2 * 1024**3)
 # A probe copies every packet (no decoding) and decodes two frames: a 2 GiB upload scans in
 # seconds, so 30 s of CPU and 60 s of wall clock leave room on a busy host and no more.
-VIDEO_PROBE_CPU_SECONDS = int(os.environ.get("VIDEO_PROBE_CPU_SECONDS", "30"))
-VIDEO_PROBE_TIMEOUT_SECONDS = int(os.environ.get("VIDEO_PROBE_TIMEOUT_SECONDS", "60"))
+VIDEO_PROBE_CPU_SECONDS = env.integer("VIDEO_PROBE_CPU_SECONDS", 30)
+VIDEO_PROBE_TIMEOUT_SECONDS = env.integer("VIDEO_PROBE_TIMEOUT_SECONDS", 60)
 # CPU budget of one rendition's transcode: a base for start-up plus this much per second of
 # probed media (veryfast x264 at 720p uses about 0.5 CPU-s per media second; 4x is room for
 # slow hosts and 1080p sources, not for a file that lies about its length).
-VIDEO_FFMPEG_CPU_BASE_SECONDS = int(os.environ.get("VIDEO_FFMPEG_CPU_BASE_SECONDS", "30"))
-VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND = float(
-    os.environ.get("VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND", "4"))
+VIDEO_FFMPEG_CPU_BASE_SECONDS = env.integer("VIDEO_FFMPEG_CPU_BASE_SECONDS", 30)
+VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND = env.number(
+    "VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND", 4.0)
 CELERY_BEAT_SCHEDULE["reap-expired-video-leases"] = {
     "task": "academy.videos.tasks.reap_expired_video_leases",
     "schedule": VIDEO_REAP_INTERVAL_SECONDS,

@@ -1,5 +1,5 @@
-"""Upload bodies refused before they are read (docs/explanation/invariants.md, invariant 10: "bodies
-are refused before they are read").
+"""Upload bodies refused before they are read (docs/explanation/invariants.md,
+invariant 10: "bodies are refused before they are read").
 
 Under uvicorn, Django's ASGI handler reads a whole request body into a temporary file before
 any middleware or view runs, so a size check in a view comes too late: an anonymous client
@@ -36,8 +36,6 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.cookie import parse_cookie
 
-from academy.ai import conf as ai_conf
-
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -70,7 +68,7 @@ def upload_limit_bytes(path: str) -> int | None:
     if path == VIDEO_UPLOAD_PATH:
         return int(settings.VIDEO_MAX_UPLOAD_BYTES) + MULTIPART_OVERHEAD_BYTES
     if path == AI_JOB_UPLOAD_PATH:
-        return int(ai_conf.get("UPLOAD_MAX_BYTES")) + MULTIPART_OVERHEAD_BYTES
+        return int(settings.AI_UPLOAD_MAX_BYTES) + MULTIPART_OVERHEAD_BYTES
     return None
 
 

@@ -218,7 +218,7 @@ def warm_people(tenant_id: int, tokens: list[tuple[int, str]], owners: list[int]
     for (_, token), owner in zip(tokens, owners, strict=True):
         principal = _principal_from_user(users[owner])
         pipe.set(keys.token_principal_key(token), json.dumps(asdict(principal)),
-                 ex=conf.get("PRINCIPAL_TTL_SECONDS"))
+                 ex=conf.settings().PRINCIPAL_TTL_SECONDS)
         index = keys.box_index_key(str(tenant_id), str(owner))
         pipe.zadd(index, {COMPLETE_MARKER: float("inf")})
         pipe.expire(index, box_index_ttl_seconds())

@@ -1,22 +1,23 @@
 """The job box: one person's running and recently finished jobs, from one Redis round trip.
 
-DESIGN.md, "Redis layout" (the per-user job-box index) and invariants 1 and 12. A sorted set
-per (tenant, owner), in the owner's slot, holds references to jobs, scored by their last
-change. The snapshot writer (`jobbox.write.store_snapshot`, `lua/record_owner_change.lua`)
-keeps it current right after it stores a snapshot. On a single Redis, `lua/read_jobbox.lua`
-reads the index and every job's snapshot and progress at once (one round trip), dropping
-references whose snapshot has expired. On a Redis Cluster the jobs' keys live in other
-slots: `lua/read_box_index.lua` reads the index (the owner's node), then one pipeline reads
-the snapshots and progress (one round trip per node holding them). A missing
-index is rebuilt from the database with one bounded query per registered job kind
-(`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether or not it
-is marked, so one that lands during a rebuild is kept. An empty box is still an answer from
-Redis (the marker alone).
+docs/explanation/redis-layout.md (a person's keys) and docs/explanation/invariants.md,
+invariants 1 and 12. A sorted set per (tenant, owner), in the owner's slot, holds references
+to jobs, scored by their last change. The snapshot writer (`jobbox.write.store_snapshot`,
+`lua/record_owner_change.lua`) keeps it current right after it stores a snapshot. On a
+single Redis, `lua/read_jobbox.lua` reads the index and every job's snapshot and progress at
+once (one round trip), dropping references whose snapshot has expired. On a Redis Cluster
+the jobs' keys live in other slots: `lua/read_box_index.lua` reads the index (the owner's
+node), then one pipeline reads the snapshots and progress (one round trip per node holding
+them). A missing index is rebuilt from the database with one bounded query per registered
+job kind (`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether
+or not it is marked, so one that lands during a rebuild is kept. An empty box is still an
+answer from Redis (the marker alone).
 
-A box has a size bound whatever its jobs hold (DESIGN.md, invariant 10): an entry larger than
+A box has a size bound whatever its jobs hold (invariant 10): an entry larger than
 `BOX_ENTRY_MAX_BYTES` is replaced by a summary (kind, id, status, `"truncated": true`; the
-job's own endpoint has the rest), and entries stop at `BOX_MAX_BYTES`, newest first, the body
-saying how many it left out (`"omitted"`). The stream's opening box is the same bounded one.
+job's own endpoint has the rest), and entries stop at `BOX_MAX_BYTES`, newest first, the
+body saying how many it left out (`"omitted"`). The stream's opening box is the same bounded
+one.
 """
 
 import hashlib
@@ -100,7 +101,7 @@ class Box:
     omitted: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        entry_max, box_max = conf.get("BOX_ENTRY_MAX_BYTES"), conf.get("BOX_MAX_BYTES")
+        entry_max, box_max = conf.settings().BOX_ENTRY_MAX_BYTES, conf.settings().BOX_MAX_BYTES
         kept: list[BoxEntry] = []
         parts: list[bytes] = []
         size = len(b'{"jobs":[],"omitted":}') + len(str(len(self.entries)))
@@ -147,14 +148,14 @@ def read_box(*, tenant: str, owner: str) -> Box:
 
 def finished_before_ms() -> int:
     """The score (ms) before which a finished job has left the box."""
-    finished_before = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
+    finished_before = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
     return int(finished_before.timestamp() * 1000)
 
 
 def read_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of lua/read_jobbox.lua (shared with the async reader of the stream)."""
     return ([keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner)],
-            [COMPLETE_MARKER, conf.get("JOBBOX_MAX_JOBS"), finished_before_ms()])
+            [COMPLETE_MARKER, conf.settings().BOX_MAX_JOBS, finished_before_ms()])
 
 
 def read_with_principal(principal_key: str,
@@ -219,7 +220,7 @@ owner_hints = OwnerHints(OWNER_HINTS_MAX_ENTRIES)
 def index_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of lua/read_box_index.lua (the cluster path; shared with the stream)."""
     return ([keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner)],
-            [COMPLETE_MARKER, conf.get("JOBBOX_MAX_JOBS")])
+            [COMPLETE_MARKER, conf.settings().BOX_MAX_JOBS])
 
 
 def _read_reply(tenant: str, owner: str) -> list[Any]:
@@ -331,7 +332,7 @@ class _ParsedEntries:
             return found[0]
         entry = _entry(member, raw_snapshot, raw_progress, tenant, owner)
         if entry is not None:
-            entry = entry.within(conf.get("BOX_ENTRY_MAX_BYTES"))
+            entry = entry.within(conf.settings().BOX_ENTRY_MAX_BYTES)
         size = len(raw_snapshot) + len(raw_progress) + (len(entry.encoded) if entry else 0)
         with self._lock:
             if size <= self._cache.maxsize:
@@ -370,11 +371,11 @@ def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes | str,
 def box_from_database(*, tenant: str, owner: str) -> Box:
     """The box read from the database alone (Redis is down): the same bounded queries as a
     rebuild, no progress, no event id (a stream cannot resume from it)."""
-    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
+    since = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
     entries = []
     for job in registry.all_jobs():
         rows = job.recent_for_owner(tenant=tenant, owner=owner, since=since,
-                                    limit=conf.get("JOBBOX_MAX_JOBS"))
+                                    limit=conf.settings().BOX_MAX_JOBS)
         for instance in rows:
             snapshot = job.snapshot_of(instance)
             changed = job.changed_at(snapshot.fields)
@@ -383,7 +384,7 @@ def box_from_database(*, tenant: str, owner: str) -> Box:
                 changed_ms=int(changed.timestamp() * 1000) if changed else 0,
                 representation=job.render(snapshot.fields, None)))
     entries.sort(key=lambda entry: entry.changed_ms, reverse=True)
-    return Box(entries=entries[: conf.get("JOBBOX_MAX_JOBS")], last_event_id="")
+    return Box(entries=entries[: conf.settings().BOX_MAX_JOBS], last_event_id="")
 
 
 def _text(value: bytes | str) -> str:
@@ -393,8 +394,8 @@ def _text(value: bytes | str) -> str:
 def rebuild(*, tenant: str, owner: str) -> int:
     """Rebuild a person's index from the database: one bounded query per job kind. Snapshots
     are stored through the usual compare-and-set (never over a newer one). Returns the count."""
-    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
-    limit = conf.get("JOBBOX_MAX_JOBS")
+    since = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
+    limit = conf.settings().BOX_MAX_JOBS
     found: list[tuple[TrackedJob, Snapshot]] = []
     for job in registry.all_jobs():
         for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since, limit=limit):

@@ -1,8 +1,9 @@
-"""The Redis circuit breaker (DESIGN.md, invariant 6: an open breaker stops hammering Redis).
+"""The Redis circuit breaker (docs/explanation/invariants.md, invariant 6:
+an open breaker stops hammering Redis).
 
 Closed: calls go to Redis. A failure or timeout (BREAKER_FAILURE_THRESHOLD in a row) opens
 it: for BREAKER_OPEN_SECONDS every caller is told "Redis unavailable" at once, without
-touching the network, and answers from the database (bounded by the fallback caches). Then
+touching the network, and answers from the database (bounded by the outage copies). Then
 one caller's real call is the probe (half-open): success closes the breaker, failure opens
 it again. A probe that never reports (its thread died) is replaced after the same interval.
 One breaker per Redis URL, per process; `jobbox.client` owns them.

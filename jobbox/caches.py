@@ -1,7 +1,8 @@
 """In-process caches: shared flights, outage copies, and large values kept for a window.
 
-DESIGN.md, invariant 6 ("concurrent misses for one job share one DB read"; "the database
-load this adds is bounded by the number of web processes, not by jobs or pollers"):
+docs/explanation/invariants.md, invariant 6 ("concurrent misses for one job share one DB
+read"; "the database load this adds is bounded by the number of web processes, not by jobs
+or pollers"):
 
 - `Flights`: concurrent calls for one key in this process share one execution (1,000
   threads missing the same job cost one Redis round trip and at most one read).
@@ -68,7 +69,7 @@ class Flights(Generic[T]):
         return call.result, True
 
 
-# --- Outage copies (DESIGN.md, invariant 6: "one query per kind per interval") ---------------
+# --- Outage copies (invariant 6: one query per kind per interval) ----------------------------
 
 # A batch read: the value of every key asked for that exists (a key left out names nothing).
 LoadMany = Callable[[list[Any]], Mapping[Any, Any]]
@@ -128,6 +129,8 @@ class OutageCopies:
 
     def __init__(self, interval_setting: str, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        if interval_setting not in conf.FIELDS:
+            raise ValueError(f"{interval_setting!r} is not a jobbox setting")
         self.clock = clock  # read on every access: a test may replace it
         self._interval_setting = interval_setting
         self._lock = threading.Lock()
@@ -138,7 +141,7 @@ class OutageCopies:
     def get(self, key: Hashable, *, group: Hashable, load_many: LoadMany,
             prefetch: Prefetch | None = None) -> tuple[Any, bool]:
         """The copy of `key` (None: it names nothing), and True if this call ran the query."""
-        interval = float(conf.get(self._interval_setting))
+        interval = float(getattr(conf.settings(), self._interval_setting))
         with self._lock:
             now = self.clock()
             copy = self._copies.get(key)
@@ -241,17 +244,17 @@ class OutageCopies:
             copy.value, copy.loaded_at = value, loaded_at
             if prefetched:
                 copy.asked_at = max(copy.asked_at, loaded_at)
-        while len(self._copies) > conf.get("FALLBACK_CACHE_MAX_ENTRIES"):
+        while len(self._copies) > conf.settings().OUTAGE_COPY_MAX_ENTRIES:
             self._copies.popitem(last=False)
 
 
 # Job snapshots (None: no such job) read from the database while Redis is unavailable, one
 # group per kind. A transition committed in this process drops its job's copy (jobbox.write),
 # so the process that made a change never serves the state before it.
-job_snapshots = OutageCopies("FALLBACK_CACHE_SECONDS")
+job_snapshots = OutageCopies("OUTAGE_COPY_SECONDS")
 # Principals (None: unknown) read from the database while Redis is unavailable, by key name,
 # grouped by what names them (tokens, user ids).
-principals = OutageCopies("PRINCIPAL_FALLBACK_SECONDS")
+principals = OutageCopies("PRINCIPAL_OUTAGE_COPY_SECONDS")
 
 
 @dataclass(frozen=True, slots=True)

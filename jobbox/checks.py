@@ -14,7 +14,7 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
-from jobbox import keys, registry
+from jobbox import conf, keys, registry
 
 # Django calls a check with the app configs to check (None: all) and keyword options.
 AppConfigs = Sequence[Any] | None
@@ -31,7 +31,7 @@ SESSION_AUTHENTICATION = {
 
 def register_checks() -> None:
     for check in (check_redis_url, check_session_engine, check_tracked_models,
-                  check_key_namespaces):
+                  check_key_namespaces, check_settings):
         checks.register(check, TAG)
 
 
@@ -136,6 +136,8 @@ def _indexed_first(model: type[models.Model], field: models.Field) -> bool:
 
 
 def check_key_namespaces(app_configs: AppConfigs = None, **kwargs: Any) -> Messages:
+    if conf.problems(conf.configured()):
+        return []  # key names need KEY_PREFIX: check_settings reports what is wrong first
     jobs = registry.all_jobs()
     return [*_invalid_namespaces(jobs), *_colliding_namespaces(jobs)]
 
@@ -180,3 +182,40 @@ def _colliding_namespaces(jobs: Sequence[registry.TrackedJob]) -> Messages:
                 id="jobbox.E006",
             ))
     return found
+
+
+def check_settings(app_configs: AppConfigs = None, **kwargs: Any) -> Messages:
+    raw = conf.configured()
+    return [*_unknown_settings(raw), *_invalid_settings(raw), *_renamed_settings(raw)]
+
+
+def _unknown_settings(raw: dict[str, Any]) -> Messages:
+    return [checks.Error(
+        f"JOBBOX[{name!r}] is not a jobbox setting: its value is not used.",
+        hint="Check its spelling against the settings reference (jobbox.conf.JobboxSettings).",
+        id="jobbox.E008",
+    ) for name in conf.unknown_names(raw)]
+
+
+def _invalid_settings(raw: dict[str, Any]) -> Messages:
+    found = []
+    for name, problem in conf.problems(raw).items():
+        setting = conf.FIELDS[conf.RENAMED_SETTINGS.get(name, name)]
+        unit = setting.metadata["unit"]
+        found.append(checks.Error(
+            f"JOBBOX[{name!r}] {problem}: jobbox refuses to start with it.",
+            hint=f"The default of {setting.name} is {conf.default_of(setting)!r}"
+                 + (f" ({unit})." if unit else "."),
+            id="jobbox.E009",
+        ))
+    return found
+
+
+def _renamed_settings(raw: dict[str, Any]) -> Messages:
+    return [checks.Warning(
+        f"JOBBOX[{old!r}] is deprecated; it still works, under its new name "
+        f"{conf.RENAMED_SETTINGS[old]!r}.",
+        hint=f"Rename it to {conf.RENAMED_SETTINGS[old]!r}"
+             + (" and give it in seconds." if old in conf.OLD_UNITS_PER_NEW_UNIT else "."),
+        id="jobbox.W010",
+    ) for old in conf.renamed_names(raw)]

@@ -1,13 +1,14 @@
-"""The one Redis client and the one place that decides what a Redis failure means (STYLE.md, 4).
+"""The one Redis client and the one place that decides what a Redis failure means: no other
+module catches redis-py's errors.
 
 Callers wrap Redis work in `redis_errors()`: any connection error, timeout or server error
 becomes `RedisUnavailable`, a result distinct from "key missing", so the caller can choose
 the database fallback knowingly. Clients are created lazily, per URL, so nothing connects at
 import time and `override_settings(JOBBOX=...)` takes effect.
 
-Each URL has a circuit breaker (`jobbox.breaker`, DESIGN.md invariant 6): while it is open,
-`redis_errors()` raises `RedisUnavailable` before any network call, so a dead or slow Redis
-costs a request nothing but its database fallback.
+Each URL has a circuit breaker (`jobbox.breaker`, docs/explanation/invariants.md, invariant
+6): while it is open, `redis_errors()` raises `RedisUnavailable` before any network call, so
+a dead or slow Redis costs a request nothing but its database fallback.
 """
 
 import logging
@@ -38,7 +39,7 @@ _breakers: dict[str, CircuitBreaker] = {}
 _lock = threading.Lock()
 # Set by `breaker_bypassed()`: this thread's calls go to Redis even while the breaker is open.
 _bypass_breaker: ContextVar[bool] = ContextVar("jobbox_bypass_breaker", default=False)
-# Called by `reset_clients()`: in-process state that must not outlive a client (fallback caches).
+# Called by `reset_clients()`: in-process state that must not outlive a client (outage copies).
 _reset_hooks: list[Callable[[], None]] = []
 
 T = TypeVar("T")
@@ -53,11 +54,11 @@ class CircuitOpen(RedisUnavailable):
 
 
 def is_cluster() -> bool:
-    return bool(conf.get("REDIS_CLUSTER"))
+    return bool(conf.settings().REDIS_CLUSTER)
 
 
 def get_redis() -> RedisClient:
-    found = (conf.get("REDIS_URL"), is_cluster())
+    found = (conf.settings().REDIS_URL, is_cluster())
     client = _clients.get(found)
     if client is None:
         with _lock:
@@ -80,8 +81,8 @@ def _connected_client(url: str, cluster: bool) -> RedisClient:
 
 def _make_client(url: str, cluster: bool) -> RedisClient:
     options = {
-        "socket_timeout": conf.get("SOCKET_TIMEOUT_SECONDS"),
-        "socket_connect_timeout": conf.get("CONNECT_TIMEOUT_SECONDS"),
+        "socket_timeout": conf.settings().SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": conf.settings().CONNECT_TIMEOUT_SECONDS,
         # Retrying inside redis-py would multiply the timeout; the caller's fallback is faster.
         # The cluster client still refreshes its slot map after a failed call, so the
         # breaker's probe after a failover goes to the promoted replica.
@@ -94,15 +95,15 @@ def _make_client(url: str, cluster: bool) -> RedisClient:
 
 
 def get_breaker() -> CircuitBreaker:
-    url = conf.get("REDIS_URL")
+    url = conf.settings().REDIS_URL
     found = _breakers.get(url)
     if found is None:
         with _lock:
             found = _breakers.get(url)
             if found is None:
                 found = _breakers[url] = CircuitBreaker(
-                    failure_threshold=conf.get("BREAKER_FAILURE_THRESHOLD"),
-                    open_seconds=conf.get("BREAKER_OPEN_SECONDS"),
+                    failure_threshold=conf.settings().BREAKER_FAILURE_THRESHOLD,
+                    open_seconds=conf.settings().BREAKER_OPEN_SECONDS,
                 )
     return found
 

@@ -1,14 +1,14 @@
 """Filling a missed snapshot from the database: one read per job per miss, across hosts.
 
-DESIGN.md, invariant 6 ("concurrent misses for one job share one DB read"). In a process,
-`caches.Flights` makes concurrent misses share one fill. Across processes and hosts, the
-fill is claimed with a Redis lease in the spirit of memcache leases: in one atomic step the
-claim either returns the snapshot (or negative entry) someone else just stored, or grants
-the short lease to this reader, or tells it to wait for the holder's fill. A waiter that
-outlives the lease (its holder died) reads the database itself, so the bound is one read per
-lease period, never one per poller. What a fill read is stored with its row version, so it
-can never overwrite a newer transition; an id that names no job leaves a short negative
-entry. Each script's KEYS and ARGV are built here, next to its call.
+docs/explanation/invariants.md, invariant 6 ("concurrent misses for one job share one DB
+read"). In a process, `caches.Flights` makes concurrent misses share one fill. Across
+processes and hosts, the fill is claimed with a Redis lease in the spirit of memcache
+leases: in one atomic step the claim either returns the snapshot (or negative entry) someone
+else just stored, or grants the short lease to this reader, or tells it to wait for the
+holder's fill. A waiter that outlives the lease (its holder died) reads the database itself,
+so the bound is one read per lease period, never one per poller. What a fill read is stored
+with its row version, so it can never overwrite a newer transition; an id that names no job
+leaves a short negative entry. Each script's KEYS and ARGV are built here, next to its call.
 """
 
 import contextlib
@@ -46,7 +46,7 @@ class Claimed:
 def fill_once(job: TrackedJob, job_id: str) -> Snapshot | None:
     """The fill of one miss, shared across processes: serve a fill, lead one, or wait for one.
     Raises `RedisUnavailable` when the claim cannot be made."""
-    deadline = time.monotonic() + conf.get("FILL_LEASE_MILLISECONDS") / 1000
+    deadline = time.monotonic() + conf.settings().FILL_LEASE_SECONDS
     waited = False
     while True:
         claimed = claim_fill(job, job_id)
@@ -74,7 +74,7 @@ def fill_once(job: TrackedJob, job_id: str) -> Snapshot | None:
         waited = True
         if time.monotonic() >= deadline:
             break
-        time.sleep(conf.get("FILL_WAIT_POLL_SECONDS"))
+        time.sleep(conf.settings().FILL_WAIT_POLL_SECONDS)
     # The lease outlived our wait (a holder stuck on a slow database): one bounded read.
     SINGLE_FLIGHT_WAITS.labels(job.kind, "gave_up").inc()
     logger.warning("jobbox: %s %s: fill lease not released in time; reading the database",
@@ -92,7 +92,8 @@ def claim_fill(job: TrackedJob, job_id: str) -> Claimed:
                 keys.missing_key(job.status_namespace, job_id),
                 keys.fill_lease_key(job.status_namespace, job_id),
             ],
-            args=[token, conf.get("FILL_LEASE_MILLISECONDS"), model.FORMAT],
+            # PX: the lease in milliseconds, at least one.
+            args=[token, max(1, round(conf.settings().FILL_LEASE_SECONDS * 1000)), model.FORMAT],
         )
     claim = Claim(kind.decode() if isinstance(kind, bytes) else kind)
     return Claimed(claim, raw=raw or None, token=token if claim is Claim.LEASE else None)
@@ -130,7 +131,7 @@ def _mark_missing(job: TrackedJob, job_id: str) -> None:
         script("mark_missing", get_redis())(
             keys=[keys.status_key(job.status_namespace, job_id),
                   keys.missing_key(job.status_namespace, job_id)],
-            args=[model.FORMAT, conf.get("NEGATIVE_TTL_SECONDS")],
+            args=[model.FORMAT, conf.settings().NEGATIVE_TTL_SECONDS],
         )
 
 

@@ -1,4 +1,5 @@
-"""Every Redis key name jobbox uses, built here and nowhere else (DESIGN.md, "Redis layout").
+"""Every Redis key name jobbox uses, built here and nowhere else (docs/explanation/
+redis-layout.md).
 
 The seed's braces are literal: `video:{42}:status` and `job:video:{42}:progress` share the
 hash tag `{42}`, so a job's status and progress live in one Redis Cluster slot and one
@@ -33,7 +34,7 @@ def _checked_namespace(namespace: str) -> str:
 
 
 def _job_key(namespace: str, job_id: str, suffix: str) -> str:
-    prefix = conf.get("KEY_PREFIX")
+    prefix = conf.settings().KEY_PREFIX
     return f"{prefix}{_checked_namespace(namespace)}:{{{_checked_id(job_id)}}}:{suffix}"
 
 
@@ -66,31 +67,31 @@ def _digest(secret: str) -> str:
 
 
 def token_principal_key(token: str) -> str:
-    return f"{conf.get('KEY_PREFIX')}auth:token:{_digest(token)}"
+    return f"{conf.settings().KEY_PREFIX}auth:token:{_digest(token)}"
 
 
 def user_principal_key(user_id: int | str) -> str:
     """`auth:user:{42}`: a user's cached principal; its braces share a slot with the user's
     session generation, so one script fills the one with the other."""
-    return f"{conf.get('KEY_PREFIX')}auth:user:{{{int(user_id)}}}"
+    return f"{conf.settings().KEY_PREFIX}auth:user:{{{int(user_id)}}}"
 
 
 def session_generation_key(user_id: int | str) -> str:
     """`auth:user:{42}:sessions`: the generation every live session of the user carries;
     logout replaces it, ending every session saved before."""
-    return f"{conf.get('KEY_PREFIX')}auth:user:{{{int(user_id)}}}:sessions"
+    return f"{conf.settings().KEY_PREFIX}auth:user:{{{int(user_id)}}}:sessions"
 
 
 def _owner_key(tenant: str, owner: str, suffix: str) -> str:
     # `{tenant:owner}` is the hash tag: every key of one person lives in one cluster slot,
     # so one script can update a person's index, history and notification together.
-    return (f"{conf.get('KEY_PREFIX')}jobbox:{{{_checked_id(tenant)}:{_checked_id(owner)}}}"
+    return (f"{conf.settings().KEY_PREFIX}jobbox:{{{_checked_id(tenant)}:{_checked_id(owner)}}}"
             f":{suffix}")
 
 
 def box_index_key(tenant: str, owner: str) -> str:
     """`jobbox:{t1:7}:index`: one person's job box, a sorted set of job references by last
-    change (DESIGN.md)."""
+    change."""
     return _owner_key(tenant, owner, "index")
 
 

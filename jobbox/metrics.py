@@ -1,4 +1,5 @@
-"""Prometheus metrics of the read and write paths (DESIGN.md, "HTTP API": /metrics).
+"""Prometheus metrics of the read and write paths (served on /metrics; docs/
+reference/metrics.md).
 
 Counters and gauges only, a leaf every other module may import; the view that serves them is
 `jobbox.http.views.metrics_view`. Under prometheus_client's multiprocess mode
@@ -50,10 +51,10 @@ STREAM_EVENTS = Counter(
 )
 
 
-# --- Resilience (DESIGN.md, invariants 6-8) ---
-# READS sources added: negative (a remembered missing id), fallback_cache (Redis unavailable,
+# --- Resilience (docs/explanation/invariants.md, invariants 6-8) ---
+# READS sources added: negative (a remembered missing id), outage_copy (Redis unavailable,
 # answered by this process's short-lived copy). PRINCIPAL_READS sources added:
-# fallback_cache, shared (another thread of this process read the same principal).
+# outage_copy, shared (another thread of this process read the same principal).
 REDIS_BREAKER_STATE = Gauge(
     "jobbox_redis_breaker_state",
     "The Redis circuit breaker: 0 closed, 1 open (answering from the database), 2 half-open.",
@@ -87,7 +88,7 @@ DATABASE_UNAVAILABLE = Counter(
     "jobbox_database_unavailable_total",
     "Requests answered 503 because the database could not be reached.",
 )
-# Events go where they are watched (DESIGN.md, invariant 12): what one process reads.
+# Events go where they are watched (invariant 12): what one process reads.
 STREAM_HISTORY_READS = Counter(
     "jobbox_stream_history_entries_read_total",
     "History entries this process read for the people it streams to.",

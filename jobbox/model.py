@@ -3,7 +3,8 @@
 A snapshot is the job's durable fields as the database has them at one row version, plus
 the tenant (checked on every cache hit) and the owner (for the job box). The database path
 builds the very same snapshot (`TrackedJob.snapshot_of`), so both paths render byte-for-byte
-the same JSON (DESIGN.md, invariant 4). Progress lives in Redis only (invariant 9).
+the same JSON (docs/explanation/invariants.md, invariant 4). Progress lives in Redis only
+(invariant 9).
 
 A leaf: this module imports nothing of jobbox but its settings.
 """
@@ -49,7 +50,8 @@ class Snapshot:
 
     @property
     def ttl_seconds(self) -> int:
-        return conf.get("TERMINAL_TTL_SECONDS" if self.terminal else "RUNNING_TTL_SECONDS")
+        found = conf.settings()
+        return found.TERMINAL_TTL_SECONDS if self.terminal else found.RUNNING_TTL_SECONDS
 
 
 def decode_snapshot(raw: bytes | str, *, kind: str, job_id: str) -> Snapshot | None:

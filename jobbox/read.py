@@ -1,6 +1,7 @@
 """The read path: Redis first (status and progress in one round trip), the database on a miss.
 
-DESIGN.md, "Data flow" and invariants 5-7: a hit answers with zero SQL; a miss is filled
+docs/explanation/architecture.md ("Data flow") and docs/explanation/invariants.md,
+invariants 5-7: a hit answers with zero SQL; a miss is filled
 once, across threads, processes and hosts (`jobbox.fill`). While Redis is unavailable (the
 breaker in `jobbox.client`), answers come from the database through a per-process copy
 (`jobbox.caches.OutageCopies`): one query per kind per interval for every job asked for
@@ -187,7 +188,7 @@ def _from_fallback(job: TrackedJob, job_id: str) -> Snapshot:
         prefetch=lambda: _load_live(job))
     if queried:
         logger.info("jobbox: Redis unavailable; %s copies refreshed from the database", job.kind)
-    READS.labels(job.kind, "db_fallback" if queried else "fallback_cache").inc()
+    READS.labels(job.kind, "db_fallback" if queried else "outage_copy").inc()
     if snapshot is None:
         raise JobNotFound(job_id)
     return snapshot
@@ -201,6 +202,6 @@ def _load_many(job: TrackedJob, wanted: list[tuple[str, str]]) -> dict[tuple[str
 
 def _load_live(job: TrackedJob) -> dict[tuple[str, str], Snapshot]:
     """The kind's live jobs (what Redis held), read when an outage begins in this process."""
-    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
-    rows = job.load_live(since=since, limit=conf.get("OUTAGE_PREFETCH_MAX_JOBS"))
+    since = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
+    rows = job.load_live(since=since, limit=conf.settings().OUTAGE_PREFETCH_MAX_JOBS)
     return {(job.kind, job.job_id_of(row)): job.snapshot_of(row) for row in rows}

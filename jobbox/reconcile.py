@@ -1,4 +1,5 @@
-"""The reconciler: lost cache writes repaired within a stated bound (DESIGN.md, invariant 8).
+"""The reconciler: lost cache writes repaired within a stated bound (docs/explanation/
+invariants.md, invariant 8).
 
 A snapshot write after commit that fails is retried (`jobbox.write.store_after_commit`);
 what is still stale after that is found here. For every registered TrackedJob, one bounded,
@@ -59,8 +60,8 @@ def reconcile_recent(
 
     Raises `RedisUnavailable` (nothing can be repaired then; the next run covers the window).
     """
-    window = conf.get("RECONCILE_WINDOW_SECONDS") if window_seconds is None else window_seconds
-    batch = conf.get("RECONCILE_BATCH_LIMIT") if limit is None else limit
+    window = conf.settings().RECONCILE_WINDOW_SECONDS if window_seconds is None else window_seconds
+    batch = conf.settings().RECONCILE_BATCH_LIMIT if limit is None else limit
     since = timezone.now() - timedelta(seconds=window)
     report = Report()
     for job in registry.all_jobs():
@@ -84,7 +85,7 @@ def restore_served(job_ids: dict[str, list[str]]) -> Report:
     came back empty holds them before their next polls (which would each read the database
     to fill them). One query per kind per RECONCILE_BATCH_LIMIT jobs; a deleted job has no
     row, so it is not stored again. Raises `RedisUnavailable`."""
-    batch = conf.get("RECONCILE_BATCH_LIMIT")
+    batch = conf.settings().RECONCILE_BATCH_LIMIT
     report = Report()
     for kind, ids in job_ids.items():
         job = registry.get(kind)
@@ -135,7 +136,7 @@ class _Held:
             return False
         if self.box_score is None:
             # +1: the rebuild marker. A full index may have trimmed the job: not a loss.
-            return self.index_size < conf.get("JOBBOX_MAX_JOBS") + 1
+            return self.index_size < conf.settings().BOX_MAX_JOBS + 1
         return self.box_score < expected
 
 

@@ -1,6 +1,7 @@
 """The write path: transitions (version + 1, snapshot after commit) and progress reports.
 
-DESIGN.md, "Data flow" and invariants 2, 3, 9 and 12: the snapshot is taken inside the
+docs/explanation/architecture.md ("Data flow") and docs/explanation/invariants.md,
+invariants 2, 3, 9 and 12: the snapshot is taken inside the
 transaction (it is exactly the state being committed) but reaches Redis only in `on_commit`,
 through a Lua compare-and-set that refuses anything not newer than what Redis holds (the
 job's slot); then, in the owner's slot, the owner's job box learns of the job and a `changed`
@@ -142,9 +143,9 @@ def record_owner_change(snapshot: Snapshot, *, member: str, score: int,
         event_id = script("record_owner_change", get_redis())(
             keys=[keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner),
                   keys.owner_channel(tenant, owner)],
-            args=[member, score, box_index_ttl_seconds(), conf.get("JOBBOX_MAX_JOBS"),
-                  "1" if event else "0", conf.get("EVENT_HISTORY_MAXLEN"),
-                  conf.get("EVENT_HISTORY_TTL_SECONDS"), publish_command(), *(event or [])],
+            args=[member, score, box_index_ttl_seconds(), conf.settings().BOX_MAX_JOBS,
+                  "1" if event else "0", conf.settings().EVENT_HISTORY_MAXLEN,
+                  conf.settings().EVENT_HISTORY_TTL_SECONDS, publish_command(), *(event or [])],
         )
     return _text(event_id)
 
@@ -162,7 +163,7 @@ def event_fields(name: str, snapshot: Snapshot, progress: str,
     snapshot is copied in only up to EVENT_SNAPSHOT_MAX_BYTES, so a history's size has a
     bound whatever a job holds; a larger one is read from the job's key on delivery."""
     encoded = snapshot.encode() if encoded is None else encoded
-    inline = len(encoded.encode()) <= conf.get("EVENT_SNAPSHOT_MAX_BYTES")
+    inline = len(encoded.encode()) <= conf.settings().EVENT_SNAPSHOT_MAX_BYTES
     return ["e", name, "t", snapshot.tenant, "o", str(snapshot.owner), "k", snapshot.kind,
             "i", snapshot.job_id, "s", encoded if inline else "", "p", progress]
 
@@ -203,7 +204,7 @@ def forget_deleted(job: TrackedJob, job_id: str, *, tenant: str, owner: str | No
                 keys=[keys.status_key(job.status_namespace, job_id),
                       keys.progress_key(job.progress_namespace, job_id),
                       keys.missing_key(job.status_namespace, job_id)],
-                args=[conf.get("NEGATIVE_TTL_SECONDS")],
+                args=[conf.settings().NEGATIVE_TTL_SECONDS],
             )
             if owner is not None:  # another slot (the owner's): its own command
                 get_redis().zrem(keys.box_index_key(tenant, owner), box_member(job, job_id))
@@ -233,7 +234,7 @@ def box_score_ms(job: TrackedJob, snapshot: Snapshot) -> int:
 
 def box_index_ttl_seconds() -> int:
     # As long as a running job's snapshot lives: an index idle for longer is rebuilt.
-    return int(conf.get("RUNNING_TTL_SECONDS"))
+    return int(conf.settings().RUNNING_TTL_SECONDS)
 
 
 def report_progress(
@@ -261,12 +262,14 @@ def report_progress(
     ):
         if value is not None:
             pairs += [name, value]
+    # The script compares Redis's TIME in milliseconds.
+    interval_ms = round(conf.settings().PROGRESS_EVENT_INTERVAL_SECONDS * 1000)
     with redis_errors():
         reply = script("report_progress", get_redis())(
             keys=[keys.status_key(job.status_namespace, job_id),
                   keys.progress_key(job.progress_namespace, job_id)],
-            args=[conf.get("RUNNING_TTL_SECONDS"), clamp_percent(percent),
-                  conf.get("PROGRESS_EVENT_INTERVAL_MS"), *pairs],
+            args=[conf.settings().RUNNING_TTL_SECONDS, clamp_percent(percent),
+                  interval_ms, *pairs],
         )
     if len(reply) == 3:
         _publish_progress(job, job_id, raw_snapshot=_text(reply[1]), progress=_text(reply[2]))

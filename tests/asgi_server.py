@@ -48,7 +48,7 @@ def _serving(command: list[str], port: int, redis_url: str, env: dict[str, str]
     process = subprocess.Popen(
         command,
         env={**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
-             "REDIS_CLUSTER": "1" if conf.get("REDIS_CLUSTER") else "", **env},
+             "REDIS_CLUSTER": "1" if conf.settings().REDIS_CLUSTER else "", **env},
     )
     base = f"http://127.0.0.1:{port}"
     SERVER_PIDS[base] = process.pid
@@ -87,7 +87,7 @@ def serve_page_with_worker(media_root: str) -> Iterator[str]:
     assert os.environ.get("MEDIA_ROOT") == media_root, "set MEDIA_ROOT for the processes"
     worker = start_worker("--pool", "solo")
     try:
-        with serve_asgi(conf.get("REDIS_URL"),
+        with serve_asgi(conf.settings().REDIS_URL,
                         CELERY_BROKER_URL=celery_app.conf.broker_url) as base:
             yield base
     finally:

@@ -68,7 +68,7 @@ def test_random_tokens_leave_no_key_and_a_bounded_number_of_reads(alice, monkeyp
     clock = FakeClock()
     monkeypatch.setattr(token_misses.budget, "clock", clock)
     keys_before = outside_redis().dbsize()
-    budget = conf.get("TOKEN_MISSES_PER_MINUTE")
+    budget = conf.settings().TOKEN_MISSES_PER_MINUTE
     bogus = 10 * budget
     with CaptureQueriesContext(connection) as reads:
         for _ in range(bogus):
@@ -93,7 +93,7 @@ def test_random_tokens_leave_no_key_and_a_bounded_number_of_reads(alice, monkeyp
 def test_another_address_keeps_its_budget(alice, bob, monkeypatch):
     video = new_video(bob)
     monkeypatch.setattr(token_misses.budget, "clock", FakeClock())
-    for _ in range(conf.get("TOKEN_MISSES_PER_MINUTE") + 5):
+    for _ in range(conf.settings().TOKEN_MISSES_PER_MINUTE + 5):
         Client().get(f"/api/videos/{video.pk}/", REMOTE_ADDR=ATTACKER,
                      HTTP_AUTHORIZATION=f"Token {secrets.token_hex(20)}")
     # Bob's token, not cached yet, from his own address: read from the database and served.
@@ -110,7 +110,7 @@ def test_a_huge_entry_is_summarised_and_the_box_is_bounded(alice, monkeypatch):
     monkeypatch.setattr(VideoTracking, "render", huge_render)
     response = alice.client().get("/api/jobbox/")
     assert response.status_code == 200
-    assert len(response.content) <= conf.get("BOX_MAX_BYTES")
+    assert len(response.content) <= conf.settings().BOX_MAX_BYTES
     entries = response.json()["jobs"]
     assert sorted(entry["id"] for entry in entries) == sorted(str(v.pk) for v in videos)
     for entry in entries:

@@ -127,7 +127,7 @@ def create_project(tmp_path: Path, database: str, server: dict[str, Any]) -> Pro
                    check=True, timeout=INSTALL_TIMEOUT_SECONDS, capture_output=True)
     folder = tmp_path / "mysite"
     folder.mkdir()
-    env = clean_env(REDIS_URL=conf.get("REDIS_URL"))
+    env = clean_env(REDIS_URL=conf.settings().REDIS_URL)
     subprocess.run([str(venv / "bin" / "django-admin"), "startproject", "mysite", str(folder)],
                    check=True, env=env)
     project = Project(folder=folder, python=python, env=env, database=database)
@@ -271,7 +271,7 @@ def test_a_new_project_adopts_jobbox_from_the_tutorial_and_polls_run_no_sql(tmp_
 
         # The control: the same poll with the snapshot gone reads the database once, and
         # the counter sees it.
-        redis.Redis.from_url(conf.get("REDIS_URL")).delete(f"export:{{{job['id']}}}:status")
+        redis.Redis.from_url(conf.settings().REDIS_URL).delete(f"export:{{{job['id']}}}:status")
         before = counters.settled_sessions()
         assert app.get(path, job["token"])[1]["status"] == "RUNNING"
         assert counters.settled_sessions() - before == 1

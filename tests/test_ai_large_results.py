@@ -10,7 +10,6 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from academy.ai import conf
 from jobbox import large_fields
 from jobbox.caches import LargeValueCache
 from tests.ai_helpers import (
@@ -51,7 +50,7 @@ class SteppedClock:
 
 @pytest.fixture
 def small_limit(settings):
-    settings.AI_JOBS = {"RESULT_INLINE_MAX_BYTES": INLINE_LIMIT_BYTES}
+    settings.AI_RESULT_INLINE_MAX_BYTES = INLINE_LIMIT_BYTES
 
 
 @pytest.fixture
@@ -63,19 +62,19 @@ def clock(monkeypatch):
     large_fields.cache.clear()
 
 
-def test_the_default_limit_is_64_kib():
-    assert conf.get("RESULT_INLINE_MAX_BYTES") == 64 * 1024
+def test_the_default_limit_is_64_kib(settings):
+    assert settings.AI_RESULT_INLINE_MAX_BYTES == 64 * 1024
 
 
 def test_a_large_result_travels_as_a_summary_linking_to_its_pages(
         alice, settings, django_assert_num_queries):
-    settings.AI_JOBS = {"RESULT_INLINE_MAX_BYTES": 4 * 1024}
+    settings.AI_RESULT_INLINE_MAX_BYTES = 4 * 1024
     job_id = done_job(alice, LARGE)
     poll(alice, job_id)  # principal cache filled
     with django_assert_num_queries(0):  # the summary rides in Redis
         response = poll(alice, job_id)
     result = response.json()["result"]
-    assert result["students"] == LARGE["students"][:conf.get("RESULT_PREVIEW_ITEMS")]
+    assert result["students"] == LARGE["students"][:settings.AI_RESULT_PREVIEW_ITEMS]
     assert result["pages"] == {"students": {
         "count": 200, "url": f"/api/ai/jobs/{job_id}/result/students/"}}
     assert len(response.content) < 4 * 1024
@@ -85,7 +84,7 @@ def test_a_large_result_travels_as_a_summary_linking_to_its_pages(
 
 
 def test_the_pages_hold_the_whole_result_for_its_tenant_only(alice, bob, settings):
-    settings.AI_JOBS = {"RESULT_INLINE_MAX_BYTES": 4 * 1024}
+    settings.AI_RESULT_INLINE_MAX_BYTES = 4 * 1024
     job_id = done_job(alice, LARGE)
     url = poll(alice, job_id).json()["result"]["pages"]["students"]["url"]
     pages = [alice.client().get(url, {"page": n, "page_size": 64}).json() for n in (1, 2, 3, 4)]
@@ -94,11 +93,11 @@ def test_the_pages_hold_the_whole_result_for_its_tenant_only(alice, bob, setting
         (200, 4, 64, "students")}
     assert [item for p in pages for item in p["items"]] == LARGE["students"]
     default = alice.client().get(url).json()
-    assert (default["page_size"], len(default["items"])) == (conf.get("RESULT_PAGE_SIZE"), 100)
+    assert (default["page_size"], len(default["items"])) == (settings.AI_RESULT_PAGE_SIZE, 100)
     # Out of range or not a number: clamped to what exists, never an error.
     assert alice.client().get(url, {"page": 99, "page_size": "x"}).json()["page"] == 2
-    assert alice.client().get(url, {"page_size": 10**9}).json()["page_size"] == conf.get(
-        "RESULT_PAGE_SIZE_MAX")
+    most = alice.client().get(url, {"page_size": 10**9}).json()["page_size"]
+    assert most == settings.AI_RESULT_PAGE_SIZE_MAX
     # Another tenant's job, a missing one, a section that is not a list, a running job: 404.
     assert bob.client().get(url).status_code == 404
     assert alice.client().get(f"/api/ai/jobs/{'Z' * 32}/result/students/").status_code == 404
@@ -123,7 +122,7 @@ def test_the_box_of_several_10000_row_results_stays_small(alice, settings):
 
 
 def test_polls_of_a_large_result_read_the_database_once_per_window(
-        alice, small_limit, clock, django_assert_num_queries):
+        alice, small_limit, clock, django_assert_num_queries, settings):
     job_id = done_job(alice, WIDE)
     poll(alice, job_id)  # principal cache filled
     large_fields.cache.clear()  # a process that has not seen this job yet
@@ -139,7 +138,7 @@ def test_polls_of_a_large_result_read_the_database_once_per_window(
     assert reads("db") - before["db"] == 1
     assert reads("process") - before["process"] == 20
 
-    clock.now += conf.get("RESULT_WINDOW_SECONDS") - 1
+    clock.now += settings.AI_RESULT_WINDOW_SECONDS - 1
     with django_assert_num_queries(0):
         poll(alice, job_id)
     clock.now += 1  # the window is over: one read for the next window

@@ -23,7 +23,7 @@ def test_job_ids_are_unguessable_tokens_within_the_key_pattern(alice):
     for job_id in ids:
         assert len(job_id) == 32
         keys.status_key("job", job_id)  # valid in a key name
-        assert status_key(job_id) == f"{conf.get('KEY_PREFIX')}job:{{{job_id}}}:status"
+        assert status_key(job_id) == f"{conf.settings().KEY_PREFIX}job:{{{job_id}}}:status"
 
 
 def test_transitions_follow_the_seed_and_bump_the_version(alice):
@@ -91,7 +91,7 @@ def test_repository_save_refuses_to_overwrite_a_row_changed_since_it_was_read(al
 def test_running_and_terminal_snapshots_carry_the_seeds_ttls(alice):
     job_id = processing_job(alice)
     key = status_key(job_id)
-    assert conf.get("RUNNING_TTL_SECONDS") - 5 <= outside_redis().ttl(key) <= 7200
+    assert conf.settings().RUNNING_TTL_SECONDS - 5 <= outside_redis().ttl(key) <= 7200
     services.ai_job_complete(job_id=job_id, result={"ok": True})
     assert 3600 - 5 <= outside_redis().ttl(key) <= 3600
 

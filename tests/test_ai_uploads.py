@@ -69,14 +69,14 @@ def test_an_unknown_job_type_is_refused_and_names_the_known_ones(alice, media):
 
 def test_a_file_over_the_size_limit_is_refused(alice, media, settings):
     content = sheet_bytes(GOOD_ROWS)
-    settings.AI_JOBS = {"UPLOAD_MAX_BYTES": len(content) - 1}
+    settings.AI_UPLOAD_MAX_BYTES = len(content) - 1
     response = submit(alice, content)
     assert (response.status_code, response.json()["code"]) == (400, "file_too_large")
     assert_nothing_stored_or_queued(media)
 
 
 def test_a_request_body_far_over_the_limit_is_refused_before_it_is_parsed(alice, media, settings):
-    settings.AI_JOBS = {"UPLOAD_MAX_BYTES": 1024}
+    settings.AI_UPLOAD_MAX_BYTES = 1024
     response = submit(alice, b"PK" + b"\0" * 200_000)
     # academy.upload_guard answers from the declared length, before the body is read.
     assert (response.status_code, response.json()["code"]) == (413, "file_too_large")
@@ -84,14 +84,14 @@ def test_a_request_body_far_over_the_limit_is_refused_before_it_is_parsed(alice,
 
 
 def test_a_workbook_that_expands_past_the_limit_is_refused_unread(alice, media, settings):
-    settings.AI_JOBS = {"UPLOAD_MAX_UNCOMPRESSED_BYTES": 1000}
+    settings.AI_UPLOAD_MAX_UNCOMPRESSED_BYTES = 1000
     response = submit(alice, sheet_bytes(GOOD_ROWS))
     assert (response.status_code, response.json()["code"]) == (400, "file_too_large")
     assert_nothing_stored_or_queued(media)
 
 
 def test_a_sheet_over_the_row_limit_is_refused(alice, media, settings):
-    settings.AI_JOBS = {"MAX_ROWS": 2}
+    settings.AI_MAX_ROWS = 2
     response = submit(alice, sheet_bytes(GOOD_ROWS))  # 3 data rows
     assert (response.status_code, response.json()["code"]) == (400, "too_many_rows")
     assert_nothing_stored_or_queued(media)
@@ -100,7 +100,7 @@ def test_a_sheet_over_the_row_limit_is_refused(alice, media, settings):
 def test_a_sheet_whose_rows_sit_far_apart_is_refused_unread(alice, media, settings):
     import openpyxl
 
-    settings.AI_JOBS = {"MAX_ROWS": 10}
+    settings.AI_MAX_ROWS = 10
     workbook = openpyxl.Workbook()
     workbook.active.append(["Student", "Math"])
     workbook.active.cell(row=50_000, column=1, value="Far away")
@@ -130,7 +130,7 @@ def test_an_unauthenticated_upload_is_refused(alice, media):
 
 
 def test_a_good_sheet_at_the_row_limit_is_stored_queued_and_answered_201(alice, media, settings):
-    settings.AI_JOBS = {"MAX_ROWS": 3}
+    settings.AI_MAX_ROWS = 3
     content = sheet_bytes(GOOD_ROWS)
     response = submit(alice, content, name="../../evil name.xlsx")
     assert response.status_code == 201

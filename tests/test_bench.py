@@ -297,7 +297,7 @@ def bench_server(transactional_db, tmp_path):
     from jobbox import conf
 
     server = Server("smoke", "bench.settings", {
-        "DATABASE_URL": test_database_url(), "REDIS_URL": conf.get("REDIS_URL")})
+        "DATABASE_URL": test_database_url(), "REDIS_URL": conf.settings().REDIS_URL})
     server.start(tmp_path)
     yield server
     server.stop()

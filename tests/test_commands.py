@@ -101,7 +101,7 @@ def test_simulate_jobs_in_the_background_returns_while_its_jobs_run(monkeypatch,
 
     # The detached process works on this test's database and Redis, and logs beside them.
     monkeypatch.setenv("DATABASE_URL", test_database_url())
-    monkeypatch.setenv("REDIS_URL", conf.get("REDIS_URL"))
+    monkeypatch.setenv("REDIS_URL", conf.settings().REDIS_URL)
     settings.RUN_DIR = tmp_path
     bootstrap()
     err = io.StringIO()

@@ -54,7 +54,7 @@ def test_twenty_jobs_in_one_request_with_no_sql_and_one_round_trip_for_the_box(
     with django_assert_num_queries(0), redis_round_trips() as sent:
         response = box(alice)
     assert response.status_code == 200
-    if conf.get("REDIS_CLUSTER"):
+    if conf.settings().REDIS_CLUSTER:
         # The principal, the index on the person's node, then one pipeline write per node
         # holding jobs (the local test cluster has 3 masters).
         assert len(sent) <= 1 + 2 + 3

@@ -84,7 +84,7 @@ def test_a_stream_starts_with_the_box_and_receives_a_transition(server, alice, s
 
 def test_progress_reaches_the_stream_throttled_per_job(server, alice, streams, settings):
     # A long interval makes the throttle deterministic: one event per step, the rest held.
-    settings.JOBBOX = {**settings.JOBBOX, "PROGRESS_EVENT_INTERVAL_MS": 60_000}
+    settings.JOBBOX = {**settings.JOBBOX, "PROGRESS_EVENT_INTERVAL_SECONDS": 60.0}
     video = new_video(alice)
     stream = streams(server, alice.token)
     stream.next_event()

@@ -46,7 +46,7 @@ def gunicorn(tmp_path, transactional_db):
          "--workers", str(WORKERS), "--log-level", "warning"],
         cwd=BASE_DIR,
         env={**os.environ, "DATABASE_URL": database_url_for_processes(),
-             "REDIS_URL": conf.get("REDIS_URL"), "DJANGO_SETTINGS_MODULE": "academy.settings",
+             "REDIS_URL": conf.settings().REDIS_URL, "DJANGO_SETTINGS_MODULE": "academy.settings",
              "METRICS_TOKEN": METRICS_TOKEN,
              "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
     )

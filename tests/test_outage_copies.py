@@ -59,8 +59,8 @@ class CountingLoader:
 
 @pytest.fixture
 def copies(settings) -> OutageCopies:
-    settings.JOBBOX = {**settings.JOBBOX, "FALLBACK_CACHE_SECONDS": INTERVAL_SECONDS}
-    return OutageCopies("FALLBACK_CACHE_SECONDS", clock=SteppingClock())
+    settings.JOBBOX = {**settings.JOBBOX, "OUTAGE_COPY_SECONDS": INTERVAL_SECONDS}
+    return OutageCopies("OUTAGE_COPY_SECONDS", clock=SteppingClock())
 
 
 def test_a_copy_expiring_between_the_check_and_the_read_is_reloaded_not_a_key_error(copies):
@@ -163,8 +163,8 @@ def outage() -> Iterator[tuple[Any, SteppingClock, SteppingClock]]:
     """A Redis to stop for good (the breaker stays open), the copies on controllable clocks."""
     with private_redis_server() as server, override_settings(JOBBOX={
             **django_settings.JOBBOX, "BREAKER_OPEN_SECONDS": 600,
-            "FALLBACK_CACHE_SECONDS": INTERVAL_SECONDS,
-            "PRINCIPAL_FALLBACK_SECONDS": INTERVAL_SECONDS}):
+            "OUTAGE_COPY_SECONDS": INTERVAL_SECONDS,
+            "PRINCIPAL_OUTAGE_COPY_SECONDS": INTERVAL_SECONDS}):
         jobs_clock, principals_clock = SteppingClock(), SteppingClock()
         saved = caches.job_snapshots.clock, caches.principals.clock
         caches.job_snapshots.clock, caches.principals.clock = jobs_clock, principals_clock

@@ -31,10 +31,10 @@ REDIS_DOWN_SECONDS = 3.0
 # "Within seconds": the breaker probes every 2 s, then fills cost one read per job.
 BACK_TO_ZERO_SQL_WITHIN_SECONDS = 15.0
 QUIET_WINDOW_SECONDS = 1.0
-PAUSE_MILLISECONDS = 5000
+PAUSE_SECONDS = 5.0
 # Intervals long enough that a slow shared machine cannot make a test cross one by accident.
-SLOW_MACHINE_PROOF = {"BREAKER_OPEN_SECONDS": 60, "FALLBACK_CACHE_SECONDS": 60,
-                      "PRINCIPAL_FALLBACK_SECONDS": 60}
+SLOW_MACHINE_PROOF = {"BREAKER_OPEN_SECONDS": 60, "OUTAGE_COPY_SECONDS": 60,
+                      "PRINCIPAL_OUTAGE_COPY_SECONDS": 60}
 
 
 @pytest.fixture
@@ -123,10 +123,10 @@ def test_redis_stopped_and_restarted_mid_load_fails_no_request_and_bounds_sql(
     down = restarted_at - stopped_at
     polls_while_down = len(load.between(stopped_at, restarted_at))
     # Per process, whatever the number of jobs: one query for all of them per
-    # FALLBACK_CACHE_SECONDS, two statements (tokens with users, memberships) per
-    # PRINCIPAL_FALLBACK_SECONDS; +2 intervals each for the edges.
-    bound = ((down / conf.get("FALLBACK_CACHE_SECONDS") + 2)
-             + 2 * (down / conf.get("PRINCIPAL_FALLBACK_SECONDS") + 2))
+    # OUTAGE_COPY_SECONDS, two statements (tokens with users, memberships) per
+    # PRINCIPAL_OUTAGE_COPY_SECONDS; +2 intervals each for the edges.
+    bound = ((down / conf.settings().OUTAGE_COPY_SECONDS + 2)
+             + 2 * (down / conf.settings().PRINCIPAL_OUTAGE_COPY_SECONDS + 2))
     print(f"Redis down {down:.1f} s: {polls_while_down} polls, {sql_while_down} SQL statements "
           f"(bound {bound:.0f}); zero SQL again {quiet_at - restarted_at:.1f} s after restart")
     assert sql_while_down <= bound, (sql_while_down, bound)
@@ -140,8 +140,8 @@ def test_redis_paused_answers_within_the_timeout_with_one_database_read(alice, p
     (video,) = running_videos(alice, 1)
     assert poll(alice, video.pk).status_code == 200  # principal and snapshot cached
     admin = redis.Redis.from_url(private_redis.url)
-    admin.execute_command("CLIENT", "PAUSE", PAUSE_MILLISECONDS, "ALL")
-    paused_until = time.monotonic() + PAUSE_MILLISECONDS / 1000
+    admin.execute_command("CLIENT", "PAUSE", round(PAUSE_SECONDS * 1000), "ALL")
+    paused_until = time.monotonic() + PAUSE_SECONDS
     try:
         with SqlCounter() as sql:
             first = poll(alice, video.pk)
@@ -192,8 +192,8 @@ def test_authentication_reads_the_database_once_per_interval_while_redis_is_down
 
 def test_a_membership_change_while_redis_is_down_applies_within_the_fallback_interval(
         alice, bob, private_redis, settings):
-    settings.JOBBOX = {**settings.JOBBOX, "PRINCIPAL_FALLBACK_SECONDS": 0.5,
-                       "FALLBACK_CACHE_SECONDS": 0.5}
+    settings.JOBBOX = {**settings.JOBBOX, "PRINCIPAL_OUTAGE_COPY_SECONDS": 0.5,
+                       "OUTAGE_COPY_SECONDS": 0.5}
     (video,) = running_videos(alice, 1)
     private_redis.stop()
     assert poll(alice, video.pk).status_code == 200

@@ -45,9 +45,9 @@ def test_metrics_count_reads_by_source_repairs_single_flight_waits_and_503s(alic
     assert reconcile_recent().total_repaired == 1
     # Another process holds the fill lease (10 s) longer than this poll waits (50 ms).
     outside_redis().delete(keys.status_key("video", str(other.pk)))
-    settings.JOBBOX = {**settings.JOBBOX, "FILL_LEASE_MILLISECONDS": 10_000}
+    settings.JOBBOX = {**settings.JOBBOX, "FILL_LEASE_SECONDS": 10.0}
     assert claim_fill(registry.get("video"), str(other.pk)).claim is Claim.LEASE
-    settings.JOBBOX = {**settings.JOBBOX, "FILL_LEASE_MILLISECONDS": 50}
+    settings.JOBBOX = {**settings.JOBBOX, "FILL_LEASE_SECONDS": 0.05}
     assert poll(alice, other.pk).status_code == 200
     outside_redis().delete(keys.status_key("video", str(video.pk)))
     with database_unreachable():
@@ -74,20 +74,20 @@ def test_redis_going_away_logs_one_warning_and_counts_fallback_reads(alice, capl
                                                                      private_redis, settings):
     # Long intervals: a slow machine must not reach a probe or a re-read by accident.
     settings.JOBBOX = {**settings.JOBBOX, "BREAKER_OPEN_SECONDS": 60,
-                       "FALLBACK_CACHE_SECONDS": 60}
+                       "OUTAGE_COPY_SECONDS": 60}
     video = new_video(alice)
     poll(alice, video.pk)
     before = scrape(client, settings)
     private_redis.stop()
     fallback_before = READS.labels("video", "db_fallback")._value.get()
-    cached_before = READS.labels("video", "fallback_cache")._value.get()
+    cached_before = READS.labels("video", "outage_copy")._value.get()
     with caplog.at_level(logging.WARNING, logger="jobbox"):
         for _ in range(5):
             assert poll(alice, video.pk).status_code == 200
     opened = [r for r in caplog.records if "circuit breaker open" in r.getMessage()]
     assert len(opened) == 1
     assert READS.labels("video", "db_fallback")._value.get() == fallback_before + 1
-    assert READS.labels("video", "fallback_cache")._value.get() == cached_before + 4
+    assert READS.labels("video", "outage_copy")._value.get() == cached_before + 4
     after = scrape(client, settings)
     assert moved(before, after, "jobbox_redis_breaker_opens_total") == 1
     # Open now. (Not "closed before": the gauge keeps the state of a breaker an earlier test

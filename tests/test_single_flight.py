@@ -69,7 +69,7 @@ def test_a_miss_waits_for_the_fill_of_another_process_holding_the_lease(alice):
 
 
 def test_a_lease_whose_holder_died_costs_one_read_once_it_expires(alice, settings):
-    settings.JOBBOX = {**settings.JOBBOX, "FILL_LEASE_MILLISECONDS": 300}
+    settings.JOBBOX = {**settings.JOBBOX, "FILL_LEASE_SECONDS": 0.3}
     video = new_video(alice)
     job = registry.get("video")
     outside_redis().delete(keys.status_key("video", str(video.pk)))

@@ -28,7 +28,7 @@ SERVER_ENV = {"VIDEO_MAX_UPLOAD_BYTES": str(SMALL_LIMIT_BYTES)}
 
 @pytest.fixture
 def uvicorn() -> str:
-    with serve_asgi(conf.get("REDIS_URL"), **SERVER_ENV) as base:
+    with serve_asgi(conf.settings().REDIS_URL, **SERVER_ENV) as base:
         yield base
 
 
@@ -38,7 +38,7 @@ def _token(member) -> dict[str, str]:
 
 def test_unguarded_django_under_uvicorn_reads_a_whole_anonymous_body_first():
     """The finding, reproduced on the bare Django ASGI app: every byte is taken before 401."""
-    with serve_asgi(conf.get("REDIS_URL"), app="academy.asgi:django_application",
+    with serve_asgi(conf.settings().REDIS_URL, app="academy.asgi:django_application",
                     **SERVER_ENV) as base:
         answer = post_streaming(base, "/api/videos/", body_bytes=ABUSIVE_BODY_BYTES,
                                 headers={}, chunked=True)
@@ -86,7 +86,7 @@ def test_a_chunked_body_within_the_limit_reaches_the_view(uvicorn, alice):
 
 
 def test_under_gunicorn_an_anonymous_upload_is_refused_before_its_body(alice):
-    with serve_wsgi(conf.get("REDIS_URL"), **SERVER_ENV) as base:
+    with serve_wsgi(conf.settings().REDIS_URL, **SERVER_ENV) as base:
         anonymous = post_streaming(base, "/api/videos/", body_bytes=ABUSIVE_BODY_BYTES,
                                    headers={}, chunked=False)
         too_long = post_streaming(base, "/api/videos/", body_bytes=ABUSIVE_BODY_BYTES,

@@ -48,7 +48,7 @@ def test_running_and_terminal_snapshots_carry_the_seeds_ttls(alice):
     video = new_video(alice)
     services.mark_processing(video.pk)
     status_key = keys.status_key("video", str(video.pk))
-    assert conf.get("RUNNING_TTL_SECONDS") - 5 <= outside_redis().ttl(status_key) <= 7200
+    assert conf.settings().RUNNING_TTL_SECONDS - 5 <= outside_redis().ttl(status_key) <= 7200
     services.complete_video(video.pk, "hls/a/master.m3u8")
     assert 3600 - 5 <= outside_redis().ttl(status_key) <= 3600
 

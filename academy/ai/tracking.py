@@ -1,13 +1,13 @@
 """How jobbox tracks an AI job: the seed's keys (`job:{id}:status`, `job:{id}:progress`),
 states and `JobStatusView` fields, with the result served from Redis up to a size.
 
-docs/explanation/invariants.md, invariants 1, 4 and 10: a DONE job's result rides in the snapshot
-when its JSON fits `AI_JOBS["RESULT_INLINE_MAX_BYTES"]`. A larger one travels as a summary: each
-list longer than `RESULT_PREVIEW_ITEMS` cut to that many, with its full length and the link to its
-pages (`GET /api/ai/jobs/<id>/result/<section>/`) under `pages`, so a poll, the box and a stream
-start carry a bounded size whatever the sheet held. A summary still too large for Redis is read from
-the database at most once per `RESULT_WINDOW_SECONDS` per process (jobbox.large_fields). Every path
-renders one shape.
+docs/explanation/invariants.md, invariants 1, 4 and 10: a DONE job's result rides in the
+snapshot when its JSON fits `AI_RESULT_INLINE_MAX_BYTES`. A larger one travels as a summary:
+each list longer than `AI_RESULT_PREVIEW_ITEMS` cut to that many, with its full length and
+the link to its pages (`GET /api/ai/jobs/<id>/result/<section>/`) under `pages`, so a poll,
+the box and a stream start carry a bounded size whatever the sheet held. A summary still too
+large for Redis is read from the database at most once per `AI_RESULT_WINDOW_SECONDS` per
+process (jobbox.large_fields). Every path renders one shape.
 """
 
 import json
@@ -15,9 +15,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
 
-from academy.ai import conf
 from academy.ai.models import AIJobModel
 from jobbox import InvalidJobId, Progress, TrackedJob, large_fields
 
@@ -57,8 +57,8 @@ class AIJobTracking(TrackedJob):
         large_fields.pack(
             fields, "result", summarize(canonical(instance.result), instance.job_id),
             kind=KIND, job_id=instance.job_id,
-            version=instance.version, max_bytes=conf.get("RESULT_INLINE_MAX_BYTES"),
-            window_seconds=conf.get("RESULT_WINDOW_SECONDS"),
+            version=instance.version, max_bytes=settings.AI_RESULT_INLINE_MAX_BYTES,
+            window_seconds=settings.AI_RESULT_WINDOW_SECONDS,
         )
         return fields
 
@@ -67,7 +67,7 @@ class AIJobTracking(TrackedJob):
         result = large_fields.unpack(
             fields, "result", kind=KIND, job_id=job_id,
             load=lambda: _load_result(job_id),
-            window_seconds=conf.get("RESULT_WINDOW_SECONDS"),
+            window_seconds=settings.AI_RESULT_WINDOW_SECONDS,
         )
         running = fields["status"] == AIJobModel.Status.PROCESSING
         # The seed's JobStatusView: progress while running; a finished job has none.
@@ -105,11 +105,11 @@ def _load_result(job_id: str) -> Any:
 
 def summarize(result: Any, job_id: str) -> Any:
     """The result as a poll carries it: whole if its JSON fits the inline limit; otherwise
-    each list longer than `RESULT_PREVIEW_ITEMS` cut to that many, and `pages` saying, for
+    each list longer than `AI_RESULT_PREVIEW_ITEMS` cut to that many, and `pages` saying, for
     each list cut, its full length and where its pages are."""
-    if not isinstance(result, dict) or _json_bytes(result) <= conf.get("RESULT_INLINE_MAX_BYTES"):
+    if not isinstance(result, dict) or _json_bytes(result) <= settings.AI_RESULT_INLINE_MAX_BYTES:
         return result
-    preview = conf.get("RESULT_PREVIEW_ITEMS")
+    preview = settings.AI_RESULT_PREVIEW_ITEMS
     summary: dict[str, Any] = {}
     pages: dict[str, Any] = {}
     for name, value in result.items():

@@ -8,6 +8,7 @@ answer the same 404, and refusals carry a code and a message, never exception te
 
 from typing import ClassVar
 
+from django.conf import settings
 from django.http import FileResponse
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -16,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from academy import schema
-from academy.ai import conf, services, storage
+from academy.ai import services, storage
 from academy.ai.models import AIJobModel
 from academy.ai.tracking import JOB_ID_PATTERN, KIND
 from academy.ai.uploads import UploadRefused
@@ -36,7 +37,7 @@ class AIJobCreateView(CachedAuthAPIView):
 
     def post(self, request: Request) -> Response:
         tenant = self.request_tenant(request)
-        if _declared_length(request) > conf.get("UPLOAD_MAX_BYTES") + MULTIPART_OVERHEAD_BYTES:
+        if _declared_length(request) > settings.AI_UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD_BYTES:
             return _refused(UploadRefused("file_too_large", "The upload is too large."))
         upload = request.FILES.get("file")
         job_type = request.data.get("job_type")
@@ -62,7 +63,7 @@ class AIJobCreateView(CachedAuthAPIView):
 @schema.ai_job_status
 class JobStatusView(JobStatusAPIView):
     """GET /api/ai/jobs/<job_id>/ — zero SQL while PENDING / PROCESSING and within 1 h of
-    DONE / FAILED, the result included (up to AI_JOBS["RESULT_INLINE_MAX_BYTES"])."""
+    DONE / FAILED, the result included (up to AI_RESULT_INLINE_MAX_BYTES)."""
 
     kind = KIND
 
@@ -97,8 +98,8 @@ class AIJobResultPagesView(CachedAuthAPIView):
         if not isinstance(items, list):
             raise NotFound()
         page_size = _positive(request.query_params.get("page_size"),
-                              default=conf.get("RESULT_PAGE_SIZE"),
-                              most=conf.get("RESULT_PAGE_SIZE_MAX"))
+                              default=settings.AI_RESULT_PAGE_SIZE,
+                              most=settings.AI_RESULT_PAGE_SIZE_MAX)
         pages = max(1, -(-len(items) // page_size))
         page = _positive(request.query_params.get("page"), default=1, most=pages)
         start = (page - 1) * page_size

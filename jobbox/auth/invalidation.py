@@ -1,4 +1,5 @@
-"""Cached principals revoked when what they were built from changes (DESIGN.md, invariant 11).
+"""Cached principals revoked when what they were built from changes (docs/explanation/
+invariants.md, invariant 11).
 
 Signals on the user model, DRF's tokens and the project's membership models
 (`JOBBOX["PRINCIPAL_MODELS"]`) revoke the cached principals they affect, now and again after
@@ -7,7 +8,7 @@ a fill that read the database before the change stores nothing (`lua/fill_princi
 
 Bulk changes send no signal (`QuerySet.update()`, raw SQL, a data migration): after one that
 touches users, their tokens or their memberships, call `invalidate_users(ids)` with the ids
-of the users it touched (README, "Security"). Logout (`user_logged_out`) replaces the user's
+of the users it touched (docs/how-to/revocation.md). Logout (`user_logged_out`) replaces the user's
 session generation, ending every session saved before it; login (`user_logged_in`) writes
 the standing generation into the new session.
 """
@@ -142,7 +143,7 @@ def connect_invalidation_signals() -> None:
 
     watched: list[tuple[type[Model], Callable[..., None]]] = [
         (get_user_model(), on_user_change),
-        *((apps.get_model(name), on_member_change) for name in conf.get("PRINCIPAL_MODELS")),
+        *((apps.get_model(name), on_member_change) for name in conf.settings().PRINCIPAL_MODELS),
     ]
     if apps.is_installed("rest_framework.authtoken"):
         from rest_framework.authtoken.models import Token

@@ -1,4 +1,5 @@
-"""Who is asking, at zero SQL per request (DESIGN.md, invariant 1 and "Authentication").
+"""Who is asking, at zero SQL per request (docs/explanation/invariants.md,
+invariant 1).
 
 Django's session auth and DRF's token auth each read the database on every request. Here a
 token or a session resolves to a `Principal` (user and tenant) cached in Redis, filled from
@@ -9,18 +10,18 @@ still ends old sessions.
 
 While Redis is unavailable, principals come from the database through a per-process cache
 (`jobbox.caches.principals`), refreshed in batches: one query for every token (and one for
-every user) this process served recently, per PRINCIPAL_FALLBACK_SECONDS, not one per
-principal or per request (DESIGN.md, invariant 6). A cached
+every user) this process served recently, per PRINCIPAL_OUTAGE_COPY_SECONDS, not one per
+principal or per request (docs/explanation/invariants.md, invariant 6). A cached
 value that does not parse is garbage: a miss, replaced, never an "unknown token".
 
-Revocation sticks (DESIGN.md, invariant 11): an invalidation writes a short-lived revocation
-mark over a principal's key instead of deleting it, and a fill stores what it read only if
-the key still holds what the fill saw before reading the database (`lua/fill_principal.lua`),
-so a fill racing an invalidation cannot re-cache the revoked principal. A user's principal
-carries the user's session generation (`auth:user:{id}:sessions`): login writes it into the
-session, logout replaces it, so a session saved before logout (a copied cookie) ends too.
-Unknown tokens are not remembered (no key per bogus token); `token_misses` bounds the
-database reads they cost.
+Revocation sticks (docs/explanation/invariants.md, invariant 11): an invalidation writes a
+short-lived revocation mark over a principal's key instead of deleting it, and a fill stores
+what it read only if the key still holds what the fill saw before reading the database
+(`lua/fill_principal.lua`), so a fill racing an invalidation cannot re-cache the revoked
+principal. A user's principal carries the user's session generation
+(`auth:user:{id}:sessions`): login writes it into the session, logout replaces it, so a
+session saved before logout (a copied cookie) ends too. Unknown tokens are not remembered
+(no key per bogus token); `token_misses` bounds the database reads they cost.
 
 The `Authorization` header is read here and nowhere else: `Token <key>` (the keyword in any
 case, as DRF reads it) names a token; any other value is malformed and names nobody, and a
@@ -269,12 +270,12 @@ def fill_principal(key: str, load: Callable[[], Principal | None], *, seen: obje
 
 def _from_fallback(key: _Named) -> Principal | None:
     """Redis unavailable: this process's copy, refreshed with every token (or user) asked for
-    here recently in one query per PRINCIPAL_FALLBACK_SECONDS (DESIGN.md, invariant 6)."""
+    here recently in one query per PRINCIPAL_OUTAGE_COPY_SECONDS (invariant 6)."""
     is_token = isinstance(key.ident, str)
     principal, queried = caches.principals.get(
         key, group="token" if is_token else "user",
         load_many=_load_tokens if is_token else _load_users)
-    PRINCIPAL_READS.labels("db_fallback" if queried else "fallback_cache").inc()
+    PRINCIPAL_READS.labels("db_fallback" if queried else "outage_copy").inc()
     return principal  # type: ignore[no-any-return]
 
 
@@ -297,7 +298,7 @@ def _load_users(names: list[_Named]) -> dict[_Named, Principal]:
 
 def _principals_from_users(users: list[Model]) -> dict[Any, Principal]:
     """Principals of many users; their tenants in one call when TENANT_RESOLVER_MANY is set."""
-    resolver_many = conf.get("TENANT_RESOLVER_MANY")
+    resolver_many = conf.settings().TENANT_RESOLVER_MANY
     if not resolver_many:
         return {user.pk: _principal_from_user(user) for user in users}
     tenants = import_string(resolver_many)(users) if users else {}
@@ -335,7 +336,7 @@ def _store_if_unchanged(key: str, principal: Principal, seen: object,
     with redis_errors():
         stored, generation = script("fill_principal", get_redis())(
             keys=[key] if generation_key is None else [key, generation_key],
-            args=[json.dumps(asdict(principal)), conf.get("PRINCIPAL_TTL_SECONDS"),
+            args=[json.dumps(asdict(principal)), conf.settings().PRINCIPAL_TTL_SECONDS,
                   seen_kind, seen_value, new_generation(), session_generation_ttl_seconds()],
         )
     return bool(stored), generation.decode() if isinstance(generation, bytes) else generation
@@ -420,7 +421,7 @@ _UNRESOLVED: Any = object()
 
 def _principal_from_user(user: Model, *, tenant: Any = _UNRESOLVED) -> Principal:
     if tenant is _UNRESOLVED:
-        resolver = conf.get("TENANT_RESOLVER")
+        resolver = conf.settings().TENANT_RESOLVER
         tenant = import_string(resolver)(user) if resolver else None
     return Principal(
         user_id=user.pk,

@@ -1,5 +1,5 @@
-"""Unknown tokens cost a bounded number of database reads, and no Redis key at all (DESIGN.md,
-invariant 10).
+"""Unknown tokens cost a bounded number of database reads, and no Redis key at all
+(docs/explanation/invariants.md, invariant 10).
 
 A token that names nobody is not remembered in Redis: 5,000 random tokens would leave 5,000
 keys. Instead each process counts, per client address, the token look-ups that reached the
@@ -53,7 +53,7 @@ class TokenMissBudget:
             self._buckets.clear()
 
     def _level(self, address: str) -> float:
-        capacity = float(conf.get("TOKEN_MISSES_PER_MINUTE"))
+        capacity = float(conf.settings().TOKEN_MISSES_PER_MINUTE)
         level, at = self._buckets.get(address, (capacity, self.clock()))
         refilled = (self.clock() - at) * capacity / REFILL_WINDOW_SECONDS
         return min(capacity, level + refilled)
@@ -67,7 +67,7 @@ client.on_reset(budget.clear)
 def client_address(request: HttpRequest) -> str:
     """The address a token miss is charged to: `JOBBOX["CLIENT_ADDRESS_RESOLVER"]` (behind a
     proxy, the project's own reading of its forwarding header) or the peer's address."""
-    resolver = conf.get("CLIENT_ADDRESS_RESOLVER")
+    resolver = conf.settings().CLIENT_ADDRESS_RESOLVER
     if resolver:
         return str(import_string(resolver)(request))
     return str(request.META.get("REMOTE_ADDR") or "unknown")

@@ -1,4 +1,5 @@
-"""Every HTTP view jobbox offers (DESIGN.md, "HTTP API"), thin by design (STYLE.md, 9).
+"""Every HTTP view jobbox offers (docs/reference/http-api.md), thin by design: the
+work lives in the library's modules.
 
 - `JobStatusAPIView`: one job's representation; a project subclasses it per job kind.
 - `JobBoxView`: `GET /api/jobbox/`, all of the caller's running and recently finished jobs.
@@ -231,7 +232,7 @@ class JobBoxView(HitsServedDirectly):
         try:
             box = read_box(tenant=tenant, owner=owner)
         except RedisUnavailable:
-            # DESIGN.md, invariant 6: degraded, answered from the database (bounded queries).
+            # Invariant 6: degraded, answered from the database (bounded queries).
             box = box_from_database(tenant=tenant, owner=owner)
         return _box_response(request, box)
 
@@ -312,7 +313,7 @@ async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
             resume_from=parse_event_id(raw_id), resume_requested=bool(raw_id),
             check=principal_check(request, principal))
     except TooManyStreams:
-        limit = conf.get("STREAMS_PER_PERSON")
+        limit = conf.settings().STREAMS_PER_PERSON
         response = JsonResponse(
             {"detail": f"Too many open event streams: at most {limit} per person.",
              "limit": limit}, status=429)
@@ -390,7 +391,7 @@ def _metrics_text() -> bytes:
 
 
 def _may_scrape(request: HttpRequest) -> bool:
-    expected = conf.get("METRICS_TOKEN")
+    expected = conf.settings().METRICS_TOKEN
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if expected and constant_time_compare(header, f"Bearer {expected}"):
         return True

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import openpyxl
+from django.conf import settings
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from academy.ai import conf
 from academy.ai.job_types import JobContext, JobFailed, JobOutput, JobType
 from academy.ai.uploads import MAX_SUBJECT_COLUMNS, check_xlsx, sheet_rows
 
@@ -88,16 +88,16 @@ class GradeReport(JobType):
 
     def check_upload(self, content: IO[bytes], *, size_bytes: int) -> dict[str, Any]:
         info = check_xlsx(
-            content, size_bytes=size_bytes, max_bytes=conf.get("UPLOAD_MAX_BYTES"),
-            max_uncompressed_bytes=conf.get("UPLOAD_MAX_UNCOMPRESSED_BYTES"),
-            max_rows=conf.get("MAX_ROWS"),
+            content, size_bytes=size_bytes, max_bytes=settings.AI_UPLOAD_MAX_BYTES,
+            max_uncompressed_bytes=settings.AI_UPLOAD_MAX_UNCOMPRESSED_BYTES,
+            max_rows=settings.AI_MAX_ROWS,
         )
         return {"sheet": info.sheet_name, "data_rows": info.data_rows,
                 "file_name": upload_file_name(content)}
 
     def run(self, context: JobContext) -> JobOutput:
         context.report_step(1, 0)
-        limit = conf.get("UPLOAD_MAX_BYTES")
+        limit = settings.AI_UPLOAD_MAX_BYTES
         with context.open_upload() as upload:
             # Read whole, within the upload limit: openpyxl needs a seekable file, and a remote
             # storage's stream need not be one.

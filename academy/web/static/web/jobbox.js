@@ -13,13 +13,13 @@
   const connection = document.getElementById("connection");
   // A poll every 2 s while the stream is down: 1/5 of the seed's one poll per job per second
   // for 5 jobs, and a 304 most of the time.
-  const POLL_INTERVAL_MS = 2000;
+  const POLL_INTERVAL_SECONDS = 2;
   // After the stream was refused (not merely dropped), try it again this often.
-  const STREAM_RETRY_MS = 15000;
+  const STREAM_RETRY_SECONDS = 15;
   // "5 minutes ago" goes stale: the cards' times are written again this often.
-  const TIME_REFRESH_MS = 30000;
+  const TIME_REFRESH_SECONDS = 30;
   // Rows per page of a report's tables: one screen, and the server's preview of a large
-  // result (AI_JOBS["RESULT_PREVIEW_ITEMS"]) covers the first page.
+  // result (AI_RESULT_PREVIEW_ITEMS) covers the first page.
   const PAGE_ROWS = 20;
   const TERMINAL = new Set(["READY", "DONE", "FAILED"]);
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -525,7 +525,7 @@
   function startPolling() {
     if (pollTimer) return;
     setMode("polling");
-    pollTimer = window.setInterval(poll, POLL_INTERVAL_MS);
+    pollTimer = window.setInterval(poll, POLL_INTERVAL_SECONDS * 1000);
   }
 
   function stopPolling() {
@@ -557,7 +557,7 @@
       if (source && source.readyState === EventSource.CLOSED) {
         // Refused (not a drop, which the browser resumes by itself): try again later.
         source = null;
-        window.setTimeout(openStream, STREAM_RETRY_MS);
+        window.setTimeout(openStream, STREAM_RETRY_SECONDS * 1000);
       }
     });
   }
@@ -612,5 +612,5 @@
 
   setMode("connecting");
   poll().then(openStream);
-  window.setInterval(render, TIME_REFRESH_MS);
+  window.setInterval(render, TIME_REFRESH_SECONDS * 1000);
 })();
