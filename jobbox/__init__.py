@@ -1,9 +1,10 @@
-"""Jobbox: status and progress of long-running jobs served from Redis, the database as the record.
+"""Jobbox: status and progress of long-running jobs served from Redis, the database as the
+record.
 
-The public API is the names below, importable from `jobbox` itself (DESIGN.md, "The three
-parts"; the README's "Adopt jobbox in your Django project"). Everything else is private by
-convention, even where a module has no underscore. Importing `jobbox` loads nothing: each
-name is imported from its module on first use, so the package can be imported before
+The public API is the names below, importable from `jobbox` itself
+(docs/explanation/architecture.md; docs/tutorial.md adopts it in a project). Everything else
+is private by convention, even where a module has no underscore. Importing `jobbox` loads
+nothing: each name is imported from its module on first use, so the package can be imported before
 Django's apps are ready, and nothing connects at import time.
 """
 

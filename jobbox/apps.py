@@ -1,5 +1,5 @@
 """Django app config: wires the principal invalidation signals, the removal of deleted jobs
-from Redis, the client reset on settings changes (DESIGN.md, "Authentication"), the repair
+from Redis, the client reset on settings changes (docs/explanation/architecture.md), the repair
 after a Redis outage (invariant 8) and the system checks (`jobbox.checks`)."""
 
 from django.apps import AppConfig

@@ -1,4 +1,5 @@
-"""Job events: what the job box's stream carries (DESIGN.md, "Data flow": "publish event").
+"""Job events: what the job box's stream carries (docs/explanation/architecture.md, the data
+flow's "publish event").
 
 Events are written by `lua/record_owner_change.lua` (`jobbox.write`), after a snapshot was
 stored or a progress report is due, to the owner's bounded history (a Redis stream in the

@@ -1,6 +1,7 @@
 """Large snapshot fields: inline in Redis up to a size, else read at most once per window.
 
-DESIGN.md, invariant 1 ("the spreadsheet job's result (cached in Redis up to a size limit)").
+docs/explanation/invariants.md, invariant 1 (the spreadsheet job's result is cached in Redis up
+to a size limit).
 A `TrackedJob` calls `pack()` in `snapshot_fields()` and `unpack()` in `render()`:
 
 - a value whose JSON fits in `max_bytes` goes into the snapshot, so a poll costs zero SQL;

@@ -2,7 +2,7 @@
 
 A project subclasses `TrackedJob` once per model (a video, a spreadsheet job, ...) and calls
 `register()` from its AppConfig.ready(). Jobbox never imports the project's models; it asks
-the registered job. DESIGN.md, "The three parts".
+the registered job. docs/explanation/architecture.md.
 """
 
 import json
@@ -29,7 +29,7 @@ class TrackedJob:
 
     kind: ClassVar[str]
     model: ClassVar[type[models.Model]]
-    # Key namespaces (DESIGN.md's layout): `<status_namespace>:{id}:status`, ...
+    # Key namespaces (docs/explanation/redis-layout.md): `<status_namespace>:{id}:status`, ...
     status_namespace: ClassVar[str]
     progress_namespace: ClassVar[str]
     running_statuses: ClassVar[frozenset[str]]

@@ -1,4 +1,5 @@
-"""DRF authentication classes over the principal cache (DESIGN.md, invariant 1).
+"""DRF authentication classes over the principal cache (docs/explanation/invariants.md,
+invariant 1).
 
 A project lists them in `REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]` (jobbox's own
 views use them whatever the settings). A request with an `Authorization` header is the token

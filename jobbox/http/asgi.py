@@ -1,4 +1,4 @@
-"""The event stream as a plain ASGI app: no thread per open stream (issue 15, item 4).
+"""The event stream as a plain ASGI app: no thread per open stream (docs/explanation/job-box.md).
 
 Django's ASGI handler runs each request in a context of its own, and every sync step of the
 request (each middleware's `process_request`, the response's `close()`) runs in a thread

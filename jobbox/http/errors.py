@@ -1,4 +1,4 @@
-"""The database down: a clear 503, never a traceback (DESIGN.md, invariant 7).
+"""The database down: a clear 503, never a traceback (docs/explanation/invariants.md, invariant 7).
 
 Polls of jobs Redis knows about never reach the database and keep answering; whatever does
 need it while it is unreachable ends here: `{"detail": ...}` with status 503 and a

@@ -1,4 +1,4 @@
-"""The shapes of jobbox's HTTP answers, for an OpenAPI schema (DESIGN.md, "HTTP API").
+"""The shapes of jobbox's HTTP answers, for an OpenAPI schema (docs/reference/http-api.md).
 
 DRF serializers used for their shape only (never to render: the bodies come from
 `jobbox.read` and `jobbox.box` as they are). `extend_schema` is drf-spectacular's when the

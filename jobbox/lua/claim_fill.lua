@@ -1,4 +1,4 @@
--- Claim the fill of a job's snapshot, memcache-lease style (DESIGN.md, invariant 6).
+-- Claim the fill of a job's snapshot, memcache-lease style (docs/explanation/invariants.md, invariant 6).
 -- KEYS[1] status key, KEYS[2] negative-entry key, KEYS[3] fill lease key
 -- ARGV[1] lease token, ARGV[2] lease TTL in milliseconds, ARGV[3] the snapshot format.
 -- Returns {"hit", snapshot} when a snapshot of this format is stored (someone filled it),

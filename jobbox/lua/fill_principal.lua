@@ -1,5 +1,5 @@
 -- Store a principal read from the database only if nothing changed its key since the reader
--- looked (DESIGN.md, invariant 11): an invalidation writes a fresh revocation mark over the
+-- looked (docs/explanation/invariants.md, invariant 11): an invalidation writes a fresh revocation mark over the
 -- key, so a fill that read the database before it can never bring the revoked principal back.
 -- KEYS[1] the principal key; KEYS[2] (user principals only) the user's session generation,
 -- in the same hash slot (`auth:user:{42}`, `auth:user:{42}:sessions`).

@@ -1,4 +1,4 @@
--- Store a negative entry for an id the database does not know (DESIGN.md, Redis layout).
+-- Store a negative entry for an id the database does not know (docs/explanation/redis-layout.md).
 -- KEYS[1] status key, KEYS[2] negative-entry key
 -- ARGV[1] the snapshot format, ARGV[2] TTL in seconds.
 -- A real snapshot stored meanwhile (the job was just created) wins: returns 0, no entry.

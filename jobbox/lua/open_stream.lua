@@ -1,5 +1,5 @@
 -- Open one of a person's event streams if they hold fewer than the cap, across every process
--- (issue 15: one person's streams are bounded). Touches the owner's slot only.
+-- (one person's streams are bounded). Touches the owner's slot only.
 -- KEYS[1] the owner's open streams (sorted set: stream id scored by its lease's expiry, ms)
 -- ARGV[1] the stream id, ARGV[2] the lease in ms, ARGV[3] the cap.
 -- A stream whose process died is counted until its lease runs out (the live ones renew).

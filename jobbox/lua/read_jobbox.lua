@@ -1,4 +1,4 @@
--- Read one person's job box in one round trip (DESIGN.md, "job box"): the index, then each
+-- Read one person's job box in one round trip (docs/explanation/job-box.md): the index, then each
 -- job's snapshot and progress, pruning references whose snapshot has expired.
 -- KEYS[1] the owner's job-box index, KEYS[2] the owner's event history
 -- ARGV[1] the rebuild marker member, ARGV[2] most entries returned, ARGV[3] the score (ms)

@@ -1,5 +1,5 @@
 -- A job changed: keep its owner's job box and event history up to date, and tell the
--- processes streaming to that owner (DESIGN.md, "Data flow" and invariant 12). Touches the
+-- processes streaming to that owner (docs/explanation/architecture.md and invariant 12). Touches the
 -- owner's keys only (hash tag {tenant:owner}, one cluster slot).
 -- KEYS[1] the owner's job-box index, KEYS[2] the owner's event history (a stream),
 -- KEYS[3] the owner's notification channel (declared so a cluster client routes this call

@@ -1,4 +1,4 @@
--- Record a running job's progress in its hash and keep its snapshot alive (DESIGN.md, invariant 9),
+-- Record a running job's progress in its hash and keep its snapshot alive (docs/explanation/invariants.md, invariant 9),
 -- and say whether this report is due as an event (at most once per throttle interval per job;
 -- a change of step always is). Touches the job's keys only (one cluster slot); the event is
 -- recorded next in the owner's slot (record_owner_change.lua, jobbox.write).

@@ -1,4 +1,4 @@
--- A user's session generation at login, or a new one at logout (DESIGN.md, invariant 11).
+-- A user's session generation at login, or a new one at logout (docs/explanation/invariants.md, invariant 11).
 -- KEYS[1] the user's session generation, KEYS[2] the user's cached principal (one hash slot).
 -- ARGV[1] "login" or "logout", ARGV[2] a fresh generation, ARGV[3] the generation's TTL in
 -- seconds (a session cookie's age), ARGV[4] a revocation mark, ARGV[5] its TTL in seconds.

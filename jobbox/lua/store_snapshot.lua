@@ -1,4 +1,4 @@
--- Store a job's status snapshot only if it is newer than the one stored (DESIGN.md, invariant 3).
+-- Store a job's status snapshot only if it is newer than the one stored (docs/explanation/invariants.md, invariant 3).
 -- Touches the job's keys only (one hash tag, one cluster slot); the owner's job box and event
 -- history are updated next, in the owner's slot, by record_owner_change.lua (jobbox.write).
 -- KEYS[1] status key, KEYS[2] progress key
