@@ -21,7 +21,6 @@ saying how many it left out (`"omitted"`). The stream's opening box is the same 
 
 import hashlib
 import json
-import logging
 import threading
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -40,12 +39,9 @@ from jobbox.registry import TrackedJob, UnknownJobKind
 from jobbox.scripts import script
 from jobbox.write import box_index_ttl_seconds, box_member, box_score_ms, store_snapshot
 
-logger = logging.getLogger(__name__)
-
 # The member that marks an index as rebuilt from the database (scored +inf, so it is never
 # trimmed); no job reference can look like it (references hold tabs).
 COMPLETE_MARKER = "*complete*"
-
 
 # Longest status a summary repeats: every job's status is a short word; anything else is
 # not worth carrying in a summary meant to be small.
@@ -268,24 +264,22 @@ def _read_jobs(client: Any, members: list[tuple[str, float]]) -> Any:
 def _read_reply(tenant: str, owner: str) -> list[Any]:
     steps = _read_steps(tenant, owner)
     with redis_errors():
-        client = get_redis()
-        step = next(steps)
-        while True:
-            try:
+        client, step = get_redis(), next(steps)
+        try:
+            while True:
                 step = steps.send(step(client))
-            except StopIteration as done:
-                return done.value
+        except StopIteration as done:
+            return done.value
 
 
 async def _read_reply_async(tenant: str, owner: str) -> list[Any]:
     steps = _read_steps(tenant, owner)
-    client = async_client()
-    step = next(steps)
-    while True:
-        try:
+    client, step = async_client(), next(steps)
+    try:
+        while True:
             step = steps.send(await step(client))
-        except StopIteration as done:
-            return done.value
+    except StopIteration as done:
+        return done.value
 
 
 def index_members(index: Sequence[Any]) -> list[tuple[str, float]]:
@@ -411,18 +405,13 @@ def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes | str,
 def box_from_database(*, tenant: str, owner: str) -> Box:
     """The box read from the database alone (Redis is down): the same bounded queries as a
     rebuild, no progress, no event id (a stream cannot resume from it)."""
-    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
     entries = []
-    for job in registry.all_jobs():
-        rows = job.recent_for_owner(tenant=tenant, owner=owner, since=since,
-                                    limit=conf.get("JOBBOX_MAX_JOBS"))
-        for instance in rows:
-            snapshot = job.snapshot_of(instance)
-            changed = job.changed_at(snapshot.fields)
-            entries.append(BoxEntry(
-                kind=job.kind, job_id=snapshot.job_id,
-                changed_ms=int(changed.timestamp() * 1000) if changed else 0,
-                representation=job.render(snapshot.fields, None)))
+    for job, snapshot in _recent_snapshots(tenant, owner):
+        changed = job.changed_at(snapshot.fields)
+        entries.append(BoxEntry(
+            kind=job.kind, job_id=snapshot.job_id,
+            changed_ms=int(changed.timestamp() * 1000) if changed else 0,
+            representation=job.render(snapshot.fields, None)))
     entries.sort(key=lambda entry: entry.changed_ms, reverse=True)
     return Box(entries=entries[: conf.get("JOBBOX_MAX_JOBS")], last_event_id="")
 
@@ -434,12 +423,7 @@ def _text(value: bytes | str) -> str:
 def rebuild(*, tenant: str, owner: str) -> int:
     """Rebuild a person's index from the database: one bounded query per job kind. Snapshots
     are stored through the usual compare-and-set (never over a newer one). Returns the count."""
-    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
-    limit = conf.get("JOBBOX_MAX_JOBS")
-    found: list[tuple[TrackedJob, Snapshot]] = []
-    for job in registry.all_jobs():
-        for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since, limit=limit):
-            found.append((job, job.snapshot_of(instance)))
+    found = _recent_snapshots(tenant, owner)
     index_key = keys.box_index_key(tenant, owner)
     with redis_errors():
         # Added to what is there, never replacing it: a transition that committed after the
@@ -455,3 +439,12 @@ def rebuild(*, tenant: str, owner: str) -> int:
         # Only fills snapshots Redis lacks: the compare-and-set keeps any newer one.
         store_snapshot(snapshot)
     return len(found)
+
+
+def _recent_snapshots(tenant: str, owner: str) -> list[tuple[TrackedJob, Snapshot]]:
+    """The person's jobs a box can show, from the database: one bounded query per job kind."""
+    since = timezone.now() - timedelta(seconds=conf.get("TERMINAL_TTL_SECONDS"))
+    limit = conf.get("JOBBOX_MAX_JOBS")
+    return [(job, job.snapshot_of(instance)) for job in registry.all_jobs()
+            for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since,
+                                                 limit=limit)]

@@ -89,10 +89,10 @@ class EventHub:
         Raises `StreamUnavailable`."""
         self._start_tasks()
         try:
-            async with asyncio.timeout(START_WAIT_SECONDS), async_redis_errors():
+            # Not subscribed within the wait counts as Redis unavailable (the deadline's
+            # TimeoutError is translated like a socket's).
+            async with async_redis_errors(), asyncio.timeout(START_WAIT_SECONDS):
                 feed = await self._feed(tenant, owner)
-        except TimeoutError as exc:
-            raise StreamUnavailable(type(exc).__name__) from exc
         except (NotifierLost, RedisUnavailable) as exc:
             raise StreamUnavailable(str(exc)) from exc
         subscription = Subscription(tenant=tenant, owner=owner, check=check)
