@@ -25,9 +25,9 @@ from jobbox.client import is_cluster
 # leases, shared by every stream of the process (one pipeline at a time each: ~0.2 ms a round
 # trip here); the keeper's bulk upkeep (lease renewals, principal re-checks) uses the sync
 # threads' connections instead. With the pub/sub connection and SYNC_THREADS, a process holds
-# at most 4 Redis connections whatever the number of streams. A blocking pool waits for a
-# free one instead of failing: measured, a wait of a fraction of a millisecond costs less
-# than a connection per burst of streams.
+# at most 4 Redis connections whatever the number of streams. The pool blocks: redis-py's
+# plain async pool raises MaxConnectionsError when it runs out instead of waiting (seen as
+# HTTP 500s past 100 connections per worker), while a wait here is a round trip or two.
 ASYNC_POOL_CONNECTIONS = 1
 # Threads for the stream's synchronous work (authentication through the principal cache, a
 # rebuild, a render that reads the database). Bounded and shared by every stream, so a burst
