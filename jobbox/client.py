@@ -47,6 +47,11 @@ _reset_hooks: list[Callable[[], None]] = []
 
 T = TypeVar("T")
 
+# Redis could not be reached: a connection refused or lost, a timeout, or (RedisClusterException)
+# no node answers for a slot (a failover under way, a cluster that cannot be reached to learn
+# its slot map).
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                redis.exceptions.RedisClusterException)
 # What a failed call on the event loop's connections raises: a socket error (OSError), any
 # error redis-py reports (server replies included: a command that cannot run is as good as a
 # Redis that cannot be reached for a stream), or a cluster that cannot route a slot.
@@ -81,8 +86,7 @@ def _connected_client(url: str, cluster: bool) -> RedisClient:
     # told like any other (a single Redis's client connects on its first command).
     try:
         return _make_client(url, cluster)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-            redis.exceptions.RedisClusterException) as exc:
+    except _UNREACHABLE as exc:
         get_breaker().record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
 
@@ -123,10 +127,7 @@ def redis_errors() -> Iterator[None]:
         raise CircuitOpen("circuit open")
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-            redis.exceptions.RedisClusterException) as exc:
-        # RedisClusterException: no node answers for a slot (a failover under way, a
-        # cluster that cannot be reached to learn its slot map).
+    except _UNREACHABLE as exc:
         breaker.record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
     except redis.exceptions.ResponseError as exc:

@@ -9,7 +9,7 @@ and `async_script()`, by `run_script()` itself on the hot path. Nothing is loade
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio
@@ -52,8 +52,4 @@ def run_script(name: str, client: redis.Redis, keys: Sequence[str],
 
 def async_script(name: str, client: "redis.asyncio.Redis") -> "AsyncScript":
     """The same script for an asyncio client (the event stream's, `jobbox.aio`)."""
-    registered: dict[str, AsyncScript] = client.__dict__.setdefault("_jobbox_scripts", {})
-    found = registered.get(name)
-    if found is None:
-        found = registered[name] = client.register_script(_source(name))
-    return found
+    return cast("AsyncScript", script(name, client))

@@ -89,8 +89,8 @@ class EventHub:
         Raises `StreamUnavailable`."""
         self._start_tasks()
         try:
-            # Not subscribed within the wait counts as Redis unavailable (the deadline's
-            # TimeoutError is translated like a socket's).
+            # Not subscribed within the wait counts as Redis unavailable: the deadline's
+            # error is an OSError, translated like a socket's.
             async with async_redis_errors(), asyncio.timeout(START_WAIT_SECONDS):
                 feed = await self._feed(tenant, owner)
         except (NotifierLost, RedisUnavailable) as exc:
