@@ -1,17 +1,17 @@
 """The job box: one person's running and recently finished jobs, from one Redis round trip.
 
-docs/explanation/redis-layout.md (a person's keys) and docs/explanation/invariants.md,
-invariants 1 and 12. A sorted set per (tenant, owner), in the owner's slot, holds references
-to jobs, scored by their last change. The snapshot writer (`jobbox.write.store_snapshot`,
-`lua/record_owner_change.lua`) keeps it current right after it stores a snapshot. On a
-single Redis, `lua/read_jobbox.lua` reads the index and every job's snapshot and progress at
-once (one round trip), dropping references whose snapshot has expired. On a Redis Cluster
-the jobs' keys live in other slots: `lua/read_box_index.lua` reads the index (the owner's
-node), then one pipeline reads the snapshots and progress (one round trip per node holding
-them). A missing index is rebuilt from the database with one bounded query per registered
-job kind (`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether
-or not it is marked, so one that lands during a rebuild is kept. An empty box is still an
-answer from Redis (the marker alone).
+See docs/explanation/invariants.md, invariants 1 and 12, for the rules it keeps. A sorted set
+per (tenant, owner), in the owner's slot, holds references to jobs, scored by their last
+change. The snapshot writer (`jobbox.write.store_snapshot`, `lua/record_owner_change.lua`)
+keeps it current right after it stores a snapshot. On a single Redis, `lua/read_jobbox.lua`
+reads the index and every job's snapshot and progress at once (one round trip), dropping
+references whose snapshot has expired. On a Redis Cluster the jobs' keys live in other
+slots: `lua/read_box_index.lua` reads the index (the owner's node), then one pipeline reads
+the snapshots and progress (one round trip per node holding them). A missing
+index is rebuilt from the database with one bounded query per registered job kind
+(`TrackedJob.recent_for_owner`) and marked complete; writes add to an index whether or not it
+is marked, so one that lands during a rebuild is kept. An empty box is still an answer from
+Redis (the marker alone).
 
 A box has a size bound whatever its jobs hold (invariant 10): an entry larger than
 `BOX_ENTRY_MAX_BYTES` is replaced by a summary (kind, id, status, `"truncated": true`; the
@@ -22,9 +22,8 @@ one.
 
 import hashlib
 import json
-import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,6 +32,7 @@ from cachetools import LRUCache
 from django.utils import timezone
 
 from jobbox import conf, keys, registry
+from jobbox.aio import async_client, in_sync_thread, off_loop_if_needed
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, on_reset, redis_errors
 from jobbox.metrics import JOBBOX_READS
 from jobbox.model import Progress, Snapshot, decode_snapshot
@@ -40,12 +40,9 @@ from jobbox.registry import TrackedJob, UnknownJobKind
 from jobbox.scripts import script
 from jobbox.write import box_index_ttl_seconds, box_member, box_score_ms, store_snapshot
 
-logger = logging.getLogger(__name__)
-
 # The member that marks an index as rebuilt from the database (scored +inf, so it is never
 # trimmed); no job reference can look like it (references hold tabs).
 COMPLETE_MARKER = "*complete*"
-
 
 # Longest status a summary repeats: every job's status is a short word; anything else is
 # not worth carrying in a summary meant to be small.
@@ -146,6 +143,19 @@ def read_box(*, tenant: str, owner: str) -> Box:
     return box
 
 
+async def read_box_async(*, tenant: str, owner: str) -> Box:
+    """`read_box` for an event loop (the stream's opening box), on the loop's async client:
+    the same calls and parsing; a rebuild (SQL) on a miss runs in a sync thread. Raises
+    redis-py's errors (the caller's `async_redis_errors()` translates them)."""
+    box = await off_loop_if_needed(parse_reply, await _read_reply_async(tenant, owner),
+                                   tenant=tenant, owner=owner)
+    if box is None:
+        await in_sync_thread(rebuild)(tenant=tenant, owner=owner)
+        box = await off_loop_if_needed(parse_reply, await _read_reply_async(tenant, owner),
+                                       tenant=tenant, owner=owner)
+    return box or Box(entries=[], last_event_id="")
+
+
 def finished_before_ms() -> int:
     """The score (ms) before which a finished job has left the box."""
     finished_before = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
@@ -153,7 +163,7 @@ def finished_before_ms() -> int:
 
 
 def read_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
-    """KEYS and ARGV of lua/read_jobbox.lua (shared with the async reader of the stream)."""
+    """KEYS and ARGV of lua/read_jobbox.lua (a box read, and a hot poll's pipeline)."""
     return ([keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner)],
             [COMPLETE_MARKER, conf.settings().BOX_MAX_JOBS, finished_before_ms()])
 
@@ -218,34 +228,59 @@ owner_hints = OwnerHints(OWNER_HINTS_MAX_ENTRIES)
 
 
 def index_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
-    """KEYS and ARGV of lua/read_box_index.lua (the cluster path; shared with the stream)."""
+    """KEYS and ARGV of lua/read_box_index.lua (the cluster path)."""
     return ([keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner)],
             [COMPLETE_MARKER, conf.settings().BOX_MAX_JOBS])
 
 
-def _read_reply(tenant: str, owner: str) -> list[Any]:
-    if is_cluster():
-        return _read_cluster(tenant, owner)
-    script_keys, args = read_script_arguments(tenant, owner)
-    with redis_errors():
-        return script("read_jobbox", get_redis())(keys=script_keys, args=args)
+# One Redis call of a box read: given a client, its reply (a sync client) or an awaitable of
+# it (an async client). The two clients take the same calls, so one plan serves both.
+ReadStep = Callable[[Any], Any]
 
 
-def _read_cluster(tenant: str, owner: str) -> list[Any]:
+def _read_steps(tenant: str, owner: str) -> Generator[ReadStep, Any, list[Any]]:
+    """A box read as the calls it makes, each sent its reply: a `read_jobbox.lua` reply at
+    the end. On a single Redis one script; on a cluster the index's script, one pipeline of
+    the jobs' keys, and the removal of members that left the box."""
+    if not is_cluster():
+        script_keys, args = read_script_arguments(tenant, owner)
+        return (yield lambda client: script("read_jobbox", client)(keys=script_keys, args=args))
     script_keys, args = index_script_arguments(tenant, owner)
-    with redis_errors():
-        client = get_redis()
-        index = script("read_box_index", client)(keys=script_keys, args=args)
-        members = index_members(index)
-        pipe = client.pipeline(transaction=False)
-        for member, _ in members:
-            queue_job_reads(pipe, member)
-        job_replies = pipe.execute(raise_on_error=False) if members else []
+    index = yield lambda client: script("read_box_index", client)(keys=script_keys, args=args)
+    members = index_members(index)
+    job_replies = (yield lambda client: _read_jobs(client, members)) if members else []
     reply, gone = assemble_reply(index, members, job_replies, finished_before_ms())
     if gone:
-        with redis_errors():
-            client.zrem(script_keys[0], *gone)
+        yield lambda client: client.zrem(script_keys[0], *gone)
     return reply
+
+
+def _read_jobs(client: Any, members: list[tuple[str, float]]) -> Any:
+    pipe = client.pipeline(transaction=False)
+    for member, _ in members:
+        queue_job_reads(pipe, member)
+    return pipe.execute(raise_on_error=False)
+
+
+def _read_reply(tenant: str, owner: str) -> list[Any]:
+    steps = _read_steps(tenant, owner)
+    with redis_errors():
+        client, step = get_redis(), next(steps)
+        try:
+            while True:
+                step = steps.send(step(client))
+        except StopIteration as done:
+            return done.value
+
+
+async def _read_reply_async(tenant: str, owner: str) -> list[Any]:
+    steps = _read_steps(tenant, owner)
+    client, step = async_client(), next(steps)
+    try:
+        while True:
+            step = steps.send(await step(client))
+    except StopIteration as done:
+        return done.value
 
 
 def index_members(index: Sequence[Any]) -> list[tuple[str, float]]:
@@ -371,18 +406,13 @@ def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes | str,
 def box_from_database(*, tenant: str, owner: str) -> Box:
     """The box read from the database alone (Redis is down): the same bounded queries as a
     rebuild, no progress, no event id (a stream cannot resume from it)."""
-    since = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
     entries = []
-    for job in registry.all_jobs():
-        rows = job.recent_for_owner(tenant=tenant, owner=owner, since=since,
-                                    limit=conf.settings().BOX_MAX_JOBS)
-        for instance in rows:
-            snapshot = job.snapshot_of(instance)
-            changed = job.changed_at(snapshot.fields)
-            entries.append(BoxEntry(
-                kind=job.kind, job_id=snapshot.job_id,
-                changed_ms=int(changed.timestamp() * 1000) if changed else 0,
-                representation=job.render(snapshot.fields, None)))
+    for job, snapshot in _recent_snapshots(tenant, owner):
+        changed = job.changed_at(snapshot.fields)
+        entries.append(BoxEntry(
+            kind=job.kind, job_id=snapshot.job_id,
+            changed_ms=int(changed.timestamp() * 1000) if changed else 0,
+            representation=job.render(snapshot.fields, None)))
     entries.sort(key=lambda entry: entry.changed_ms, reverse=True)
     return Box(entries=entries[: conf.settings().BOX_MAX_JOBS], last_event_id="")
 
@@ -394,12 +424,7 @@ def _text(value: bytes | str) -> str:
 def rebuild(*, tenant: str, owner: str) -> int:
     """Rebuild a person's index from the database: one bounded query per job kind. Snapshots
     are stored through the usual compare-and-set (never over a newer one). Returns the count."""
-    since = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
-    limit = conf.settings().BOX_MAX_JOBS
-    found: list[tuple[TrackedJob, Snapshot]] = []
-    for job in registry.all_jobs():
-        for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since, limit=limit):
-            found.append((job, job.snapshot_of(instance)))
+    found = _recent_snapshots(tenant, owner)
     index_key = keys.box_index_key(tenant, owner)
     with redis_errors():
         # Added to what is there, never replacing it: a transition that committed after the
@@ -415,3 +440,12 @@ def rebuild(*, tenant: str, owner: str) -> int:
         # Only fills snapshots Redis lacks: the compare-and-set keeps any newer one.
         store_snapshot(snapshot)
     return len(found)
+
+
+def _recent_snapshots(tenant: str, owner: str) -> list[tuple[TrackedJob, Snapshot]]:
+    """The person's jobs a box can show, from the database: one bounded query per job kind."""
+    since = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
+    limit = conf.settings().BOX_MAX_JOBS
+    return [(job, job.snapshot_of(instance)) for job in registry.all_jobs()
+            for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since,
+                                                 limit=limit)]

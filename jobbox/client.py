@@ -1,21 +1,24 @@
-"""The one Redis client and the one place that decides what a Redis failure means: no other
-module catches redis-py's errors.
+"""The one Redis client and the one place that decides what a Redis failure means.
 
 Callers wrap Redis work in `redis_errors()`: any connection error, timeout or server error
 becomes `RedisUnavailable`, a result distinct from "key missing", so the caller can choose
 the database fallback knowingly. Clients are created lazily, per URL, so nothing connects at
 import time and `override_settings(JOBBOX=...)` takes effect.
 
-Each URL has a circuit breaker (`jobbox.breaker`, docs/explanation/invariants.md, invariant
+Each URL has a circuit breaker (`jobbox.breaker`; docs/explanation/invariants.md, invariant
 6): while it is open, `redis_errors()` raises `RedisUnavailable` before any network call, so
 a dead or slow Redis costs a request nothing but its database fallback.
+
+On an event loop (`jobbox.aio`, the event stream), `async_redis_errors()` is the same
+translation for the loop's own connections; see its docstring for why it leaves the breaker
+alone.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
 
@@ -43,6 +46,16 @@ _bypass_breaker: ContextVar[bool] = ContextVar("jobbox_bypass_breaker", default=
 _reset_hooks: list[Callable[[], None]] = []
 
 T = TypeVar("T")
+
+# Redis could not be reached: a connection refused or lost, a timeout, or (RedisClusterException)
+# no node answers for a slot (a failover under way, a cluster that cannot be reached to learn
+# its slot map).
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                redis.exceptions.RedisClusterException)
+# What a failed call on the event loop's connections raises: a socket error (OSError), any
+# error redis-py reports (server replies included: a command that cannot run is as good as a
+# Redis that cannot be reached for a stream), or a cluster that cannot route a slot.
+_ASYNC_FAILURES = (OSError, redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
 
 
 class RedisUnavailable(Exception):
@@ -73,8 +86,7 @@ def _connected_client(url: str, cluster: bool) -> RedisClient:
     # told like any other (a single Redis's client connects on its first command).
     try:
         return _make_client(url, cluster)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-            redis.exceptions.RedisClusterException) as exc:
+    except _UNREACHABLE as exc:
         get_breaker().record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
 
@@ -115,10 +127,7 @@ def redis_errors() -> Iterator[None]:
         raise CircuitOpen("circuit open")
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-            redis.exceptions.RedisClusterException) as exc:
-        # RedisClusterException: no node answers for a slot (a failover under way, a
-        # cluster that cannot be reached to learn its slot map).
+    except _UNREACHABLE as exc:
         breaker.record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
     except redis.exceptions.ResponseError as exc:
@@ -132,6 +141,34 @@ def redis_errors() -> Iterator[None]:
         raise RedisUnavailable(type(exc).__name__) from exc
     else:
         breaker.record_success()
+
+
+@asynccontextmanager
+async def async_redis_errors() -> AsyncIterator[None]:
+    """The event loop's twin of `redis_errors()`: a failed call on the loop's connections
+    (`jobbox.aio.async_client()`, the stream's pub/sub) becomes `RedisUnavailable`.
+
+    It neither asks nor feeds the breaker: the breaker decides whether a request should try
+    Redis or answer from the database at once, and an event stream has no database answer.
+    Its connections are long-lived and recover on their own schedule (the hub reconnects
+    with a growing pause, a browser resumes), so a stream's failure must not send every
+    poll of the process to the database, nor an open breaker refuse a stream that could
+    start."""
+    try:
+        yield
+    except _ASYNC_FAILURES as exc:
+        raise RedisUnavailable(type(exc).__name__) from exc
+
+
+@asynccontextmanager
+async def async_redis_errors_ignored() -> AsyncIterator[None]:
+    """Best-effort Redis work on the event loop (a cleanup that expires by itself anyway):
+    a failure is dropped, anything else is raised."""
+    try:
+        async with async_redis_errors():
+            yield
+    except RedisUnavailable:
+        pass
 
 
 @contextmanager

@@ -1,20 +1,20 @@
-"""Job events: what the job box's stream carries (docs/explanation/architecture.md, the data
-flow's "publish event").
+"""Job events: what the job box's stream carries, encoded and decoded here.
 
 Events are written by `lua/record_owner_change.lua` (`jobbox.write`), after a snapshot was
 stored or a progress report is due, to the owner's bounded history (a Redis stream in the
 owner's slot, capped exactly); its entry ids are the increasing event ids a client resumes
 from. An entry carries the job's snapshot up to EVENT_SNAPSHOT_MAX_BYTES; a larger one is
 left out (`EventEntry.needs_snapshot`) and read from the job's key when delivered, so a
-history never holds results. This module turns an entry into a typed event and an event into
-what a person sees: the job's representation, the same render as the single-job endpoints.
+history never holds results. This module makes an entry's fields (`encode_event`), turns an
+entry back into a typed event (`parse_entry`) and an event into what a person sees: the
+job's representation, the same render as the single-job endpoints.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobbox import registry
+from jobbox import conf, registry
 from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import UnknownJobKind
 
@@ -54,6 +54,22 @@ class ProgressReported(JobEvent):
 
 _EVENT_TYPES: dict[str, type[JobEvent]] = {"changed": JobChanged, "progressed": ProgressReported}
 
+# A history entry's fields: one letter each, since every event of every history carries them.
+_NAME, _TENANT, _OWNER, _KIND, _JOB_ID, _SNAPSHOT, _PROGRESS = "e", "t", "o", "k", "i", "s", "p"
+
+
+def encode_event(name: str, snapshot: Snapshot, progress: str,
+                 encoded: str | None = None) -> list[str]:
+    """An event as a history entry's field/value pairs (`parse_entry` reads them back). The
+    snapshot is copied in only up to EVENT_SNAPSHOT_MAX_BYTES, so a history's size has a
+    bound whatever a job holds; a larger one is read from the job's key on delivery.
+    `encoded` is the snapshot already encoded, when the caller has it."""
+    encoded = snapshot.encode() if encoded is None else encoded
+    inline = len(encoded.encode()) <= conf.settings().EVENT_SNAPSHOT_MAX_BYTES
+    return [_NAME, name, _TENANT, snapshot.tenant, _OWNER, str(snapshot.owner),
+            _KIND, snapshot.kind, _JOB_ID, snapshot.job_id,
+            _SNAPSHOT, encoded if inline else "", _PROGRESS, progress]
+
 
 @dataclass(frozen=True, slots=True)
 class EventEntry:
@@ -90,8 +106,8 @@ def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> EventEn
     def text(name: str) -> str:
         return fields.get(name.encode(), b"").decode()
 
-    event_type = _EVENT_TYPES.get(text("e"))
-    kind, job_id = text("k"), text("i")
+    event_type = _EVENT_TYPES.get(text(_NAME))
+    kind, job_id = text(_KIND), text(_JOB_ID)
     if event_type is None:
         return None
     try:
@@ -100,8 +116,9 @@ def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> EventEn
         return None
     return EventEntry(
         event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
-        event_type=event_type, tenant=text("t"), owner=text("o"), kind=kind, job_id=job_id,
-        raw_snapshot=fields.get(b"s", b""), raw_progress=fields.get(b"p", b"[]"),
+        event_type=event_type, tenant=text(_TENANT), owner=text(_OWNER), kind=kind,
+        job_id=job_id, raw_snapshot=fields.get(_SNAPSHOT.encode(), b""),
+        raw_progress=fields.get(_PROGRESS.encode(), b"[]"),
     )
 
 

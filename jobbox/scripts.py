@@ -1,12 +1,15 @@
-"""The Lua scripts in `lua/`, loaded once per client and run by SHA (STYLE.md, 3).
+"""The Lua scripts in `lua/`, loaded once per client and run by SHA.
 
-redis-py's `Script` re-sends the source on NOSCRIPT, so a restarted Redis needs nothing here.
+Every script lives in its own file under `jobbox/lua/`, with its KEYS and ARGV documented
+there, and is sent by SHA. A Redis that restarted (or ran SCRIPT FLUSH) answers NOSCRIPT: the
+script is then loaded again and the call repeated, by redis-py's `Script` for `script()`
+and `async_script()`, by `run_script()` itself on the hot path. Nothing is loaded up front.
 """
 
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio
@@ -21,8 +24,10 @@ def _source(name: str) -> str:
     return files("jobbox").joinpath("lua", f"{name}.lua").read_text()
 
 
-def script(name: str, client: redis.Redis | None = None) -> Script:
-    client = client or get_redis()
+def script(name: str, client: Any = None) -> Script:
+    """The script for `client` (the default client when None). An asyncio client gets its
+    awaitable twin, so a read planned once (`jobbox.box`) runs on either."""
+    client = client if client is not None else get_redis()
     # Kept on the client itself, so a reset client never runs a script bound to an old one.
     registered: dict[str, Script] = client.__dict__.setdefault("_jobbox_scripts", {})
     found = registered.get(name)
@@ -46,9 +51,5 @@ def run_script(name: str, client: redis.Redis, keys: Sequence[str],
 
 
 def async_script(name: str, client: "redis.asyncio.Redis") -> "AsyncScript":
-    """The same script for an asyncio client (the event stream's process, jobbox.stream)."""
-    registered: dict[str, AsyncScript] = client.__dict__.setdefault("_jobbox_scripts", {})
-    found = registered.get(name)
-    if found is None:
-        found = registered[name] = client.register_script(_source(name))
-    return found
+    """The same script for an asyncio client (the event stream's, `jobbox.aio`)."""
+    return cast("AsyncScript", script(name, client))

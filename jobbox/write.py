@@ -1,7 +1,6 @@
 """The write path: transitions (version + 1, snapshot after commit) and progress reports.
 
-docs/explanation/architecture.md ("Data flow") and docs/explanation/invariants.md,
-invariants 2, 3, 9 and 12: the snapshot is taken inside the
+Invariants 2, 3, 9 and 12 (docs/explanation/invariants.md): the snapshot is taken inside the
 transaction (it is exactly the state being committed) but reaches Redis only in `on_commit`,
 through a Lua compare-and-set that refuses anything not newer than what Redis holds (the
 job's slot); then, in the owner's slot, the owner's job box learns of the job and a `changed`
@@ -28,6 +27,7 @@ from django.utils import timezone
 
 from jobbox import caches, conf, keys, model, registry
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors, with_retries
+from jobbox.events import encode_event
 from jobbox.metrics import CACHE_WRITES
 from jobbox.model import Snapshot, clamp_percent
 from jobbox.registry import TrackedJob, UnknownJobKind
@@ -129,7 +129,7 @@ def record_owner_part(snapshot: Snapshot, *, stored: bool, progress: str) -> str
     return record_owner_change(
         snapshot, member=box_member(job, snapshot.job_id),
         score=box_score_ms(job, snapshot),
-        event=event_fields("changed", snapshot, progress) if stored else None)
+        event=encode_event("changed", snapshot, progress) if stored else None)
 
 
 def record_owner_change(snapshot: Snapshot, *, member: str, score: int,
@@ -155,17 +155,6 @@ def publish_command() -> str:
     # be broadcast to every node. A single Redis (6.2 for the embedded default) has PUBLISH,
     # which reaches only the processes subscribed to that owner's channel.
     return "SPUBLISH" if is_cluster() else "PUBLISH"
-
-
-def event_fields(name: str, snapshot: Snapshot, progress: str,
-                 encoded: str | None = None) -> list[str]:
-    """An event as a history entry's field/value pairs (read back by `jobbox.events`). The
-    snapshot is copied in only up to EVENT_SNAPSHOT_MAX_BYTES, so a history's size has a
-    bound whatever a job holds; a larger one is read from the job's key on delivery."""
-    encoded = snapshot.encode() if encoded is None else encoded
-    inline = len(encoded.encode()) <= conf.settings().EVENT_SNAPSHOT_MAX_BYTES
-    return ["e", name, "t", snapshot.tenant, "o", str(snapshot.owner), "k", snapshot.kind,
-            "i", snapshot.job_id, "s", encoded if inline else "", "p", progress]
 
 
 def _text(value: bytes | str | None) -> str:
@@ -282,4 +271,4 @@ def _publish_progress(job: TrackedJob, job_id: str, *, raw_snapshot: str, progre
     if snapshot is None or snapshot.owner is None:
         return  # garbage at the status key: the next fill replaces it; nothing to announce
     record_owner_change(snapshot, member="", score=-1,
-                        event=event_fields("progressed", snapshot, progress, raw_snapshot))
+                        event=encode_event("progressed", snapshot, progress, raw_snapshot))

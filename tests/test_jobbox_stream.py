@@ -466,26 +466,26 @@ def test_with_many_streams_open_the_heap_is_frozen_and_fully_collected_on_schedu
     import gc
     import weakref
 
-    from jobbox import stream
+    from jobbox.stream import keeper
 
     class Node:
         pass
 
-    monkeypatch.setattr(stream, "GC_FREEZE_MIN_STREAMS", 1)
+    monkeypatch.setattr(keeper, "GC_FREEZE_MIN_STREAMS", 1)
 
     async def tend():
-        hub = stream.EventHub()
-        hub._open.add(stream.Subscription(tenant="t", owner="o", check=None))  # a stream
+        heap = keeper.HeapTender()
+        open_streams = 1
         garbage = Node()
         garbage.itself = garbage  # a cycle: only the collector frees it
         gone = weakref.ref(garbage)
-        hub._tend_collector()
+        heap.tend(open_streams)
         assert gc.get_freeze_count() > 0
         del garbage
         gc.collect()
         assert gone() is not None  # frozen: out of the collector's sight
-        hub._full_collect_at -= stream.GC_FULL_COLLECT_SECONDS
-        hub._tend_collector()
+        heap._full_collect_at -= keeper.GC_FULL_COLLECT_SECONDS
+        heap.tend(open_streams)
         assert gone() is None  # the scheduled full collection freed it
         assert gc.get_freeze_count() > 0  # and the streams' objects are frozen again
 

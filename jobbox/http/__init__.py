@@ -1,2 +1,3 @@
-"""jobbox's HTTP surface: every view (`views`), their routes (`urls`), and the 503 of an
-unreachable database (`errors`)."""
+"""jobbox's HTTP surface: every view (`views`), their routes (`urls`), the 503 of an
+unreachable database (`errors`), the shapes of the answers for an OpenAPI schema (`schema`),
+and the event stream as a plain ASGI app in front of a project's own (`asgi`)."""

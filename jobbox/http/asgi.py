@@ -1,11 +1,11 @@
-"""The event stream as a plain ASGI app: no thread per open stream (docs/explanation/job-box.md).
+"""The event stream as a plain ASGI app: no thread per open stream.
 
 Django's ASGI handler runs each request in a context of its own, and every sync step of the
 request (each middleware's `process_request`, the response's `close()`) runs in a thread
 created for that context and kept until the request ends: an open stream held an OS thread
 for its whole life (4,000 streams: ~2,000 threads). `stream_app` serves
 `GET /api/jobbox/stream` without the middleware stack: the principal is resolved in the
-stream's small shared pool (`jobbox.stream.SYNC_THREADS`), the events are sent from the event
+stream's small shared pool (`jobbox.aio.SYNC_THREADS`), the events are sent from the event
 loop, and a disconnect (`http.disconnect`) ends the stream at once. `with_event_stream` puts
 it in front of a project's Django ASGI application.
 """

@@ -53,7 +53,7 @@ from jobbox.http.schema import NOT_FOUND, UNAUTHENTICATED, BoxShape, extend_sche
 from jobbox.metrics import READS
 from jobbox.read import JobNotFound, read_job
 from jobbox.stream import (
-    CLIENT_RETRY_MS,
+    CLIENT_RETRY_SECONDS,
     PrincipalCheck,
     Stream,
     StreamUnavailable,
@@ -317,7 +317,7 @@ async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
         response = JsonResponse(
             {"detail": f"Too many open event streams: at most {limit} per person.",
              "limit": limit}, status=429)
-        response["Retry-After"] = str(max(1, CLIENT_RETRY_MS // 1000))
+        response["Retry-After"] = str(max(1, round(CLIENT_RETRY_SECONDS)))
         return response
     except StreamUnavailable:
         return JsonResponse({"detail": "The event stream is unavailable."}, status=503)

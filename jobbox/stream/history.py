@@ -1,0 +1,88 @@
+"""Reading a person's event history (a Redis stream in their slot, written by
+`jobbox.write`): the newest ids when people join, the entries after a feed's cursor, the
+replay a resuming stream asks for, and entries turned into events of that person."""
+
+from typing import Any
+
+from jobbox import keys, registry
+from jobbox.aio import async_client
+from jobbox.events import EventEntry, JobEvent, parse_entry
+from jobbox.stream.model import EventId, id_text, parse_event_id, text
+
+# History entries read per round trip when catching up one person's history.
+HISTORY_READ_BATCH = 500
+# A resume that would replay more than this many events is answered with a resync instead:
+# past this, the whole box is shorter than the events that led to it.
+REPLAY_MAX_EVENTS = 5_000
+
+
+async def newest_ids(people: list[tuple[str, str]]) -> list[str]:
+    """Each person's newest history id ("0-0" for an empty history): one pipeline."""
+    pipe = async_client().pipeline(transaction=False)
+    for tenant, owner in people:
+        pipe.xrevrange(keys.owner_events_key(tenant, owner), count=1)
+    return [text(last[0][0]) if last else "0-0" for last in await pipe.execute()]
+
+
+async def entries_after(tenant: str, owner: str, cursor: str) -> tuple[list[Any], bool]:
+    """Up to HISTORY_READ_BATCH entries after `cursor`, and whether the history was trimmed
+    past it (events after the cursor are missing: its streams must resync)."""
+    history = keys.owner_events_key(tenant, owner)
+    pipe = async_client().pipeline(transaction=False)
+    pipe.xrange(history, count=1)
+    pipe.xrange(history, min=f"({cursor}", count=HISTORY_READ_BATCH)
+    oldest, entries = await pipe.execute()
+    position = parse_event_id(cursor) or (0, 0)
+    trimmed = bool(oldest) and position != (0, 0) and (
+        parse_event_id(text(oldest[0][0])) or (0, 0)) > position
+    return entries, trimmed
+
+
+async def replay_after(event_id: EventId, *, tenant: str,
+                       owner: str) -> tuple[list[JobEvent], EventId] | None:
+    """This person's events after `event_id` and the newest id looked at, or None when the
+    history no longer covers it (trimmed past it, expired, or an id beyond the newest: from
+    before a Redis reset); the caller resyncs."""
+    history = keys.owner_events_key(tenant, owner)
+    pipe = async_client().pipeline(transaction=False)
+    pipe.xrange(history, count=1)
+    pipe.xrevrange(history, count=1)
+    pipe.xrange(history, min=f"({id_text(event_id)}", count=REPLAY_MAX_EVENTS + 1)
+    first, last, entries = await pipe.execute(raise_on_error=False)
+    if isinstance(entries, Exception) or not first or not last:
+        return None  # the id is the largest there is: nothing can follow it
+    oldest = parse_event_id(text(first[0][0]))
+    newest = parse_event_id(text(last[0][0]))
+    if oldest is None or newest is None or event_id < oldest or event_id > newest:
+        return None
+    if len(entries) > REPLAY_MAX_EVENTS:
+        return None
+    return await resolve_entries(entries, tenant=tenant, owner=owner), newest
+
+
+async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> list[JobEvent]:
+    """History entries as events of this person; entries whose snapshot was too large to
+    copy are completed from the jobs' keys (one pipeline)."""
+    parsed = [entry for entry_id, fields in entries
+              if (entry := parse_entry(entry_id, fields)) is not None
+              and entry.tenant == tenant and entry.owner == owner]
+    missing = [entry for entry in parsed if entry.needs_snapshot]
+    fetched: dict[int, bytes | None] = {}
+    if missing:
+        pipe = async_client().pipeline(transaction=False)
+        for entry in missing:
+            pipe.get(keys.status_key(registry.get(entry.kind).status_namespace, entry.job_id))
+        for entry, raw in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+            fetched[id(entry)] = raw if isinstance(raw, bytes) else None
+    events: list[JobEvent] = []
+    for entry in parsed:
+        event = _resolve(entry, fetched.get(id(entry)))
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def _resolve(entry: EventEntry, fetched: bytes | None) -> JobEvent | None:
+    if entry.needs_snapshot and fetched is None:
+        return None  # the job's snapshot expired meanwhile: nothing to show
+    return entry.resolve(fetched)
