@@ -10,6 +10,7 @@ from academy.videos import services
 from jobbox import keys
 from jobbox.client import get_redis
 from tests.browser import sign_in
+from tests.faults import wait_until
 from tests.helpers import new_video
 from tests.test_browser_jobbox import (  # noqa: F401 - fixtures
     job_row,
@@ -19,7 +20,6 @@ from tests.test_browser_jobbox import (  # noqa: F401 - fixtures
     private_redis,
     server,
 )
-from tests.faults import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
