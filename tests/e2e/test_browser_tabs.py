@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the browser fixtures are imported by name and used as arguments
 """The page's tabs share one event stream (a leader elected by Web Locks), a new leader takes
 over when the leader tab closes, and a job that ends while no tab is seen is told by a system
 notification — in Debian's Chromium."""
