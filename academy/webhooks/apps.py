@@ -7,7 +7,7 @@ class WebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from academy.webhooks import outbox
+        from academy.webhooks import metrics, outbox  # noqa: F401 - metrics exported from start
         from jobbox.signals import job_transitioned
 
         job_transitioned.connect(outbox.record_transition, dispatch_uid="webhooks-outbox")

@@ -23,6 +23,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from academy.webhooks import targets
+from academy.webhooks.metrics import DELIVERIES_PENDING, DELIVERY_ATTEMPTS
 from academy.webhooks.models import Delivery, Endpoint
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,13 @@ LEASE_SECONDS = 60.0
 def deliver_due() -> int:
     """One round: send every claimable due delivery; the number of attempts made."""
     claimed = claim_due(timezone.now())
-    if not claimed:
-        return 0
+    if claimed:
+        _send(claimed)
+    DELIVERIES_PENDING.set(Delivery.objects.filter(status=Delivery.Status.PENDING).count())
+    return len(claimed)
+
+
+def _send(claimed: list[int]) -> None:
     threads = settings.WEBHOOK_SEND_THREADS
     if threads <= 1:
         for delivery_id in claimed:
@@ -49,7 +55,6 @@ def deliver_due() -> int:
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(_attempt_in_thread, claimed))
-    return len(claimed)
 
 
 def claim_due(now: datetime) -> list[int]:
@@ -103,6 +108,7 @@ def attempt(delivery_id: int) -> None:
         answer = targets.post(targets.parse(endpoint.url), body, _signed_headers(
             endpoint.secret, delivery.message_id, now, body))
     except targets.TargetRefused as refused:
+        DELIVERY_ATTEMPTS.labels("refused").inc()
         _failed(delivery, now, status_code=None, elapsed_ms=None, error=refused.code)
         return
     except Exception as exc:  # urllib3's errors: refused, reset, timed out...
@@ -126,6 +132,7 @@ def _signed_headers(secret: str, message_id: str, now: datetime, body: bytes) ->
 
 
 def _delivered(delivery: Delivery, now: datetime, answer: targets.Answer) -> None:
+    DELIVERY_ATTEMPTS.labels("delivered").inc()
     Delivery.objects.filter(id=delivery.id).update(
         status=Delivery.Status.DELIVERED, attempts=delivery.attempts + 1, delivered_at=now,
         lease_until=None, last_status_code=answer.status_code,
@@ -138,6 +145,7 @@ def _failed(delivery: Delivery, now: datetime, *, status_code: int | None,
     attempts = delivery.attempts + 1
     retry_for = timedelta(seconds=settings.WEBHOOK_RETRY_FOR_SECONDS)
     given_up = now - delivery.created_at >= retry_for
+    DELIVERY_ATTEMPTS.labels("given_up" if given_up else "failed").inc()
     with transaction.atomic():
         Delivery.objects.filter(id=delivery.id).update(
             status=Delivery.Status.FAILED if given_up else Delivery.Status.PENDING,
