@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "academy.tenants",
     "academy.videos",
     "academy.ai",
+    "academy.webhooks",
     "academy.demo",
     "academy.maintenance",
     "academy.web",
@@ -294,4 +295,26 @@ VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND = env.number(
 CELERY_BEAT_SCHEDULE["reap-expired-video-leases"] = {
     "task": "academy.videos.tasks.reap_expired_video_leases",
     "schedule": VIDEO_REAP_INTERVAL_SECONDS,
+}
+
+
+# --- Webhooks (academy.webhooks; docs/how-to/webhooks.md) ---
+# `host:port` pairs a webhook may reach even though they resolve to loopback or private
+# addresses (a local receiver, an on-premises system); comma-separated in the environment.
+WEBHOOK_ALLOWED_HOSTS = env.words("WEBHOOK_ALLOWED_HOSTS", "")
+# Each transition writes one row per subscribed endpoint: this bounds that, and the API.
+WEBHOOK_MAX_ENDPOINTS_PER_ACADEMY = env.integer("WEBHOOK_MAX_ENDPOINTS_PER_ACADEMY", 10)
+# Deliveries of one academy being sent at once: a hanging endpoint holds this many sending
+# threads for up to their timeout, and no more, whatever the backlog.
+WEBHOOK_MAX_IN_FLIGHT_PER_ACADEMY = env.integer("WEBHOOK_MAX_IN_FLIGHT_PER_ACADEMY", 4)
+# Threads one delivery round sends with (each waits on a receiver, not on the CPU).
+WEBHOOK_SEND_THREADS = env.integer("WEBHOOK_SEND_THREADS", 8)
+# A delivery is retried for a day; an endpoint whose every delivery failed that long is
+# disabled (its administrators see why, and can enable it again).
+WEBHOOK_RETRY_FOR_SECONDS = env.integer("WEBHOOK_RETRY_FOR_SECONDS", 24 * 60 * 60)
+# Beat's round: picks up retries that came due and anything a lost queue send left waiting.
+WEBHOOK_ROUND_SECONDS = env.number("WEBHOOK_ROUND_SECONDS", 5.0)
+CELERY_BEAT_SCHEDULE["deliver-webhooks"] = {
+    "task": "academy.webhooks.deliver_due",
+    "schedule": WEBHOOK_ROUND_SECONDS,
 }

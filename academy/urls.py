@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/ai/jobs/<str:job_id>/report/", AIJobReportView.as_view(), name="ai-job-report"),
     path("api/ai/jobs/<str:job_id>/result/<str:section>/", AIJobResultPagesView.as_view(),
          name="ai-job-result-pages"),
+    path("", include("academy.webhooks.urls")),
     path("", include("jobbox.http.urls")),  # the job box, its stream, /metrics, /healthz
     path("", include("academy.web.urls")),
 ]

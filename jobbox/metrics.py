@@ -98,3 +98,27 @@ STREAM_OWNERS_WATCHED = Gauge(
     "People whose notification channel this process subscribes to.",
     multiprocess_mode="livesum",
 )
+
+
+def start_at_zero(kinds: list[str]) -> None:
+    """Create every known label set at 0 (called before the first scrape): a dashboard then
+    shows 0 for a kind of read that has not happened yet, not "no data" (a query that finds
+    no series is indistinguishable from one that names a metric the service does not export).
+    """
+    for kind in kinds:
+        for source in ("redis", "db_fill", "db_fallback", "not_found", "negative",
+                       "outage_copy"):
+            READS.labels(kind, source)
+        for outcome in ("stored", "stale", "failed"):
+            CACHE_WRITES.labels(kind, outcome)
+        for outcome in ("shared", "filled", "gave_up"):
+            SINGLE_FLIGHT_WAITS.labels(kind, outcome)
+        REPAIRS.labels(kind)
+        OUTAGE_QUERIES.labels(kind)
+    for group in ("token", "user"):
+        OUTAGE_QUERIES.labels(group)
+    for source in ("redis", "db_fill", "db_fallback", "outage_copy", "shared",
+                   "fill_refused", "miss_budget_spent"):
+        PRINCIPAL_READS.labels(source)
+    for outcome in ("redis", "rebuilt", "db_fallback"):
+        JOBBOX_READS.labels(outcome)

@@ -25,7 +25,7 @@ from datetime import timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
-from jobbox import caches, conf, keys, model, registry
+from jobbox import caches, conf, keys, model, registry, signals
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors, with_retries
 from jobbox.events import encode_event
 from jobbox.metrics import CACHE_WRITES
@@ -47,7 +47,10 @@ def save_transition(instance: models.Model, *, update_fields: Iterable[str]) -> 
     setattr(instance, job.version_field, getattr(instance, job.version_field) + 1)
     auto_now = [f.name for f in instance._meta.concrete_fields if getattr(f, "auto_now", False)]
     instance.save(update_fields=sorted({*update_fields, job.version_field, *auto_now}))
-    publish_on_commit(instance)
+    snapshot = job.snapshot_of(instance)
+    signals.job_transitioned.send(sender=type(instance), job=job, instance=instance,
+                                  snapshot=snapshot, update_fields=frozenset(update_fields))
+    transaction.on_commit(lambda: store_after_commit(snapshot), using=instance._state.db)
 
 
 def publish_on_commit(instance: models.Model) -> None:

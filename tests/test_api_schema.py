@@ -27,9 +27,17 @@ from schemathesis.specs.openapi.checks import (
 from academy.ai import services as ai_services
 from academy.tenants.models import Membership
 from academy.videos import services as video_services
+from academy.webhooks import targets
 from academy.wsgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def no_name_resolution(monkeypatch):
+    """Webhook URLs the fuzzer makes up are resolved by a stub: no lookup leaves the machine
+    (and no endpoint is ever contacted: nothing here delivers)."""
+    monkeypatch.setattr(targets, "resolve", lambda host, port: ["93.184.216.34"])
 
 # Examples per operation and mode: enough to reach every parameter's edge cases (empty, huge,
 # unicode, control characters), few enough that both modes of the 8 operations run in under
@@ -81,10 +89,10 @@ def test_every_answer_conforms_and_none_is_a_server_error(mode):
     tokens = itertools.cycle(demo.tokens)
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 8  # every DRF route of the API
+    assert len(operations) == 15  # every DRF route of the API
     for operation in operations:
         send_known_ids(operation, demo)
-        if mode is GenerationMode.NEGATIVE and operation.method.upper() == "GET":
+        if mode is GenerationMode.NEGATIVE and not list(operation.body):
             continue  # only path ids, and any string is one (answered 404): nothing invalid
         try:
             fuzz(operation, mode, tokens)

@@ -80,6 +80,8 @@ def _script_labels() -> dict[str, Any]:
         "connecting": _("connecting"),
         "result": _("Result"),
         "error": _("Error"),
+        "notify": {"enable": _("Notify me when a job ends"),
+                   "body": _("A job in your job box has ended.")},
         "times": _time_labels(),
         "report": _report_labels(),
         "steps": messages.steps(),

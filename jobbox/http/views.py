@@ -50,7 +50,7 @@ from jobbox.box import Box, box_from_database, read_box
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.http import errors
 from jobbox.http.schema import NOT_FOUND, UNAUTHENTICATED, BoxShape, extend_schema
-from jobbox.metrics import READS
+from jobbox.metrics import READS, start_at_zero
 from jobbox.read import JobNotFound, read_job
 from jobbox.stream import (
     CLIENT_RETRY_SECONDS,
@@ -383,11 +383,12 @@ def _metrics_text() -> bytes:
     """This process's metrics, or, under prometheus_client's multiprocess mode
     (PROMETHEUS_MULTIPROC_DIR set), every process's summed: a scrape answered by any worker
     shows the same totals, and consecutive scrapes never go backwards."""
+    start_at_zero([job.kind for job in registry.all_jobs()])
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return generate_latest()
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    return generate_latest(registry)
+    collected = CollectorRegistry()
+    multiprocess.MultiProcessCollector(collected)
+    return generate_latest(collected)
 
 
 def _may_scrape(request: HttpRequest) -> bool:

@@ -39,7 +39,8 @@ class Command(BaseCommand):
         if created or not user.check_password(password):
             user.set_password(password)
             user.save()
-        Membership.objects.update_or_create(user=user, defaults={"tenant": tenant})
+        # Each demo user administers their academy (its webhooks, among others).
+        Membership.objects.update_or_create(user=user, defaults={"tenant": tenant, "role": "admin"})
         token, _ = Token.objects.get_or_create(user=user)
         return {
             "slug": slug,

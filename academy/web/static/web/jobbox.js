@@ -533,6 +533,19 @@
     pollTimer = null;
   }
 
+  // An event from this tab's stream or shared by the leader tab: the same for both.
+  function applyEvent(message) {
+    lastEventId = message.lastEventId || lastEventId;
+    const data = JSON.parse(message.data);
+    if (message.name === "box" || message.name === "resync") {
+      setBox(data.jobs);
+      return;
+    }
+    const before = entries.get(keyOf(data));
+    upsert(data, message.name === "changed");
+    if (message.name === "changed") tellIfEnded(before, data);
+  }
+
   function openStream() {
     if (!window.EventSource) {
       startPolling();
@@ -543,23 +556,61 @@
     source.addEventListener("open", () => {
       stopPolling();
       setMode("live");
+      tabs.shareMode("live");
     });
-    ["box", "resync"].forEach((name) => source.addEventListener(name, (event) => {
-      lastEventId = event.lastEventId || lastEventId;
-      setBox(JSON.parse(event.data).jobs);
-    }));
-    ["changed", "progressed"].forEach((name) => source.addEventListener(name, (event) => {
-      lastEventId = event.lastEventId || lastEventId;
-      upsert(JSON.parse(event.data), name === "changed");
-    }));
+    ["box", "resync", "changed", "progressed"].forEach((name) => source.addEventListener(
+      name, (event) => {
+        const message = { name, data: event.data, lastEventId: event.lastEventId };
+        applyEvent(message);
+        tabs.shareEvent(message);
+      }));
     source.addEventListener("error", () => {
       startPolling(); // until the stream is back
+      tabs.shareMode("polling");
       if (source && source.readyState === EventSource.CLOSED) {
         // Refused (not a drop, which the browser resumes by itself): try again later.
         source = null;
         window.setTimeout(openStream, STREAM_RETRY_SECONDS * 1000);
       }
     });
+  }
+
+  // The leader's connection, mirrored by the other tabs: they poll only while it cannot stream.
+  function followMode(mode) {
+    if (mode === "live") {
+      stopPolling();
+      setMode("live");
+    } else {
+      startPolling();
+    }
+  }
+
+  // A job that has just ended, told by a system notification when no tab of the page is seen
+  // (the leader tells; the others would repeat it).
+  function tellIfEnded(before, entry) {
+    const status = entry.job && entry.job.status;
+    if (!TERMINAL.has(status) || (before && before.job && before.job.status === status)) return;
+    if (!tabs.isLeader() || !tabs.allHidden()) return;
+    const view = viewOf(entry);
+    const key = keyOf(entry);
+    notifications.show(key, `${L.status[status] || status}: ${view.title || ""}`,
+      L.notify.body, () => {
+        const li = elements.get(key);
+        if (li) {
+          li.scrollIntoView({ block: "center" });
+          li.classList.add("focused");
+        }
+      });
+  }
+
+  function offerNotifications() {
+    if (!notifications.supported || Notification.permission !== "default") return;
+    const button = make("button", "notify", L.notify.enable);
+    button.type = "button";
+    button.addEventListener("click", () => {
+      notifications.askPermission().finally(() => button.remove());
+    });
+    connection.after(button);
   }
 
   function messagesOf(body) {
@@ -610,7 +661,13 @@
     });
   });
 
+  const tabs = window.JobboxTabs.join(document.getElementById("who").textContent, {
+    lead: openStream, event: applyEvent, mode: followMode,
+  });
+  window.JobboxTabs.isLeader = tabs.isLeader; // for a person (or a test) looking in
+  const notifications = window.JobboxTabs.notifier({ lang: LANG });
   setMode("connecting");
-  poll().then(openStream);
+  offerNotifications();
+  poll().then(() => tabs.start());
   window.setInterval(render, TIME_REFRESH_SECONDS * 1000);
 })();
