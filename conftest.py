@@ -4,7 +4,6 @@ and a real Celery worker process on the test database."""
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +20,13 @@ from academy.celery import app as celery_app
 from academy.tenants.models import Membership, Tenant
 from jobbox import conf
 from jobbox.client import get_redis, reset_clients
+from process_tools import stop_process, wait_until
 from tests.redis_cluster import LocalCluster, cluster_mode
 
 # A worker process imports Django and connects to the broker in a few seconds here.
 WORKER_START_TIMEOUT_SECONDS = 60
+# A worker's warm shutdown lets its current task finish: room for one short test task.
+WORKER_STOP_GRACE_SECONDS = 20
 
 
 @pytest.fixture(scope="session")
@@ -107,22 +109,18 @@ def start_worker(*extra_args: str) -> subprocess.Popen:
          "--hostname", name, "--without-gossip", "--without-mingle", *extra_args],
         env=env,
     )
-    deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
-    while not celery_app.control.ping(destination=[name], timeout=0.5):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("the Celery worker did not start")
-    return process
+    # Stops waiting early when the worker has exited (its status is then not None).
+    wait_until(lambda: process.poll() is not None
+               or celery_app.control.ping(destination=[name], timeout=0.5),
+               timeout_seconds=WORKER_START_TIMEOUT_SECONDS)
+    if process.poll() is None and celery_app.control.ping(destination=[name], timeout=0.5):
+        return process
+    stop_process(process, grace_seconds=0)
+    raise RuntimeError("the Celery worker did not start")
 
 
 def stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, grace_seconds=WORKER_STOP_GRACE_SECONDS)
 
 
 @pytest.fixture

@@ -15,11 +15,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import IO
 
 import redis
+
+from process_tools import stop_process, wait_until
 
 URL_FILE_NAME = "redis.url"
 # `make run` holds an exclusive lock on this file while it runs (the kernel drops it when the
@@ -31,6 +32,8 @@ LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 RUN_DIR_VARIABLE = "JOBBOX_RUN_DIR"
 # Redis starts in milliseconds; a slow shared machine gets generous room before we give up.
 START_TIMEOUT_SECONDS = 10.0
+# redis-server saves nothing on the way out: SIGTERM ends it at once; the rest is slack.
+STOP_GRACE_SECONDS = 5.0
 
 
 class RunningInstanceUnclear(RuntimeError):
@@ -148,27 +151,28 @@ class RedisServer:
 
     def _wait_until_answering(self) -> None:
         client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                exited = self.process is not None and self.process.poll() is not None
-                if exited or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.05)
-            finally:
-                client.close()
+        try:
+            # True once it answers; "exited" ends the wait early (redis-server gave up).
+            outcome = wait_until(lambda: self._answering(client) or self._exited(),
+                                 timeout_seconds=START_TIMEOUT_SECONDS)
+        finally:
+            client.close()
+        if outcome is not True:
+            raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    @staticmethod
+    def _answering(client: redis.Redis) -> bool:
+        try:
+            return bool(client.ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def _exited(self) -> str | None:
+        exited = self.process is not None and self.process.poll() is not None
+        return "exited" if exited else None
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace_seconds=STOP_GRACE_SECONDS)
         self.process = None
 
     def __enter__(self) -> "RedisServer":

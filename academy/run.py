@@ -30,6 +30,7 @@ from academy.embedded import (
     read_state,
     write_state,
 )
+from process_tools import stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -37,6 +38,11 @@ METRICS_TOKEN_FILE_NAME = "metrics.token"
 # 32 random bytes: as strong as the session secret, and kept between runs so a scraper set up
 # once keeps working.
 METRICS_TOKEN_BYTES = 32
+# The one line Ctrl-C ends with (exit status 0: stopping is what was asked for).
+GOODBYE = "Jobbox stopped. Goodbye."
+# uvicorn closes open streams within its 3 s graceful shutdown; a worker finishing a task on
+# its warm shutdown gets the rest. Past this, the children are killed: none outlives `make run`.
+CHILDREN_STOP_GRACE_SECONDS = 20.0
 
 
 def run_dir() -> Path:
@@ -82,6 +88,12 @@ def main() -> int:
         metrics_dir.prepare(folder / "prometheus")  # /metrics sums the workers (emptied now)
         children = _start_children(port, folder)
         return _wait(children)
+    except KeyboardInterrupt:  # Ctrl-C, at any point of the start-up or while serving
+        # The terminal sent Ctrl-C to the children too: they are on their way out. A second
+        # Ctrl-C must not cut the clean-up short (nor print a traceback) while they go.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"\n{GOODBYE}", file=sys.stderr, flush=True)
+        return 0
     finally:
         _stop(children)
         if redis_server:
@@ -101,7 +113,11 @@ def _refuse_second_instance(folder: Path) -> int:
 
 
 def _port_free(port: int) -> bool:
+    """True unless something listens on the port. SO_REUSEADDR, as uvicorn sets it too: the
+    closed connections of a run stopped a moment ago (TIME_WAIT, for a minute) do not count,
+    while a listening socket still refuses the bind."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -144,28 +160,20 @@ def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        with contextlib.suppress(ProcessLookupError):
-            child.terminate()
-    for child in children:
-        child.wait()
+    stop_processes(children, grace_seconds=CHILDREN_STOP_GRACE_SECONDS)
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while True:
-            for child in children:
-                code = child.poll()
-                if code is not None:
-                    print(f"{' '.join(child.args[1:4])} exited with {code}; stopping",
-                          file=sys.stderr)
-                    return code or 1
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                children[0].wait(timeout=1)
-    except KeyboardInterrupt:
-        print("\nstopping", file=sys.stderr)
-        return 0
+    while True:
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                print(f"{' '.join(child.args[1:4])} exited with {code}; stopping",
+                      file=sys.stderr)
+                return code or 1
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            children[0].wait(timeout=1)
 
 
 def _print_welcome(demo: dict, port: str) -> None:

@@ -36,6 +36,7 @@ from bench.harness import Churn, Harness, close_own_connections
 from bench.load import LoadSpec, Target
 from bench.pgstats import STATS_IDLE_FLUSH_SECONDS, machine_busy_share
 from bench.stack import BASE_DIR, SERVER_WORKERS, Server
+from process_tools import stop_process
 
 VARIANTS = ("before", "seed", "cachalot", "jobbox")
 VARIANT_TITLES = {
@@ -330,8 +331,7 @@ def scenario_1(b: Bench, prepare: Callable[[], None]) -> None:
             b.harness.measure("s1", variant, f"{len(jobs)} running jobs, 1 poll/s each",
                               b.server(variant), b.poll_spec(variant, targets, seconds=window))
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_process(process, grace_seconds=30)
     b.extra["s1_jobs"] = jobs
 
 

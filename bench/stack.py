@@ -24,6 +24,7 @@ from psycopg import sql
 from academy import metrics_dir
 from academy.embedded import free_port
 from bench.pgstats import read_proc_cpu
+from process_tools import stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Two workers as in `make run` and DESIGN.md's measurement; threads let a slow answer not
@@ -168,10 +169,4 @@ class Server:
         return sum(cpu for pid in self.worker_pids() if (cpu := read_proc_cpu(pid)) is not None)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace_seconds=20)

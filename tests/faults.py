@@ -3,7 +3,6 @@ database, and a count of the SQL every thread runs (DESIGN.md, invariants 6-8)."
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -85,16 +84,3 @@ def database_unreachable() -> Iterator[None]:
     finally:
         connection.close()
         db.update(saved)
-
-
-def wait_until(condition: Callable[[], T], *, timeout_seconds: float,
-               interval_seconds: float = 0.05) -> T:
-    """The first truthy value of `condition()`, asked every interval; after the timeout, its
-    last (falsy) value. The tests' one wait loop."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval_seconds)
-    return condition()

@@ -17,6 +17,7 @@ import redis
 import redis.cluster
 
 from academy.embedded import free_port
+from process_tools import stop_processes
 
 # Nodes agree on a failed master after this long (Redis's default is 15 s; a test waits).
 NODE_TIMEOUT_MS = 1000
@@ -129,15 +130,7 @@ class LocalCluster:
             self.node(port).flushall()
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalCluster":

@@ -34,7 +34,7 @@ from django.db import connection
 
 from academy.embedded import free_port
 from jobbox import conf
-from tests.faults import wait_until
+from process_tools import stop_process, wait_until
 from tests.library_dist import ROOT, library_dist
 
 SECTION = "## Adopt jobbox in your Django project"
@@ -214,8 +214,7 @@ class Server:
             return False
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 SETUP = """

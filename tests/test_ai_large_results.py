@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from academy.ai import conf
 from jobbox import large_fields
 from jobbox.caches import LargeValueCache
+from process_tools import wait_until
 from tests.ai_helpers import (
     done_job,
     poll,
@@ -21,7 +22,6 @@ from tests.ai_helpers import (
     stored_snapshot,
     submit,
 )
-from tests.faults import wait_until
 from tests.helpers import outside_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)

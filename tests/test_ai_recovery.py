@@ -20,8 +20,8 @@ from academy.ai import reaper, services, storage
 from academy.ai.tasks import REAP_TASK
 from academy.celery import app as celery_app
 from conftest import start_worker, stop_worker
+from process_tools import wait_until
 from tests.ai_helpers import poll, row, sheet_bytes
-from tests.faults import wait_until
 from tests.test_ai_worker import SHEET, wait_until_finished, worker_children
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,8 +13,8 @@ import pytest
 from academy.ai import services, storage
 from academy.ai.tasks import run_ai_job
 from conftest import start_worker, stop_worker
+from process_tools import wait_until
 from tests.ai_helpers import poll, row, sheet_bytes, submit
-from tests.faults import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,8 @@ import redis
 from academy.embedded import RedisServer
 from academy.videos import services
 from jobbox import keys
+from process_tools import wait_until
 from tests.asgi_server import SERVER_PIDS, serve_asgi
-from tests.faults import wait_until
 from tests.helpers import new_video
 from tests.sse import SSEStream, is_status
 

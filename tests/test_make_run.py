@@ -3,6 +3,7 @@ prints a secret or touches a file, and names the running one's address), a metri
 look at `/metrics` with, and commands in another shell on the running one's Redis or on none.
 """
 
+import http.client
 import os
 import signal
 import socket
@@ -12,12 +13,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 import conftest
-from academy import embedded
+from academy import embedded, run
 from academy.embedded import free_port
+from process_tools import wait_until
+from tests.asgi_server import answering
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,14 +64,8 @@ def wait_for_line(process: subprocess.Popen, prefix: str) -> list[str]:
 
 
 def wait_until_serving(base: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+    assert wait_until(lambda: answering(base), timeout_seconds=START_TIMEOUT_SECONDS,
+                      interval_seconds=0.2), "the service did not start"
 
 
 def get(url: str, **headers: str) -> int:
@@ -154,3 +152,85 @@ def test_commands_never_guess_a_redis_while_an_instance_runs(tmp_path, monkeypat
         lock.close()
     monkeypatch.delenv("REDIS_URL")
     assert not embedded.running(tmp_path)
+
+
+# /proc/net/tcp's state code for TIME_WAIT.
+TIME_WAIT_STATE = "06"
+
+
+def time_wait_on(port: int) -> bool:
+    """True while a closed connection on the local `port` sits in TIME_WAIT (IPv4)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(row.split()[1].endswith(f":{port:04X}") and row.split()[3] == TIME_WAIT_STATE
+               for row in rows)
+
+
+def leave_time_wait_on_a_port() -> int:
+    """A port whose server closed a connection first and stopped listening: what a stopped
+    `make run` leaves after serving a browser."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as browser:
+            served, _ = listener.accept()
+            served.close()  # the server side closes first: its end goes to TIME_WAIT
+            browser.recv(1)
+    return port
+
+
+def test_a_port_is_in_use_only_while_something_listens_on_it():
+    port = leave_time_wait_on_a_port()
+    assert time_wait_on(port)
+    assert run._port_free(port)  # closed connections are no program
+    with socket.socket() as listening:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(("127.0.0.1", port))
+        listening.listen()
+        assert not run._port_free(port)
+
+
+def start_in_a_terminal(folder: Path, port: int, stderr: IO[str]) -> subprocess.Popen:
+    """`make run` in a session of its own, so Ctrl-C can reach it and its children together
+    as a terminal's does."""
+    return subprocess.Popen([sys.executable, "-m", "academy.run"], cwd=BASE_DIR,
+                            env=run_env(folder, port), stdout=subprocess.DEVNULL,
+                            stderr=stderr, text=True, start_new_session=True)
+
+
+def press_ctrl_c(process: subprocess.Popen) -> int:
+    os.killpg(process.pid, signal.SIGINT)
+    return process.wait(timeout=START_TIMEOUT_SECONDS)
+
+
+def test_ctrl_c_with_a_page_open_says_goodbye_and_a_restart_at_once_starts(tmp_path):
+    folder, port = tmp_path / "run", free_port()
+    base = f"http://127.0.0.1:{port}"
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with open(first_log, "w") as stderr:
+        first = start_in_a_terminal(folder, port, stderr)
+        try:
+            wait_until_serving(base)
+            page = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            page.request("GET", "/healthz")  # a keep-alive connection, as a browser holds
+            page.getresponse().read()
+            assert press_ctrl_c(first) == 0
+            page.close()
+        finally:
+            if first.poll() is None:
+                first.kill()
+    log = first_log.read_text()
+    assert log.count(run.GOODBYE) == 1
+    assert "Traceback" not in log
+    assert time_wait_on(port)  # the server closed the page's connection: the case to prove
+
+    with open(second_log, "w") as stderr:
+        second = start_in_a_terminal(folder, port, stderr)
+        try:
+            wait_until_serving(base)
+            assert press_ctrl_c(second) == 0
+        finally:
+            if second.poll() is None:
+                second.kill()
+    assert "in use" not in second_log.read_text()

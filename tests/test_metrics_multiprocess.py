@@ -22,6 +22,7 @@ from academy.embedded import free_port
 from academy.videos import services
 from conftest import test_database_url as database_url_for_processes
 from jobbox import conf, metrics
+from process_tools import stop_process
 from tests.asgi_server import _wait_until_serving
 from tests.helpers import new_video
 
@@ -55,8 +56,7 @@ def gunicorn(tmp_path, transactional_db):
         _wait_until_serving(process, base)
         yield base, metrics_dir
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_process(process, grace_seconds=30)
 
 
 def get(url: str, authorization: str) -> bytes:

@@ -15,7 +15,7 @@ from jobbox import keys, registry, write
 from jobbox.client import RedisUnavailable
 from jobbox.metrics import REPAIRS
 from jobbox.reconcile import reconcile_recent
-from tests.faults import wait_until
+from process_tools import wait_until
 from tests.helpers import new_video, outside_redis, poll, stored_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,7 +13,8 @@ from django.utils import timezone
 from academy.videos import services
 from academy.videos.models import Video
 from jobbox import read
-from tests.faults import private_redis_server, wait_until
+from process_tools import wait_until
+from tests.faults import private_redis_server
 from tests.helpers import new_video, poll, stored_snapshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fault]

@@ -13,8 +13,8 @@ from academy.videos import services
 from jobbox import box, keys
 from jobbox.client import reset_clients
 from jobbox.metrics import READS
+from process_tools import wait_until
 from tests.asgi_server import serve_asgi
-from tests.faults import wait_until
 from tests.helpers import new_video, poll
 from tests.redis_cluster import LocalCluster, cluster_capable_server
 from tests.sse import SSEStream, is_status

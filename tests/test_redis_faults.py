@@ -19,7 +19,8 @@ from academy.videos.models import Video
 from jobbox import conf, keys
 from jobbox.breaker import State
 from jobbox.client import get_breaker
-from tests.faults import SqlCounter, closing_connections, private_redis_server, wait_until
+from process_tools import wait_until
+from tests.faults import SqlCounter, closing_connections, private_redis_server
 from tests.helpers import new_video, poll
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fault]

@@ -24,7 +24,7 @@ from academy.videos.models import Video
 from academy.videos.tasks import reap_expired_video_leases, transcode_video
 from conftest import start_worker, stop_worker
 from jobbox import keys
-from tests.faults import wait_until
+from process_tools import wait_until
 from tests.helpers import new_video, outside_redis, stored_snapshot
 from tests.media import make_clip
 
