@@ -8,6 +8,7 @@ importing the service.
 """
 
 import contextlib
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -62,3 +63,10 @@ def wait_until(condition: Callable[[], T], *, timeout_seconds: float,
             return value
         time.sleep(interval_seconds)
     return condition()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing uses right now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from academy.celery import app as celery_app
-from academy.embedded import free_port
 from conftest import start_worker, stop_worker, test_database_url
 from jobbox import conf
-from process_tools import stop_process, wait_until
+from process_tools import free_port, stop_process, wait_until
 
 # uvicorn imports Django in a second or two here; a loaded shared machine gets room.
 SERVER_START_TIMEOUT_SECONDS = 60

@@ -11,7 +11,8 @@ from django.db import connection, connections
 from django.db.backends.signals import connection_created
 from django.test import override_settings
 
-from academy.embedded import RedisServer, free_port
+from process_tools import free_port
+from process_tools.redis_server import RedisServer
 
 T = TypeVar("T")
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import redis
 import redis.cluster
 
-from academy.embedded import free_port
-from process_tools import stop_processes
+from process_tools import free_port, stop_processes
 
 # Nodes agree on a failed master after this long (Redis's default is 15 s; a test waits).
 NODE_TIMEOUT_MS = 1000

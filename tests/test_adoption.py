@@ -32,9 +32,8 @@ import pytest
 import redis
 from django.db import connection
 
-from academy.embedded import free_port
 from jobbox import conf
-from process_tools import stop_process, wait_until
+from process_tools import free_port, stop_process, wait_until
 from tests.library_dist import ROOT, library_dist
 
 SECTION = "## Adopt jobbox in your Django project"

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from academy.ai import services
 from academy.ai.models import AIJobModel
-from academy.embedded import RedisServer
+from process_tools.redis_server import RedisServer
 from tests.ai_helpers import (
     done_job,
     new_job,

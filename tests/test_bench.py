@@ -420,8 +420,8 @@ def test_the_stream_mode_counts_server_sent_events():
 
     from aiohttp import web
 
-    from academy.embedded import free_port
     from bench import load
+    from process_tools import free_port
 
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

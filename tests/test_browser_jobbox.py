@@ -7,8 +7,8 @@ import os
 import pytest
 import redis
 
-from academy.embedded import RedisServer
 from academy.videos import services
+from process_tools.redis_server import RedisServer
 from tests.asgi_server import serve_asgi
 from tests.browser import browsers, sign_in
 from tests.helpers import new_video

@@ -9,8 +9,8 @@ import redis
 
 from academy.ai import services as ai
 from academy.ai.job_types.grade_report import StudentRow, rank_students, subject_statistics
-from academy.embedded import RedisServer
 from academy.videos import services as videos
+from process_tools.redis_server import RedisServer
 from tests.ai_helpers import done_job, new_job, processing_job
 from tests.asgi_server import serve_asgi
 from tests.browser import browsers, screenshot, sign_in

@@ -222,7 +222,7 @@ def test_a_fill_of_a_long_finished_ai_job_does_not_bring_it_back(alice):
 
 
 def test_redis_down_answers_the_box_from_the_database(alice, settings):
-    from academy.embedded import free_port
+    from process_tools import free_port
 
     video = new_video(alice)
     box(alice)

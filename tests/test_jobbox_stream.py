@@ -8,10 +8,10 @@ import urllib.request
 import pytest
 import redis
 
-from academy.embedded import RedisServer
 from academy.videos import services
 from jobbox import keys
 from process_tools import wait_until
+from process_tools.redis_server import RedisServer
 from tests.asgi_server import SERVER_PIDS, serve_asgi
 from tests.helpers import new_video
 from tests.sse import SSEStream, is_status

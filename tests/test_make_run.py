@@ -19,8 +19,7 @@ import pytest
 
 import conftest
 from academy import embedded, run
-from academy.embedded import free_port
-from process_tools import wait_until
+from process_tools import free_port, wait_until
 from tests.asgi_server import answering
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,11 +18,10 @@ import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from academy.embedded import free_port
 from academy.videos import services
 from conftest import test_database_url as database_url_for_processes
 from jobbox import conf, metrics
-from process_tools import stop_process
+from process_tools import free_port, stop_process
 from tests.asgi_server import _wait_until_serving
 from tests.helpers import new_video
 

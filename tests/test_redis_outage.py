@@ -3,8 +3,8 @@
 import pytest
 from django.test import override_settings
 
-from academy.embedded import RedisServer
 from academy.videos import services
+from process_tools.redis_server import RedisServer
 from tests.helpers import new_video, poll
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fault]
