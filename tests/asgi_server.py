@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from academy.celery import app as celery_app
-from conftest import start_worker, stop_worker, test_database_url
 from jobbox import conf
 from process_tools import free_port, stop_process, wait_until
+from tests.workers import start_worker, stop_worker, test_database_url
 
 # uvicorn imports Django in a second or two here; a loaded shared machine gets room.
 SERVER_START_TIMEOUT_SECONDS = 60
