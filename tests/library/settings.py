@@ -33,6 +33,9 @@ DATABASES = {"default": dj_database_url.parse(
     os.environ.get("DATABASE_URL") or "sqlite://:memory:", conn_max_age=0)}
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_library"}
 
+# Signed-cookie sessions read no store: the stream and the views stay free of SQL.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 JOBBOX = {
     "REDIS_URL": REDIS_URL,
