@@ -2,7 +2,7 @@
 with the machine's `redis-server --cluster-enabled yes` and `redis-cli --cluster create`
 (DESIGN.md, invariant 12: the tests prove cluster safety on a real three-master cluster).
 
-`JOBBOX_TEST_REDIS_CLUSTER=1` runs the core suites on one (`conftest.py`); `make
+`JOBBOX_TEST_REDIS_CLUSTER=1` runs the core suites on one (`tests/service/conftest.py`); `make
 test-cluster` does that, and `tests/e2e/test_redis_cluster.py` starts its own either way.
 """
 
