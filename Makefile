@@ -32,10 +32,11 @@ test: $(VENV)/.installed lint $(HLSJS) $(MESSAGES) browser
 	$(WITH_REDIS) $(LIBRARY_TESTS) $(PYTEST_ARGS)
 	$(WITH_REDIS) $(PY) -m pytest tests/service tests/e2e $(PYTEST_ARGS)
 
-# The library and service layers: no browser, no worker process, no fresh install, no cluster.
+# The library and service layers: no browser, no worker process, no fresh install, no cluster
+# (the few service tests that start a worker or run for seconds are marked e2e).
 test-fast: $(VENV)/.installed lint $(MESSAGES)
 	$(WITH_REDIS) $(LIBRARY_TESTS) $(PYTEST_ARGS)
-	$(WITH_REDIS) $(PY) -m pytest tests/service $(PYTEST_ARGS)
+	$(WITH_REDIS) $(PY) -m pytest tests/service -m 'not e2e' $(PYTEST_ARGS)
 
 # The core suites on a local 3-master Redis Cluster the tests start (README, "Redis Cluster";
 # needs redis-server 7+ and redis-cli on PATH).

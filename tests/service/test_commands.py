@@ -94,6 +94,7 @@ def test_simulated_jobs_get_distinct_titles_and_a_ready_video_has_nothing_to_pla
     assert names == ["simulated-scores-1.xlsx", "simulated-scores-2.xlsx"]
 
 
+@pytest.mark.e2e  # background jobs that run for seconds
 def test_simulate_jobs_in_the_background_returns_while_its_jobs_run(monkeypatch, settings,
                                                                     tmp_path):
     from jobbox import conf

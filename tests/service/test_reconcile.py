@@ -131,6 +131,7 @@ def test_the_reconciler_runs_every_interval_from_celery_beat():
     assert reconcile_job_snapshots.name in celery_app.tasks
 
 
+@pytest.mark.e2e  # starts a real Celery worker process
 def test_a_lost_write_is_repaired_by_the_task_in_a_real_worker_within_the_bound(
         alice, monkeypatch, worker):
     video = new_video(alice)
