@@ -89,8 +89,7 @@ def main() -> int:
         children = _start_children(port, folder)
         return _wait(children)
     except KeyboardInterrupt:  # Ctrl-C, at any point of the start-up or while serving
-        # The terminal sent Ctrl-C to the children too: they are on their way out. A second
-        # Ctrl-C must not cut the clean-up short (nor print a traceback) while they go.
+        # A second Ctrl-C must not cut the clean-up short (nor print a traceback).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"\n{GOODBYE}", file=sys.stderr, flush=True)
         return 0
@@ -141,6 +140,9 @@ def metrics_token(folder: Path) -> str:
 
 
 def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
+    """The server and the worker, each in a session of its own: Ctrl-C reaches `make run`
+    alone, which stops them in order (one SIGTERM each, a graceful shutdown), and a child
+    that outstays the grace period is killed with every process it started."""
     return [
         # One origin for the page, the API and the event stream: uvicorn serves the whole
         # ASGI app here; production splits the stream off to uvicorn and keeps polls on
@@ -148,13 +150,13 @@ def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
         subprocess.Popen(
             [PYTHON, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
              "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3"],
-            cwd=BASE_DIR,
+            cwd=BASE_DIR, start_new_session=True,
         ),
         # The worker, with the periodic scheduler (beat) embedded: one process to run here.
         subprocess.Popen(
             [PYTHON, "-m", "celery", "-A", "academy", "worker", "--beat", "--loglevel", "INFO",
              "--concurrency", "2", "--schedule", str(folder / "celerybeat-schedule")],
-            cwd=BASE_DIR,
+            cwd=BASE_DIR, start_new_session=True,
         ),
     ]
 

@@ -8,6 +8,8 @@ importing the service.
 """
 
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -48,8 +50,19 @@ def stop_processes(processes: Iterable[subprocess.Popen], *,
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process.kill()
+            _kill(process)
             process.wait()
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """SIGKILL; to the child's whole process group when it leads one (started with
+    `start_new_session=True`), so the processes it started (a Celery worker's pool, uvicorn's
+    workers) cannot outlive it as orphans."""
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
 
 
 def wait_until(condition: Callable[[], T], *, timeout_seconds: float,

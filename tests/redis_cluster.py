@@ -16,7 +16,7 @@ from pathlib import Path
 import redis
 import redis.cluster
 
-from process_tools import free_port, stop_processes
+from process_tools import free_port, stop_processes, wait_until
 
 # Nodes agree on a failed master after this long (Redis's default is 15 s; a test waits).
 NODE_TIMEOUT_MS = 1000
@@ -104,12 +104,14 @@ class LocalCluster:
 
     def wait_until_ok(self, ports: list[int] | None = None) -> None:
         """Every live node says `cluster_state:ok` and sees every slot served."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        for port in ports or [p for p, proc in self.processes.items() if proc.poll() is None]:
-            while self.node(port).cluster("INFO").get("cluster_state") != "ok":
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the local cluster did not reach cluster_state:ok")
-                time.sleep(0.1)
+        live = ports or [p for p, proc in self.processes.items() if proc.poll() is None]
+
+        def all_ok() -> bool:
+            return all(self.node(port).cluster("INFO").get("cluster_state") == "ok"
+                       for port in live)
+
+        if not wait_until(all_ok, timeout_seconds=START_TIMEOUT_SECONDS, interval_seconds=0.1):
+            raise RuntimeError("the local cluster did not reach cluster_state:ok")
 
     def master_ports(self) -> list[int]:
         return [p for p in self.processes if self.processes[p].poll() is None

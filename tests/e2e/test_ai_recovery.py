@@ -10,7 +10,6 @@ import errno
 import io
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -55,17 +54,19 @@ def piped_job(member, job_id: str) -> Path:
     return fifo
 
 
+def open_if_read(fifo: Path) -> int | None:
+    """The pipe's write end once a run holds it open for reading; None before."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        assert exc.errno == errno.ENXIO  # no reader yet
+        return None
+
+
 def feed_when_read(fifo: Path) -> None:
     """Write the sheet into the pipe once a run opens it for reading."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    writer = None
-    while writer is None:
-        assert time.monotonic() < deadline, "no run opened the sheet"
-        try:
-            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            assert exc.errno == errno.ENXIO
-            time.sleep(0.05)
+    writer = wait_until(lambda: open_if_read(fifo), timeout_seconds=WAIT_SECONDS)
+    assert writer is not None, "no run opened the sheet"
     os.set_blocking(writer, True)
     with os.fdopen(writer, "wb") as pipe:
         pipe.write(sheet_bytes(SHEET))

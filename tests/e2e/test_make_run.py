@@ -215,6 +215,7 @@ def test_ctrl_c_with_a_page_open_says_goodbye_and_a_restart_at_once_starts(tmp_p
             page.request("GET", "/healthz")  # a keep-alive connection, as a browser holds
             page.getresponse().read()
             assert press_ctrl_c(first) == 0
+            assert run._port_free(port)  # the server stopped with it
             page.close()
         finally:
             if first.poll() is None:

@@ -6,6 +6,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
+from django.db import connection
 
 from jobbox.http.asgi import stream_app
 from tests.library.chores import doing_chore
@@ -44,6 +45,16 @@ async def read_until(stream: ApplicationCommunicator, needle: bytes) -> bytes:
     return received
 
 
+@sync_to_async
+def move_chore(chore_id: int, status: str, note: str) -> None:
+    """A transition from a worker thread, whose database connection closes with it (the test
+    database is dropped at the end of the run: no session may stay open on it)."""
+    try:
+        services.move_chore(chore_id, status, note=note)
+    finally:
+        connection.close()
+
+
 async def close(stream: ApplicationCommunicator) -> None:
     await stream.send_input({"type": "http.disconnect"})
     await stream.wait(EVENT_WAIT_SECONDS)
@@ -57,7 +68,7 @@ def test_a_committed_transition_reaches_its_owners_stream_as_one_event(ann):
         assert start["status"] == 200
         assert (b"content-type", b"text/event-stream") in start["headers"]
         await read_until(stream, b"\n\n")  # the opening frame: subscribed from here on
-        await sync_to_async(services.move_chore)(chore.pk, Chore.Status.DONE, note="shiny")
+        await move_chore(chore.pk, Chore.Status.DONE, note="shiny")
         received = await read_until(stream, b"shiny")
         await close(stream)
         return received
@@ -73,8 +84,8 @@ def test_another_teams_transition_never_reaches_a_stream(ann, ben):
         stream, _ = await open_stream(ben.token)
         await read_until(stream, b"\n\n")
         # Ann's event is published first: had it leaked, it would arrive before Ben's own.
-        await sync_to_async(services.move_chore)(anns.pk, Chore.Status.DONE, note="anns-secret")
-        await sync_to_async(services.move_chore)(bens.pk, Chore.Status.DONE, note="bens-own")
+        await move_chore(anns.pk, Chore.Status.DONE, note="anns-secret")
+        await move_chore(bens.pk, Chore.Status.DONE, note="bens-own")
         received = await read_until(stream, b"bens-own")
         await close(stream)
         return received
