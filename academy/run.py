@@ -30,6 +30,7 @@ from academy.embedded import (
     read_state,
     write_state,
 )
+from process_tools import stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -37,6 +38,11 @@ METRICS_TOKEN_FILE_NAME = "metrics.token"
 # 32 random bytes: as strong as the session secret, and kept between runs so a scraper set up
 # once keeps working.
 METRICS_TOKEN_BYTES = 32
+# The one line Ctrl-C ends with (exit status 0: stopping is what was asked for).
+GOODBYE = "Jobbox stopped. Goodbye."
+# uvicorn closes open streams within its 3 s graceful shutdown; a worker finishing a task on
+# its warm shutdown gets the rest. Past this, the children are killed: none outlives `make run`.
+CHILDREN_STOP_GRACE_SECONDS = 20.0
 
 
 def run_dir() -> Path:
@@ -82,6 +88,11 @@ def main() -> int:
         metrics_dir.prepare(folder / "prometheus")  # /metrics sums the workers (emptied now)
         children = _start_children(port, folder)
         return _wait(children)
+    except KeyboardInterrupt:  # Ctrl-C, at any point of the start-up or while serving
+        # A second Ctrl-C must not cut the clean-up short (nor print a traceback).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"\n{GOODBYE}", file=sys.stderr, flush=True)
+        return 0
     finally:
         _stop(children)
         if redis_server:
@@ -101,7 +112,11 @@ def _refuse_second_instance(folder: Path) -> int:
 
 
 def _port_free(port: int) -> bool:
+    """True unless something listens on the port. SO_REUSEADDR, as uvicorn sets it too: the
+    closed connections of a run stopped a moment ago (TIME_WAIT, for a minute) do not count,
+    while a listening socket still refuses the bind."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -125,6 +140,9 @@ def metrics_token(folder: Path) -> str:
 
 
 def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
+    """The server and the worker, each in a session of its own: Ctrl-C reaches `make run`
+    alone, which stops them in order (one SIGTERM each, a graceful shutdown), and a child
+    that outstays the grace period is killed with every process it started."""
     return [
         # One origin for the page, the API and the event stream: uvicorn serves the whole
         # ASGI app here; production splits the stream off to uvicorn and keeps polls on
@@ -132,40 +150,32 @@ def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
         subprocess.Popen(
             [PYTHON, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
              "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3"],
-            cwd=BASE_DIR,
+            cwd=BASE_DIR, start_new_session=True,
         ),
         # The worker, with the periodic scheduler (beat) embedded: one process to run here.
         subprocess.Popen(
             [PYTHON, "-m", "celery", "-A", "academy", "worker", "--beat", "--loglevel", "INFO",
              "--concurrency", "2", "--schedule", str(folder / "celerybeat-schedule")],
-            cwd=BASE_DIR,
+            cwd=BASE_DIR, start_new_session=True,
         ),
     ]
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        with contextlib.suppress(ProcessLookupError):
-            child.terminate()
-    for child in children:
-        child.wait()
+    stop_processes(children, grace_seconds=CHILDREN_STOP_GRACE_SECONDS)
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while True:
-            for child in children:
-                code = child.poll()
-                if code is not None:
-                    print(f"{' '.join(child.args[1:4])} exited with {code}; stopping",
-                          file=sys.stderr)
-                    return code or 1
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                children[0].wait(timeout=1)
-    except KeyboardInterrupt:
-        print("\nstopping", file=sys.stderr)
-        return 0
+    while True:
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                print(f"{' '.join(child.args[1:4])} exited with {code}; stopping",
+                      file=sys.stderr)
+                return code or 1
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            children[0].wait(timeout=1)
 
 
 def _print_welcome(demo: dict, port: str) -> None:

@@ -2,7 +2,7 @@
 
 docs/reference/http-api.md (paths and field names are the contract). Serializers here describe
 shapes only; the views render their bodies as they always did (`TrackedJob.render`), and the
-tests fuzz the API against this schema (tests/test_api_schema.py): no 5xx, every answer
+tests fuzz the API against this schema (tests/service/test_api_schema.py): no 5xx, every answer
 conforming. jobbox's own views carry their shapes (`jobbox.http.schema`).
 """
 

@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return 0
-    from academy.embedded import RedisServer
+    from process_tools.redis_server import RedisServer
 
     out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "jobbox-instructions"
     out_dir.mkdir(exist_ok=True)

@@ -159,8 +159,8 @@ def _stack_text(worker_class: str) -> str:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    from academy.embedded import RedisServer
     from bench import stack
+    from process_tools.redis_server import RedisServer
 
     started_at = dt.datetime.now(dt.UTC)
     stack.recreate_database(args.database_url)

@@ -86,8 +86,8 @@ def versions(database_url: str, redis_url: str) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    from academy.embedded import RedisServer
     from bench import stack
+    from process_tools.redis_server import RedisServer
 
     stack.database_name(args.database_url)  # refuses `test` before anything is touched
     started_at = dt.datetime.now(dt.UTC)

@@ -31,12 +31,13 @@ from typing import Any
 
 from django.urls import Resolver404, resolve
 
-from academy.embedded import RedisServer
 from bench import analysis
 from bench.harness import Churn, Harness, close_own_connections
 from bench.load import LoadSpec, Target
 from bench.pgstats import STATS_IDLE_FLUSH_SECONDS, machine_busy_share
 from bench.stack import BASE_DIR, SERVER_WORKERS, Server
+from process_tools import stop_process
+from process_tools.redis_server import RedisServer
 
 VARIANTS = ("before", "seed", "cachalot", "jobbox")
 VARIANT_TITLES = {
@@ -331,8 +332,7 @@ def scenario_1(b: Bench, prepare: Callable[[], None]) -> None:
             b.harness.measure("s1", variant, f"{len(jobs)} running jobs, 1 poll/s each",
                               b.server(variant), b.poll_spec(variant, targets, seconds=window))
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_process(process, grace_seconds=30)
     b.extra["s1_jobs"] = jobs
 
 

@@ -1,7 +1,7 @@
 """What the benchmark runs against: its database, a private Redis, and the servers.
 
 Everything is on 127.0.0.1. The database `bench_db` is the benchmark's own (created afresh
-each run); Redis is a private redis-server (academy.embedded.RedisServer) because scenario 5
+each run); Redis is a private redis-server (process_tools.redis_server) because scenario 5
 stops it, and the machine's Redis is shared. Each server is gunicorn serving bench.urls with
 its own settings module and PostgreSQL `application_name`.
 
@@ -22,8 +22,8 @@ import psycopg
 from psycopg import sql
 
 from academy import metrics_dir
-from academy.embedded import free_port
 from bench.pgstats import read_proc_cpu
+from process_tools import free_port, stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Two workers as in `make run` and the measurement in docs/explanation/architecture.md; threads let
@@ -168,10 +168,4 @@ class Server:
         return sum(cpu for pid in self.worker_pids() if (cpu := read_proc_cpu(pid)) is not None)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace_seconds=20)

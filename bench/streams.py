@@ -378,8 +378,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     raise_open_files()
     database_url = os.environ["BENCH_DATABASE_URL"]
-    from academy.embedded import RedisServer
     from bench import stack
+    from process_tools.redis_server import RedisServer
 
     stack.recreate_database(database_url)
     redis_server = RedisServer().start()

@@ -11,7 +11,7 @@ from academy.ai import services
 from academy.ai.models import AIJobModel
 from academy.celery import app as celery_app
 from jobbox import keys
-from tests.helpers import outside_redis
+from tests.redis_peek import outside_redis
 
 GRADE_REPORT = "excel.grade_report"
 

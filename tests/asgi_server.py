@@ -4,16 +4,15 @@ tests (the event stream needs ASGI; Django's live_server is WSGI)."""
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from academy.celery import app as celery_app
-from academy.embedded import free_port
-from conftest import start_worker, stop_worker, test_database_url
 from jobbox import conf
+from process_tools import free_port, stop_process, wait_until
+from tests.workers import start_worker, stop_worker, test_database_url
 
 # uvicorn imports Django in a second or two here; a loaded shared machine gets room.
 SERVER_START_TIMEOUT_SECONDS = 60
@@ -57,24 +56,24 @@ def _serving(command: list[str], port: int, redis_url: str, env: dict[str, str]
         yield base
     finally:
         SERVER_PIDS.pop(base, None)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
+
+
+def answering(base: str) -> bool:
+    """True once the server at `base` answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+            return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
 
 
 def _wait_until_serving(process: subprocess.Popen, base: str) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start") from None
-            time.sleep(0.1)
+    # Stops waiting early when the server has exited (its status is then not None).
+    wait_until(lambda: answering(base) or process.poll() is not None,
+               timeout_seconds=SERVER_START_TIMEOUT_SECONDS, interval_seconds=0.1)
+    if process.poll() is not None or not answering(base):
+        raise RuntimeError("uvicorn did not start")
 
 
 @contextmanager

@@ -4,7 +4,6 @@ database, and a count of the SQL every thread runs (docs/explanation/invariants.
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -13,7 +12,8 @@ from django.db import connection, connections
 from django.db.backends.signals import connection_created
 from django.test import override_settings
 
-from academy.embedded import RedisServer, free_port
+from process_tools import free_port
+from process_tools.redis_server import RedisServer
 
 T = TypeVar("T")
 
@@ -86,16 +86,3 @@ def database_unreachable() -> Iterator[None]:
     finally:
         connection.close()
         db.update(saved)
-
-
-def wait_until(condition: Callable[[], T], *, timeout_seconds: float,
-               interval_seconds: float = 0.05) -> T:
-    """The first truthy value of `condition()`, asked every interval; after the timeout, its
-    last (falsy) value. The tests' one wait loop."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval_seconds)
-    return condition()

@@ -3,8 +3,8 @@ with the machine's `redis-server --cluster-enabled yes` and `redis-cli --cluster
 (docs/explanation/invariants.md, invariant 12: the tests prove cluster safety on a real three-master
 cluster).
 
-`JOBBOX_TEST_REDIS_CLUSTER=1` runs the core suites on one (`conftest.py`); `make
-test-cluster` does that, and `tests/test_redis_cluster.py` starts its own either way.
+`JOBBOX_TEST_REDIS_CLUSTER=1` runs the core suites on one (`tests/service/conftest.py`); `make
+test-cluster` does that, and `tests/e2e/test_redis_cluster.py` starts its own either way.
 """
 
 import os
@@ -17,7 +17,7 @@ from pathlib import Path
 import redis
 import redis.cluster
 
-from academy.embedded import free_port
+from process_tools import free_port, stop_processes, wait_until
 
 # Nodes agree on a failed master after this long (Redis's default is 15 s; a test waits).
 NODE_TIMEOUT_MS = 1000
@@ -105,12 +105,14 @@ class LocalCluster:
 
     def wait_until_ok(self, ports: list[int] | None = None) -> None:
         """Every live node says `cluster_state:ok` and sees every slot served."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        for port in ports or [p for p, proc in self.processes.items() if proc.poll() is None]:
-            while self.node(port).cluster("INFO").get("cluster_state") != "ok":
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the local cluster did not reach cluster_state:ok")
-                time.sleep(0.1)
+        live = ports or [p for p, proc in self.processes.items() if proc.poll() is None]
+
+        def all_ok() -> bool:
+            return all(self.node(port).cluster("INFO").get("cluster_state") == "ok"
+                       for port in live)
+
+        if not wait_until(all_ok, timeout_seconds=START_TIMEOUT_SECONDS, interval_seconds=0.1):
+            raise RuntimeError("the local cluster did not reach cluster_state:ok")
 
     def master_ports(self) -> list[int]:
         return [p for p in self.processes if self.processes[p].poll() is None
@@ -130,15 +132,7 @@ class LocalCluster:
             self.node(port).flushall()
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalCluster":

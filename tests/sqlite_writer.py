@@ -1,6 +1,6 @@
 """A process that writes to a SQLite database through Django with the service's settings
 (or Django's stock SQLite options with `--stock`): many short read-then-write transactions,
-the shape of every transition. Started by tests/test_sqlite_concurrency.py.
+the shape of every transition. Started by tests/e2e/test_sqlite_concurrency.py.
 
 Usage: DATABASE_URL=sqlite:///... python -m tests.sqlite_writer TRANSACTIONS [--stock]
 Prints "ready", waits for a line on stdin (so every writer starts at once), then prints

@@ -10,10 +10,9 @@ import pytest
 from academy.videos import services
 from jobbox import keys
 from jobbox.client import get_redis
+from process_tools import wait_until
 from tests.browser import sign_in
-from tests.faults import wait_until
-from tests.helpers import new_video
-from tests.test_browser_jobbox import (  # noqa: F401 - fixtures
+from tests.e2e.test_browser_jobbox import (  # noqa: F401 - fixtures
     job_row,
     on_private_redis,
     open_browser,
@@ -21,6 +20,7 @@ from tests.test_browser_jobbox import (  # noqa: F401 - fixtures
     private_redis,
     server,
 )
+from tests.video_helpers import new_video
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 

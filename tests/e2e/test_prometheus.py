@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from academy.embedded import RedisServer, free_port
 from academy.videos import services
+from process_tools import free_port, wait_until
+from process_tools.redis_server import RedisServer
 from tests.asgi_server import serve_asgi
-from tests.faults import wait_until
-from tests.helpers import new_video
+from tests.video_helpers import new_video
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

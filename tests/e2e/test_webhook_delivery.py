@@ -9,12 +9,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from academy.embedded import free_port
 from academy.webhooks.models import Delivery
-from conftest import start_worker, stop_worker
-from tests.faults import wait_until
+from process_tools import free_port, wait_until
+from tests.e2e.test_video_transcode import clip, media, poll_until_done, upload  # noqa: F401
 from tests.service.test_webhooks import make_admin, register
-from tests.test_video_transcode import clip, media, poll_until_done, upload  # noqa: F401
+from tests.workers import start_worker, stop_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

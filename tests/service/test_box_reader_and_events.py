@@ -7,7 +7,7 @@ from academy.videos import services
 from jobbox import box as boxes
 from jobbox import registry
 from jobbox.events import JobChanged, ProgressReported, encode_event, parse_entry
-from tests.helpers import new_video
+from tests.video_helpers import new_video
 
 
 def as_history_entry(fields: list[str]) -> dict[bytes, bytes]:

@@ -17,7 +17,7 @@ from academy.tenants.models import Membership
 from academy.videos import services
 from academy.webhooks import delivery, targets
 from academy.webhooks.models import Delivery, Endpoint
-from tests.helpers import new_video
+from tests.video_helpers import new_video
 
 
 class Receiver:

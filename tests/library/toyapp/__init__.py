@@ -1,0 +1,1 @@
+"""A toy project's app: one tracked model, registered with jobbox as an adopter would."""

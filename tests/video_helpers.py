@@ -1,0 +1,24 @@
+"""The service's videos in tests: create one, poll it, read its snapshot from Redis."""
+
+import json
+from typing import Any
+
+from academy.videos import services
+from academy.videos.models import Video
+from jobbox import keys
+from tests.redis_peek import outside_redis
+
+
+def stored_snapshot(video_id: int) -> dict[str, Any] | None:
+    raw = outside_redis().get(keys.status_key("video", str(video_id)))
+    return json.loads(raw) if raw else None
+
+
+def new_video(member: Any, title: str = "Lecture") -> Video:
+    return services.create_video(
+        tenant_id=member.tenant.pk, uploaded_by_id=member.user.pk, title=title
+    )
+
+
+def poll(member: Any, video_id: Any) -> Any:
+    return member.client().get(f"/api/videos/{video_id}/")
