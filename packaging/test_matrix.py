@@ -6,6 +6,10 @@ rebuilt only when what it should hold changes), holding the library's declared d
 the test tools. The tests run from this checkout, so the library under test is the working
 tree. Prints one line per pair with each suite's pytest summary; exits non-zero if any fails.
 
+Then, per pair, the library's wheel is installed (with its `tasks` extra) into a fresh
+virtualenv beside that Django and redis-py, and a new `django-admin startproject` with the
+README's settings lines must pass `manage.py check`: what an adopter on that stack gets.
+
 Usage: `python packaging/test_matrix.py [TEST_PATH ...]` (default: tests/library tests/contrib).
 A test path `tests/<name>` runs with `--ds=tests.<name>.settings` when that module exists; a
 path that does not exist is reported as absent and does not fail the run.
@@ -17,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,15 +151,70 @@ def run_suite(venv: Path, test_path: str) -> tuple[bool, str]:
     return done.returncode == 0, summary
 
 
+# A new project's settings: the README's adoption lines that need no app of the project's
+# own, plus the Tasks framework app (`jobbox[tasks]`).
+ADOPTER_SETTINGS = """
+import os
+INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "jobbox", "jobbox.contrib.tasks"]
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+"""
+# Installing Django, DRF, redis... into a fresh virtualenv (pip's cache makes repeats quick).
+INSTALL_TIMEOUT_SECONDS = 600
+CHECK_TIMEOUT_SECONDS = 120
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """The library's wheel, built as `make dist` builds it (packaging/build_dist.py's staging)."""
+    sys.path.insert(0, str(ROOT / "packaging"))
+    import build_dist  # packaging/ is a folder of scripts, not a package
+
+    with tempfile.TemporaryDirectory(prefix="jobbox-matrix-stage-") as staging:
+        source = build_dist.stage(Path(staging))
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                        "--wheel-dir", str(out_dir), str(source)], check=True)
+    (wheel,) = out_dir.glob("jobbox-*.whl")
+    return wheel
+
+
+def check_adoption(pair: Pair, wheel: Path) -> tuple[bool, str]:
+    """The wheel in a fresh virtualenv beside the pair's Django and redis-py; a new project
+    with the adoption settings passes `manage.py check`."""
+    python, env = find_python(pair.python)
+    with tempfile.TemporaryDirectory(prefix="jobbox-matrix-adopter-") as folder:
+        venv, site = Path(folder) / "venv", Path(folder) / "mysite"
+        subprocess.run([python, "-m", "venv", str(venv)], check=True, env=env)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                        f"{wheel}[tasks]", f"django=={pair.django}.*", f"redis=={pair.redis}.*"],
+                       check=True, timeout=INSTALL_TIMEOUT_SECONDS)
+        site.mkdir()
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "VIRTUAL_ENV")}
+        subprocess.run([str(venv / "bin" / "django-admin"), "startproject", "mysite", str(site)],
+                       check=True, env=clean)
+        with (site / "mysite" / "settings.py").open("a") as settings:
+            settings.write(ADOPTER_SETTINGS)
+        done = subprocess.run([str(venv / "bin" / "python"), "manage.py", "check"], cwd=site,
+                              env=clean, capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT_SECONDS)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        return False, "wheel: manage.py check failed"
+    return True, "wheel: manage.py check ok"
+
+
 def main(test_paths: list[str]) -> int:
     CACHE.mkdir(exist_ok=True)
     failed = False
-    for pair in PAIRS:
-        venv = ensure_venv(pair)
-        results = [(path, *run_suite(venv, path)) for path in test_paths]
-        failed |= not all(ok for _, ok, _ in results)
-        parts = "; ".join(f"{path}: {summary}" for path, _, summary in results)
-        print(f"{versions_in(venv)} | {parts}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="jobbox-matrix-wheel-") as wheel_dir:
+        wheel = build_wheel(Path(wheel_dir))
+        for pair in PAIRS:
+            venv = ensure_venv(pair)
+            results = [(path, *run_suite(venv, path)) for path in test_paths]
+            adopted, adoption = check_adoption(pair, wheel)
+            failed |= not adopted or not all(ok for _, ok, _ in results)
+            parts = "; ".join(f"{path}: {summary}" for path, _, summary in results)
+            print(f"{versions_in(venv)} | {parts} | {adoption}", flush=True)
     return 1 if failed else 0
 
 
