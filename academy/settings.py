@@ -6,9 +6,11 @@ per installation, in .run/secret_key), `DEBUG`.
 """
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from academy import embedded, installation
 
@@ -27,6 +29,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",  # the API's OpenAPI schema at /api/schema/ (academy.schema)
+    # Django's Tasks framework (AI_JOB_RUNNER=tasks): the backport's app on Django 5.2 only.
+    *([] if find_spec("django.tasks") else ["django_tasks"]),
+    "django_tasks_db",
     "jobbox",
     "academy.tenants",
     "academy.videos",
@@ -172,6 +177,14 @@ MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(RUN_DIR / "media")
 
 # AI jobs (academy.ai.conf holds the defaults and why): upload limits, result size in Redis.
 AI_JOBS: dict[str, int] = {}
+# What runs AI jobs: "celery" (the default; the worker `make run` starts for videos too) or
+# "tasks": Django's Tasks framework on django-tasks-db's database backend, run by its
+# `manage.py db_worker` (academy.ai.runner). The job, its API, box and stream are the same.
+AI_JOB_RUNNERS = ("celery", "tasks")
+AI_JOB_RUNNER = os.environ.get("AI_JOB_RUNNER", "celery")
+if AI_JOB_RUNNER not in AI_JOB_RUNNERS:
+    raise ImproperlyConfigured(f"AI_JOB_RUNNER must be one of {AI_JOB_RUNNERS}")
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # A running AI job's worker renews its lease every third of AI_LEASE_SECONDS (a heartbeat);
 # the reaper, every AI_REAP_INTERVAL_SECONDS, re-queues a job whose lease ran out (its worker
 # died), or fails it after AI_MAX_ATTEMPTS: 20 s + 10 s finds a dead worker within 30 s, as
