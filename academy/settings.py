@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from academy import embedded, installation
+from academy import embedded, installation, sqs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = BASE_DIR / ".run"
@@ -138,10 +138,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long jobs: a worker takes one at a time
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database; no result backend
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     # Redis/SQS redeliver an unacknowledged message after this long (a dead worker's job).
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_SECONDS", "3600")),
 }
+# Amazon SQS (CELERY_BROKER_URL=sqs://, SQS_ENDPOINT_URL for a local or VPC endpoint): its
+# region, queue prefix and polling (academy.sqs). SQS has no broadcast: no remote control.
+SQS_ENDPOINT_URL = os.environ.get("SQS_ENDPOINT_URL") or None
+if sqs.is_sqs(CELERY_BROKER_URL):
+    # Celery lets the CELERY_BROKER_URL variable win over the setting; the read and write
+    # URLs carry the endpoint instead.
+    CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = sqs.broker_url(
+        CELERY_BROKER_URL, SQS_ENDPOINT_URL)
+    CELERY_BROKER_TRANSPORT_OPTIONS = sqs.transport_options(
+        endpoint_url=SQS_ENDPOINT_URL,
+        visibility_timeout_seconds=CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"])
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # Periodic work (reapers, reconcilers) is added here by the apps that need it.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # Lost cache writes repaired every 30 s (README, "Staleness bound"); a run missed while the
