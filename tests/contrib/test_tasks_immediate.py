@@ -116,3 +116,16 @@ def test_a_redis_miss_is_filled_from_the_row(ann):
 
     assert response.json()["status"] == "SUCCESSFUL"
     assert stored(result.id)["version"] == 3
+
+
+def test_each_transition_is_announced_in_order_to_its_owners_stream_only(ann, ben):
+    result = enqueue_for(tasks.count_to, tenant=ann.tenant, owner=ann.user.pk, args=[1])
+
+    def announced(person) -> list[str]:
+        history = get_redis().xrange(keys.owner_events_key(person.tenant, str(person.user.pk)))
+        return [json.loads(fields[b"s"])["status"] for _, fields in history
+                if fields[b"e"] == b"changed" and fields[b"i"] == result.id.encode()]
+
+    # What the owner's open streams deliver, and what a reconnecting one resumes from.
+    assert announced(ann) == ["READY", "RUNNING", "SUCCESSFUL"]
+    assert announced(ben) == []
