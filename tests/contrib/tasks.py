@@ -36,3 +36,9 @@ def half_then_wait(context: Any, gate: str) -> str:
 @task()
 def fail_with_secret() -> None:
     raise ValueError("db password is hunter2")
+
+
+@task()
+def enqueue_a_helper() -> str:
+    """Enqueues another task with plain `enqueue` (run at once by the immediate backend)."""
+    return str(count_to.enqueue(1).id)

@@ -129,3 +129,10 @@ def test_each_transition_is_announced_in_order_to_its_owners_stream_only(ann, be
     # What the owner's open streams deliver, and what a reconnecting one resumes from.
     assert announced(ann) == ["READY", "RUNNING", "SUCCESSFUL"]
     assert announced(ben) == []
+
+
+def test_a_task_enqueued_from_inside_a_tracked_one_is_not_tracked_for_its_owner(ann):
+    result = enqueue_for(tasks.enqueue_a_helper, tenant=ann.tenant, owner=ann.user.pk)
+
+    helper_id = TrackedTask.objects.get(result_id=result.id).return_value
+    assert not TrackedTask.objects.filter(result_id=helper_id).exists()

@@ -77,6 +77,9 @@ def on_task_enqueued(sender: type, task_result: Any, **_: object) -> None:
     owner = _enqueuing_for.get()
     if owner is None:
         return
+    # One task per `enqueue_for`: a task the immediate backend runs right here may enqueue
+    # others, and those are not this person's tracked jobs unless it says so itself.
+    _enqueuing_for.set(None)
     with transaction.atomic():
         row = TrackedTask.objects.create(
             result_id=str(task_result.id), backend=task_result.backend,
