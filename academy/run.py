@@ -3,7 +3,8 @@
 Starts a private Redis (unless `REDIS_URL` is set), migrates the database (SQLite under
 .run/ unless `DATABASE_URL` is set), creates the demo tenants, then serves the API at
 http://127.0.0.1:$PORT (8000), runs the Celery worker (with beat) and prints tokens, a
-metrics token and curl lines to try.
+metrics token and curl lines to try. With AI_JOB_RUNNER=tasks, AI jobs run on Django's Tasks
+framework instead, and django-tasks-db's `db_worker` runs beside the Celery worker.
 
 One instance per folder: it holds `.run/run.lock` while it runs and describes itself in
 `.run/run.json` (address, Redis), so a second `make run` refuses before it prints anything
@@ -43,6 +44,9 @@ GOODBYE = "Jobbox stopped. Goodbye."
 # uvicorn closes open streams within its 3 s graceful shutdown; a worker finishing a task on
 # its warm shutdown gets the rest. Past this, the children are killed: none outlives `make run`.
 CHILDREN_STOP_GRACE_SECONDS = 20.0
+# How often an idle db_worker looks for a queued task (one indexed query): a sheet waits at
+# most this long before grading starts, and an idle service costs 2 queries a second.
+TASKS_WORKER_INTERVAL_SECONDS = 0.5
 
 
 def run_dir() -> Path:
@@ -140,9 +144,24 @@ def metrics_token(folder: Path) -> str:
 
 
 def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
-    """The server and the worker, each in a session of its own: Ctrl-C reaches `make run`
-    alone, which stops them in order (one SIGTERM each, a graceful shutdown), and a child
-    that outstays the grace period is killed with every process it started."""
+    """The server and the worker (and, with AI_JOB_RUNNER=tasks, the tasks worker), each in
+    a session of its own: Ctrl-C reaches `make run` alone, which stops them in order (one
+    SIGTERM each, a graceful shutdown), and a child that outstays the grace period is killed
+    with every process it started."""
+    return [*_servers_and_celery(port, folder), *_tasks_worker()]
+
+
+def _tasks_worker() -> list[subprocess.Popen[bytes]]:
+    """With AI_JOB_RUNNER=tasks, AI jobs run on Django's Tasks framework: django-tasks-db's
+    worker runs them (Celery still transcodes videos and runs the periodic reapers)."""
+    if os.environ.get("AI_JOB_RUNNER", "celery") != "tasks":
+        return []
+    return [subprocess.Popen([PYTHON, "manage.py", "db_worker", "--interval",
+                              str(TASKS_WORKER_INTERVAL_SECONDS)], cwd=BASE_DIR,
+                             start_new_session=True)]
+
+
+def _servers_and_celery(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
     return [
         # One origin for the page, the API and the event stream: uvicorn serves the whole
         # ASGI app here; production splits the stream off to uvicorn and keeps polls on

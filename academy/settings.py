@@ -6,11 +6,13 @@ through `academy.env` (typed, with a default and a clear error for a value it ca
 per installation, in .run/secret_key), `DEBUG`.
 """
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from academy import embedded, env, installation
+from academy import embedded, env, installation, sqs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = BASE_DIR / ".run"
@@ -27,6 +29,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",  # the API's OpenAPI schema at /api/schema/ (academy.schema)
+    # Django's Tasks framework (AI_JOB_RUNNER=tasks): the backport's app on Django 5.2 only.
+    *([] if find_spec("django.tasks") else ["django_tasks"]),
+    "django_tasks_db",
     "jobbox",
     "academy.tenants",
     "academy.videos",
@@ -136,10 +141,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long jobs: a worker takes one at a time
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database; no result backend
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     # Redis/SQS redeliver an unacknowledged message after this long (a dead worker's job).
     "visibility_timeout": env.integer("CELERY_VISIBILITY_TIMEOUT_SECONDS", 60 * 60),
 }
+# Amazon SQS (CELERY_BROKER_URL=sqs://, SQS_ENDPOINT_URL for a local or VPC endpoint): its
+# region, queue prefix and polling (academy.sqs). SQS has no broadcast: no remote control.
+SQS_ENDPOINT_URL = env.optional_text("SQS_ENDPOINT_URL")
+if sqs.is_sqs(CELERY_BROKER_URL):
+    # Celery lets the CELERY_BROKER_URL variable win over the setting; the read and write
+    # URLs carry the endpoint instead.
+    CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = sqs.broker_url(
+        CELERY_BROKER_URL, SQS_ENDPOINT_URL)
+    CELERY_BROKER_TRANSPORT_OPTIONS = sqs.transport_options(
+        endpoint_url=SQS_ENDPOINT_URL,
+        visibility_timeout_seconds=CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"])
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # Periodic work (reapers, reconcilers) is added here by the apps that need it.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # Lost cache writes repaired every 30 s (docs/explanation/invariants.md, invariant 8); a run
@@ -197,6 +214,14 @@ AI_RESULT_PREVIEW_ITEMS = env.integer("AI_RESULT_PREVIEW_ITEMS", 20)
 # for: 500 rows of 50 subjects stay around 100 KiB of JSON.
 AI_RESULT_PAGE_SIZE = env.integer("AI_RESULT_PAGE_SIZE", 100)
 AI_RESULT_PAGE_SIZE_MAX = env.integer("AI_RESULT_PAGE_SIZE_MAX", 500)
+# What runs AI jobs: "celery" (the default; the worker `make run` starts for videos too) or
+# "tasks": Django's Tasks framework on django-tasks-db's database backend, run by its
+# `manage.py db_worker` (academy.ai.runner). The job, its API, box and stream are the same.
+AI_JOB_RUNNERS = ("celery", "tasks")
+AI_JOB_RUNNER = env.text("AI_JOB_RUNNER", "celery")
+if AI_JOB_RUNNER not in AI_JOB_RUNNERS:
+    raise ImproperlyConfigured(f"AI_JOB_RUNNER must be one of {AI_JOB_RUNNERS}")
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # A running AI job's worker renews its lease every third of AI_LEASE_SECONDS (a heartbeat);
 # the reaper, every AI_REAP_INTERVAL_SECONDS, re-queues a job whose lease ran out (its worker
 # died), or fails it after AI_MAX_ATTEMPTS: 20 s + 10 s finds a dead worker within 30 s, as

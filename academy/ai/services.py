@@ -20,7 +20,7 @@ from django.db import connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from academy.ai import job_types, storage
+from academy.ai import job_types, runner, storage
 from academy.ai.domain import AIJob, AIJobStatus
 from academy.ai.job_types import JobContext, JobFailed, UnknownJobType
 from academy.ai.models import AIJobModel, new_job_id
@@ -28,14 +28,13 @@ from academy.ai.repositories import repository
 from academy.ai.tracking import KIND
 from academy.ai.uploads import UploadRefused
 from academy.outcomes import Outcome
-from academy.queue import send_on_commit
 from jobbox import RedisUnavailable, report_progress
 
 logger = logging.getLogger(__name__)
 
-# The worker task's registered name (academy.ai.tasks): sent by name, so this module does not
+# The Celery task's registered name (academy.ai.tasks): sent by name, so this module does not
 # import the tasks that call it.
-RUN_TASK = "ai.run_ai_job"
+RUN_TASK = runner.RUN_TASK
 
 # What a person reads when the job broke for a reason that is ours, not their sheet's.
 UNEXPECTED_FAILURE_MESSAGE = "The job failed unexpectedly. Please try again."
@@ -97,7 +96,7 @@ def ai_job_create(
 def _queue(job_id: str) -> None:
     """Send the job to a worker after commit, noting when (the reaper's re-send clock)."""
     repository.mark_queued(job_id, at=timezone.now())
-    send_on_commit(RUN_TASK, job_id)
+    runner.send_run(job_id)
 
 
 @transaction.atomic
@@ -107,7 +106,7 @@ def ai_job_resend(*, job_id: str, sent_before: datetime) -> bool:
     on meanwhile."""
     resent = repository.mark_queued_again(job_id, sent_before=sent_before, at=timezone.now())
     if resent:
-        send_on_commit(RUN_TASK, job_id)
+        runner.send_run(job_id)
     return resent
 
 

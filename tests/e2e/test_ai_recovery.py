@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from academy.ai import reaper, services, storage
+from academy.ai import reaper, runner, services, storage
 from academy.ai.tasks import REAP_TASK
 from academy.celery import app as celery_app
 from process_tools import wait_until
@@ -78,7 +78,7 @@ def wait_for_status(member, job_id: str, status: str) -> None:
 
 
 def test_a_lost_send_is_sent_again_and_the_job_runs(worker, alice, monkeypatch, settings):
-    monkeypatch.setattr(services, "send_on_commit", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "send_on_commit", lambda *args, **kwargs: None)
     lost = stored_job(alice, "lost-send-" + "l" * 22, queue=True)  # its send never left
     monkeypatch.undo()
     marker = stored_job(alice, "marker-" + "m" * 25, queue=True)
