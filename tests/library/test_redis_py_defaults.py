@@ -7,7 +7,7 @@ import asyncio
 
 import redis
 
-from jobbox import conf, keys
+from jobbox import aio, conf, keys
 from jobbox import stream as streams
 from jobbox.client import get_redis
 
@@ -53,4 +53,4 @@ def test_the_streams_share_a_small_blocking_pool_far_below_redis_py_8s_cap():
     # However many streams a process holds (10,000 measured), they wait for this pool's
     # connections instead of opening more: redis-py 8's cap of 100 is never reached.
     assert isinstance(pool, redis.asyncio.BlockingConnectionPool)
-    assert pool.max_connections == streams.ASYNC_POOL_CONNECTIONS < 100
+    assert pool.max_connections == aio.ASYNC_POOL_CONNECTIONS < 100
