@@ -34,6 +34,8 @@ from academy.embedded import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 METRICS_TOKEN_FILE_NAME = "metrics.token"
+# The proxies whose forwarding headers name the client (uvicorn's own variable): unset, none.
+FORWARDED_ALLOW_IPS_VARIABLE = "FORWARDED_ALLOW_IPS"
 # 32 random bytes: as strong as the session secret, and kept between runs so a scraper set up
 # once keeps working.
 METRICS_TOKEN_BYTES = 32
@@ -131,7 +133,8 @@ def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
         # gunicorn's sync path (README, "Job box: serving").
         subprocess.Popen(
             [PYTHON, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
-             "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3"],
+             "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3",
+             *uvicorn_options()],
             cwd=BASE_DIR,
         ),
         # The worker, with the periodic scheduler (beat) embedded: one process to run here.
@@ -141,6 +144,21 @@ def _start_children(port: str, folder: Path) -> list[subprocess.Popen[bytes]]:
             cwd=BASE_DIR,
         ),
     ]
+
+
+def uvicorn_options() -> list[str]:
+    """uvicorn's options that decide who the client is (docs/how-to/security.md).
+
+    uvicorn rewrites the client's address from `X-Forwarded-For` when the peer is one of
+    `--forwarded-allow-ips`, 127.0.0.1 by default: on a machine where anyone local (or a
+    proxy that passes the header through) reaches the port, every sign-in and token-miss
+    budget keyed by address could be dodged by inventing the header. Proxy headers are read
+    only when FORWARDED_ALLOW_IPS names the proxy in front.
+    """
+    trusted = os.environ.get(FORWARDED_ALLOW_IPS_VARIABLE, "").strip()
+    if not trusted:
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", "--forwarded-allow-ips", trusted]
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:

@@ -98,19 +98,19 @@ SESSION_COOKIE_AGE = 12 * 60 * 60  # a working day; signed cookies cannot be rev
 
 REDIS_URL = embedded.redis_url(RUN_DIR)
 
-# The page's sign-in throttle (academy.login_throttle), counted in Redis. Ten wrong passwords
-# in 15 minutes is more than a person mistyping; 50 per address leaves room for a school
-# behind one NAT while stopping a guesser that rotates usernames.
-LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "10"))
+# The page's sign-in throttle (academy.login_throttle, docs/how-to/security.md), counted in
+# Redis per 15-minute window. Ten wrong passwords for one account from one address is more
+# than a person mistyping; 50 per address leaves room for a school behind one NAT while
+# stopping a guesser that rotates usernames; 30 per account from every address together is
+# the slower backoff against a guesser spread over addresses (a browser that signed in to the
+# account before is exempt from it, so the owner is not locked out by a stranger).
+LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = int(
+    os.environ.get("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", "10"))
 LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "50"))
+LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "30"))
 LOGIN_THROTTLE_WINDOW_SECONDS = int(os.environ.get("LOGIN_THROTTLE_WINDOW_SECONDS", "900"))
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "login_throttle": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": os.environ.get("JOBBOX_KEY_PREFIX", "") + "login-throttle",
-    },
 }
 
 JOBBOX = {
