@@ -14,6 +14,27 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_MAX_BYTES": 5 * 1024 * 1024,
     # An .xlsx is a zip: what it expands to is bounded too (a zip bomb is refused, not read).
     "UPLOAD_MAX_UNCOMPRESSED_BYTES": 50 * 1024 * 1024,
+    # --- The .xlsx package, judged before any parse (academy.ai.uploads) ---
+    # Zip entries: a workbook has a dozen parts, a few hundred with many sheets and images.
+    "XLSX_MAX_PARTS": 1000,
+    # Shared strings: at most one per cell read (10,001 rows of 52 columns is 520,052),
+    # rounded up; ten million empty ones would cost a gigabyte once parsed.
+    "XLSX_SHARED_STRINGS_MAX_ENTRIES": 600_000,
+    # A whole academy's names and subjects are a few hundred KB of shared strings; 16 MiB is
+    # dozens of times that and parses within the reader's memory budget.
+    "XLSX_SHARED_STRINGS_MAX_BYTES": 16 * 1024 * 1024,
+    # One worksheet part: 10,001 rows of 52 cells at about 40 bytes of XML each is ~21 MB.
+    "XLSX_SHEET_MAX_BYTES": 32 * 1024 * 1024,
+    # Styles: a heavily formatted workbook's are a few hundred KB.
+    "XLSX_STYLES_MAX_BYTES": 4 * 1024 * 1024,
+    # --- The sheet's parse, on the worker in a child process (academy.ai.sheet_reader) ---
+    # CPU seconds: a 10,000-row sheet parses in a few seconds; 60 leaves room on a busy box.
+    "SHEET_READ_CPU_SECONDS": 60,
+    # Wall-clock seconds before the child is killed (it may wait for a CPU on a busy worker).
+    "SHEET_READ_TIMEOUT_SECONDS": 180,
+    # Address space of the child: Python and openpyxl take ~150 MB; a full 10,000-row sheet
+    # ~100 MB more. 1 GiB refuses the gigabyte a shared-strings bomb would take.
+    "SHEET_READ_MEMORY_BYTES": 1024 * 1024 * 1024,
     # Data rows (after the header) a sheet may hold: a worker grades 10,000 rows in seconds
     # and the result stays a few MiB.
     "MAX_ROWS": 10_000,
