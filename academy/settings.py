@@ -123,6 +123,8 @@ JOBBOX = {
     "STREAM_HEARTBEAT_SECONDS": float(os.environ.get("JOBBOX_STREAM_HEARTBEAT_SECONDS", "15")),
     "STREAMS_PER_PERSON": int(os.environ.get("JOBBOX_STREAMS_PER_PERSON", "8")),
     "STREAM_RECHECK_SECONDS": float(os.environ.get("JOBBOX_STREAM_RECHECK_SECONDS", "3")),
+    "STREAM_SEND_TIMEOUT_SECONDS": float(
+        os.environ.get("JOBBOX_STREAM_SEND_TIMEOUT_SECONDS", "30")),
 }
 
 # Celery: Redis broker by default (the same server), SQS or RabbitMQ by CELERY_BROKER_URL.

@@ -112,6 +112,11 @@ DEFAULTS: dict[str, Any] = {
     "STREAM_MAX_SECONDS": 10 * 60,
     # Events waiting for one slow stream before it is cut (it reconnects and resumes).
     "STREAM_QUEUE_MAX_EVENTS": 1000,
+    # A stream's write that the client has not taken within this many seconds ends the
+    # stream (jobbox.http.asgi): a client that stopped reading would otherwise hold its
+    # connection as long as it stays silent. Heartbeats come every 15 s, so a live client
+    # has taken at least one within 30.
+    "STREAM_SEND_TIMEOUT_SECONDS": 30.0,
     # Streams one person may hold open at once, across every process (issue 15: one person
     # must not cost more than their share); a browser tab holds one.
     "STREAMS_PER_PERSON": 8,

@@ -296,15 +296,10 @@ async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
     """The caller's stream, or the JSON error that refuses it: 401 without a live principal,
     404 outside every tenant, 429 past the person's open streams, 503 without Redis or the
     database."""
-    try:
-        principal = await in_sync_thread(principal_for_request)(request)
-    except DatabaseError:
-        return JsonResponse({"detail": "Service temporarily unavailable."}, status=503)
-    if principal is None or not principal.is_active:
-        return JsonResponse({"detail": "Authentication credentials were not provided."},
-                            status=401)
-    if principal.tenant is None:
-        return JsonResponse({"detail": "Not found."}, status=404)
+    principal = await _stream_principal(request)
+    if isinstance(principal, JsonResponse):
+        return principal
+    assert principal.tenant is not None  # checked by _stream_principal
     raw_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
     try:
         return await start_stream(
@@ -320,6 +315,31 @@ async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
         return response
     except StreamUnavailable:
         return JsonResponse({"detail": "The event stream is unavailable."}, status=503)
+
+
+async def stream_head_for(request: HttpRequest) -> HttpResponse:
+    """`HEAD` on the stream: the status and headers a `GET` would start with, checked the same
+    way, without opening a stream or taking one of the person's stream slots."""
+    principal = await _stream_principal(request)
+    if isinstance(principal, JsonResponse):
+        return principal
+    response = HttpResponse(status=200, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+async def _stream_principal(request: HttpRequest) -> "Principal | JsonResponse":
+    """The caller's live principal inside a tenant, or the JSON error that refuses them."""
+    try:
+        principal = await in_sync_thread(principal_for_request)(request)
+    except DatabaseError:
+        return JsonResponse({"detail": "Service temporarily unavailable."}, status=503)
+    if principal is None or not principal.is_active:
+        return JsonResponse({"detail": "Authentication credentials were not provided."},
+                            status=401)
+    if principal.tenant is None:
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return principal
 
 
 def principal_check(request: HttpRequest, principal: Principal) -> PrincipalCheck:

@@ -17,11 +17,8 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 
-from academy.embedded import free_port
 from academy.login_throttle import DEVICE_COOKIE_NAME, throttle_login
-from academy.run import uvicorn_options
-from jobbox import conf
-from tests.asgi_server import _serving
+from tests.e2e.make_run_server import serve_like_make_run
 
 USERNAME = "la1"
 PASSWORD = "the-right-password-1"
@@ -140,14 +137,10 @@ def _signer_in(base: str) -> Iterator[int]:
 
 
 def test_make_runs_server_takes_no_forwarded_address_from_an_untrusted_peer(
-        transactional_db, monkeypatch):
-    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)  # make run's default
+        transactional_db):
     per_address = 3
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "academy.asgi:application", "--host",
-               "127.0.0.1", "--port", str(port), "--log-level", "warning", *uvicorn_options()]
-    env = {"LOGIN_FAILURES_PER_ADDRESS": str(per_address), "FORWARDED_ALLOW_IPS": ""}
-    with _serving(command, port, conf.get("REDIS_URL"), env) as base:
+    # FORWARDED_ALLOW_IPS unset: make run's default.
+    with serve_like_make_run(LOGIN_FAILURES_PER_ADDRESS=str(per_address)) as (base, _):
         attempts = _signer_in(base)
         answers = [next(attempts) for _ in range(per_address + 2)]
     # Every attempt came from 127.0.0.1, whatever its header said.
