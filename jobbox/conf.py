@@ -37,10 +37,15 @@ DEFAULTS: dict[str, Any] = {
     # "app_label.Model" names whose rows carry `user_id` and change a user's tenant.
     "PRINCIPAL_MODELS": [],
     # Token look-ups that find no token, per client address per process per minute; past it,
-    # that address's uncached tokens are refused without a database read (jobbox.auth.
+    # that address's uncached tokens are read only from the shared pool below (jobbox.auth.
     # token_misses). A person mistyping a token needs a few; a scan of random tokens gets
     # this many reads a minute, and leaves no Redis key.
     "TOKEN_MISSES_PER_MINUTE": 30,
+    # Past an address's TOKEN_MISSES_PER_MINUTE, its new tokens are still read from this pool,
+    # shared by every address, per process per minute (jobbox.auth.token_misses): a valid
+    # token behind a NAT that floods bogus tokens still gets its read. 1,200 a minute is 20
+    # indexed reads a second at most, a few ms of database time per second.
+    "TOKEN_MISS_POOL_PER_MINUTE": 1200,
     # Dotted path to `f(request) -> str`: the client address token misses are charged to.
     # Unset: REMOTE_ADDR. Behind a proxy, set it to read the proxy's forwarding header.
     "CLIENT_ADDRESS_RESOLVER": None,
