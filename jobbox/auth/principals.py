@@ -166,7 +166,7 @@ class PrincipalSource:
         if principal is None or self.user_id is None or self.token is not None:
             return principal
         matches = (constant_time_compare(self.session_hash or "", principal.session_hash)
-                   and _same_generation(self.session_generation, principal))
+                   and same_session_generation(self.session_generation, principal))
         return principal if matches else None
 
 
@@ -209,7 +209,7 @@ def _resolve_request(request: HttpRequest) -> Principal | None:
     return source.accept(_cached(source.key, source.load, generation_key=source.generation_key))
 
 
-def _same_generation(in_session: object, principal: Principal) -> bool:
+def same_session_generation(in_session: object, principal: Principal) -> bool:
     if principal.session_generation is None:
         return True  # read from the database while Redis is away: no generation to compare
     return isinstance(in_session, str) and constant_time_compare(in_session,

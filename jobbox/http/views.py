@@ -43,6 +43,7 @@ from jobbox.auth.principals import (
     principal_for_token,
     principal_for_user_id,
     principal_source,
+    same_session_generation,
     token_in_header,
 )
 from jobbox.box import Box, box_from_database, read_box
@@ -355,9 +356,13 @@ def principal_check(request: HttpRequest, principal: Principal) -> PrincipalChec
     return PrincipalCheck(
         key=keys.user_principal_key(principal.user_id), expected=asdict(principal),
         resolve=lambda: principal_for_user_id(principal.user_id),
-        # A password change ends sessions (Django's session hash), as on any request.
+        # A password change ends sessions (Django's session hash), and logout or any other
+        # bump of the user's session generation ends every session saved before it, as on
+        # any request: the stream was opened with the generation its session carried.
         still_allowed=lambda fresh: (_same_access(principal, fresh)
-                                     and fresh.session_hash == principal.session_hash))
+                                     and fresh.session_hash == principal.session_hash
+                                     and same_session_generation(
+                                         principal.session_generation, fresh)))
 
 
 def _same_access(opened_with: Principal, fresh: Principal | None) -> bool:
