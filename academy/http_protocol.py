@@ -6,8 +6,9 @@
   connection has HEADER_READ_TIMEOUT_SECONDS from its start (or from its previous response)
   to complete a request's headers, or it is closed.
 - A close that cannot hang: closing a connection whose client stopped reading waits for the
-  unsent bytes forever (a stream client dropped for being slow kept its socket 793 s). Here a
-  close with bytes still unsent aborts the connection after CLOSE_FLUSH_GRACE_SECONDS.
+  unsent bytes as long as the client stays silent (a stream client dropped for being slow
+  kept its socket 793 s). Here a close with bytes still unsent resets the connection after
+  CLOSE_FLUSH_GRACE_SECONDS.
 
 `make run` serves with `--http academy.http_protocol:BudgetedH11Protocol` (academy.run); the
 connection cap (`--limit-concurrency`, a 503 beyond it) and the keep-alive timeout are
@@ -15,7 +16,12 @@ uvicorn's own options. docs/how-to/security.md lists them all.
 """
 
 import asyncio
+import contextlib
+import fcntl
 import os
+import socket
+import struct
+import termios
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -27,23 +33,67 @@ HEADER_READ_TIMEOUT_SECONDS = float(os.environ.get("HTTP_HEADER_READ_TIMEOUT_SEC
 # A closing connection's last bytes (an error body, a stream's end) get this long to leave
 # before the socket is aborted: a reading client takes them in milliseconds.
 CLOSE_FLUSH_GRACE_SECONDS = 5.0
+# SO_LINGER on with a zero timeout: close() resets the connection.
+LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 class _AbortingTransport:
-    """The connection's transport, whose `close()` aborts if unsent bytes stay stuck."""
+    """The connection's transport, whose `close()` cannot hang on a client that stopped
+    reading: bytes still unsent (in the transport's buffer or the kernel's send queue) get
+    CLOSE_FLUSH_GRACE_SECONDS to leave, then the connection is reset and they are dropped.
+    A plain close would leave the kernel probing a zero window for as long as the client
+    stays silent, the socket and its buffered megabytes held all that time."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
+        self._closing = False
 
     def close(self) -> None:
-        stuck = self._transport.get_write_buffer_size() > 0
-        self._transport.close()
-        if stuck:
-            self._loop.call_later(CLOSE_FLUSH_GRACE_SECONDS, self._transport.abort)
+        if self._closing:
+            return
+        self._closing = True
+        if self._unsent_bytes() == 0:
+            self._transport.close()
+        else:
+            self._loop.call_later(CLOSE_FLUSH_GRACE_SECONDS, self._close_or_reset)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._transport.is_closing()
+
+    def _close_or_reset(self) -> None:
+        if self._transport.is_closing():
+            return
+        if self._unsent_bytes() > 0:
+            self._reset()
+        else:
+            self._transport.close()
+
+    def _reset(self) -> None:
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0: the kernel sends a reset and drops what is queued, instead of keeping
+            # an orphaned socket that probes the silent client.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        self._transport.abort()
+
+    def _unsent_bytes(self) -> int:
+        return self._transport.get_write_buffer_size() + _kernel_unsent_bytes(
+            self._transport.get_extra_info("socket"))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+def _kernel_unsent_bytes(sock: Any) -> int:
+    """Bytes in the socket's kernel send queue not yet acknowledged by the client (Linux's
+    SIOCOUTQ); 0 where it cannot be asked."""
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4))
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", queued)[0])
 
 
 class BudgetedH11Protocol(H11Protocol):

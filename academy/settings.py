@@ -123,6 +123,7 @@ JOBBOX = {
     "STREAM_HEARTBEAT_SECONDS": float(os.environ.get("JOBBOX_STREAM_HEARTBEAT_SECONDS", "15")),
     "STREAMS_PER_PERSON": int(os.environ.get("JOBBOX_STREAMS_PER_PERSON", "8")),
     "STREAM_RECHECK_SECONDS": float(os.environ.get("JOBBOX_STREAM_RECHECK_SECONDS", "3")),
+    "STREAM_MAX_SECONDS": float(os.environ.get("JOBBOX_STREAM_MAX_SECONDS", "600")),
     "STREAM_SEND_TIMEOUT_SECONDS": float(
         os.environ.get("JOBBOX_STREAM_SEND_TIMEOUT_SECONDS", "30")),
 }

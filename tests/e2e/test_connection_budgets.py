@@ -4,6 +4,7 @@ a stream client that stops reading disconnected, `HEAD` on the stream answered w
 opening one."""
 
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -82,3 +83,36 @@ def test_head_on_the_stream_answers_without_opening_one(alice, settings):
             assert answers[0].headers["Content-Type"] == "text/event-stream"
             assert list(outside_redis().scan_iter("*:streams")) == []  # no slot taken
         assert status_of(f"{base}{stream}", method="HEAD") == 401
+
+
+# Linux's tcp_info starts with the connection's state; ESTABLISHED is 1 (include/net/tcp_states.h).
+TCP_ESTABLISHED = 1
+# A receive window this small makes the server's writes back up after a few events.
+TINY_RECEIVE_BUFFER_BYTES = 2048
+# Events published for the silent client: more than its receive window takes.
+EVENTS_FOR_A_SILENT_CLIENT = 20
+
+
+def tcp_state(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def test_a_stream_client_that_stops_reading_is_disconnected(alice):
+    from tests.helpers import new_video
+
+    # The stream ends after 2 s; its last bytes cannot leave: the connection must not stay.
+    with serve_like_make_run(JOBBOX_STREAM_MAX_SECONDS="2") as (_, port):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TINY_RECEIVE_BUFFER_BYTES)
+        sock.connect(("127.0.0.1", port))
+        with sock:
+            sock.sendall(f"GET /api/jobbox/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         f"Authorization: Token {alice.token}\r\n\r\n".encode())
+            # The client reads nothing from here on; its events pile up on the server.
+            for _ in range(EVENTS_FOR_A_SILENT_CLIENT):
+                new_video(alice, "x" * 200)
+            # Reset by the server after the keep-alive timeout and the close grace.
+            deadline = time.monotonic() + CLOSE_SEEN_WITHIN_SECONDS
+            while tcp_state(sock) == TCP_ESTABLISHED and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert tcp_state(sock) != TCP_ESTABLISHED
