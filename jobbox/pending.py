@@ -67,6 +67,8 @@ def replay(limit: int = REPLAY_BATCH_ROWS) -> int:
     done: list[int] = []
     try:
         for row in PendingInvalidation.objects.all()[:limit]:
+            if row.operation not in _operations:
+                continue  # recorded by a newer version: its own processes replay it
             try:
                 _apply(row.operation, row.arguments)
             except RedisUnavailable:
@@ -86,22 +88,16 @@ def replay_after_outage(open_seconds: float) -> None:
     replay()
 
 
+def register_operation(name: str, apply: Callable[[dict[str, Any]], None]) -> None:
+    """How a recorded `name` is applied to Redis (raising RedisUnavailable when it is not):
+    the modules that record invalidations register their own (jobbox.auth.invalidation,
+    jobbox.write), so this module depends on none of them."""
+    _operations[name] = apply
+
+
+_operations: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+
 def _apply(operation: str, arguments: dict[str, Any]) -> None:
     """Raises RedisUnavailable when Redis did not take it."""
-    _operations()[operation](arguments)
-
-
-def _operations() -> dict[str, Callable[[dict[str, Any]], None]]:
-    from jobbox import registry, write
-    from jobbox.auth import invalidation
-
-    def forget(arguments: dict[str, Any]) -> None:
-        job = registry.get(arguments["kind"])
-        write.forget_now(job, arguments["job_id"], tenant=arguments["tenant"],
-                         owner=arguments["owner"])
-
-    return {
-        REVOKE: lambda arguments: invalidation.write_revocation_marks(arguments["names"]),
-        LOGOUT: lambda arguments: invalidation.end_sessions(int(arguments["user_id"])),
-        FORGET: forget,
-    }
+    _operations[operation](arguments)

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -226,6 +227,14 @@ def forget_now(job: TrackedJob, job_id: str, *, tenant: str, owner: str | None) 
                 get_redis().zrem(keys.box_index_key(tenant, owner), box_member(job, job_id))
 
     with_retries(forget, attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+
+
+def _forget_recorded(arguments: dict[str, Any]) -> None:
+    forget_now(registry.get(arguments["kind"]), arguments["job_id"],
+               tenant=arguments["tenant"], owner=arguments["owner"])
+
+
+pending.register_operation(pending.FORGET, _forget_recorded)
 
 
 def box_member(job: TrackedJob, job_id: str) -> str:

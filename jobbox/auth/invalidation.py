@@ -146,6 +146,12 @@ def end_sessions(user_id: int) -> None:
                  attempts=INVALIDATE_ATTEMPTS, pause_seconds=INVALIDATE_RETRY_PAUSE_SECONDS)
 
 
+pending.register_operation(
+    pending.REVOKE, lambda arguments: write_revocation_marks(arguments["names"]))
+pending.register_operation(
+    pending.LOGOUT, lambda arguments: end_sessions(int(arguments["user_id"])))
+
+
 def connect_invalidation_signals() -> None:
     def on_user_change(sender: type[Model], instance: Model, **_: object) -> None:
         invalidate_user(instance.pk)
