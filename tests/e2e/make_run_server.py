@@ -1,7 +1,12 @@
 """uvicorn started with `make run`'s own options (academy.run.uvicorn_options) on the test
 database and Redis: what a client meets, connection budgets included."""
 
+import http.cookiejar
+import re
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,3 +26,23 @@ def serve_like_make_run(**env: str) -> Iterator[tuple[str, int]]:
                *uvicorn_options(env)]
     with _serving(command, port, conf.get("REDIS_URL"), env) as base:
         yield base, port
+
+
+def sign_in_attempts(base: str) -> Iterator[int]:
+    """Sign-in attempts through a real server, each with a new `X-Forwarded-For`."""
+    cookies = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
+    with opener.open(f"{base}/login/", timeout=30) as page:
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"',
+                         page.read().decode()).group(1)
+    for n in range(sys.maxsize):
+        body = urllib.parse.urlencode({"username": f"nobody-{n}", "password": "guess",
+                                       "csrfmiddlewaretoken": csrf}).encode()
+        request = urllib.request.Request(
+            f"{base}/login/", data=body,
+            headers={"X-Forwarded-For": f"192.0.2.{n % 250 + 1}", "Referer": f"{base}/login/"})
+        try:
+            with opener.open(request, timeout=60) as answer:
+                yield answer.status
+        except urllib.error.HTTPError as refused:
+            yield refused.code

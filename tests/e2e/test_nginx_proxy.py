@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from academy.embedded import free_port
-from tests.e2e.make_run_server import serve_like_make_run
+from tests.e2e.make_run_server import serve_like_make_run, sign_in_attempts
 from tests.e2e.test_connection_budgets import PARTIAL_HEAD, closed_by_server
-from tests.service.test_sign_in_limits import _signer_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,7 +119,7 @@ def test_the_service_answers_through_the_proxy(proxied):
 
 def test_an_invented_forwarded_for_does_not_give_a_client_new_addresses(proxied):
     base, _ = proxied
-    attempts = _signer_in(base)  # each with another X-Forwarded-For
+    attempts = sign_in_attempts(base)  # each with another X-Forwarded-For
     assert [next(attempts) for _ in range(5)] == [200, 200, 200, 429, 429]
 
 

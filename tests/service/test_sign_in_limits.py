@@ -1,15 +1,8 @@
 """Sign-in limits that hold: one counter per account however its name is typed, a burst
-checked at most the limit's number of times, no address taken from a header nobody vouches
-for, and no way for a stranger to lock the owner out (academy.login_throttle)."""
+checked at most the limit's number of times, and no way for a stranger to lock the owner out
+(academy.login_throttle). The address behind a header: tests/e2e/test_forwarded_address.py."""
 
-import http.cookiejar
-import re
-import sys
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
@@ -18,7 +11,6 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 
 from academy.login_throttle import DEVICE_COOKIE_NAME, throttle_login
-from tests.e2e.make_run_server import serve_like_make_run
 
 USERNAME = "la1"
 PASSWORD = "the-right-password-1"
@@ -112,36 +104,3 @@ def test_the_account_wide_backoff_spares_a_browser_that_signed_in_before(la1):
     assert sign_in(USERNAME, "another-guess", "198.51.100.200") == 429
     assert sign_in(USERNAME, PASSWORD, "192.0.2.44") == 429  # a new browser waits
     assert sign_in(USERNAME, PASSWORD, OWNER, client=owners_browser) == 302
-
-
-# --- The address behind a header: `make run`'s server options. ----------------------------
-
-def _signer_in(base: str) -> Iterator[int]:
-    """Sign-in attempts through a real server, each with a new `X-Forwarded-For`."""
-    cookies = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
-    with opener.open(f"{base}/login/", timeout=30) as page:
-        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"',
-                         page.read().decode()).group(1)
-    for n in range(sys.maxsize):
-        body = urllib.parse.urlencode({"username": f"nobody-{n}", "password": "guess",
-                                       "csrfmiddlewaretoken": csrf}).encode()
-        request = urllib.request.Request(
-            f"{base}/login/", data=body,
-            headers={"X-Forwarded-For": f"192.0.2.{n % 250 + 1}", "Referer": f"{base}/login/"})
-        try:
-            with opener.open(request, timeout=60) as answer:
-                yield answer.status
-        except urllib.error.HTTPError as refused:
-            yield refused.code
-
-
-def test_make_runs_server_takes_no_forwarded_address_from_an_untrusted_peer(
-        transactional_db):
-    per_address = 3
-    # FORWARDED_ALLOW_IPS unset: make run's default.
-    with serve_like_make_run(LOGIN_FAILURES_PER_ADDRESS=str(per_address)) as (base, _):
-        attempts = _signer_in(base)
-        answers = [next(attempts) for _ in range(per_address + 2)]
-    # Every attempt came from 127.0.0.1, whatever its header said.
-    assert answers == [200] * per_address + [429, 429]
