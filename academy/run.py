@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from academy import metrics_dir
@@ -36,6 +37,16 @@ from process_tools import stop_processes
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 METRICS_TOKEN_FILE_NAME = "metrics.token"
+# The proxies whose forwarding headers name the client (uvicorn's own variable): unset, none.
+FORWARDED_ALLOW_IPS_VARIABLE = "FORWARDED_ALLOW_IPS"
+# uvicorn's own default, stated: a browser reuses a connection within seconds or not at all.
+KEEP_ALIVE_TIMEOUT_SECONDS = 5
+# Open connections one worker serves at once (each open stream holds one): 2,000 is 250
+# people with 8 tabs each, about 60 MB of stream state, and far below the 20,000 file
+# descriptors a worker may hold here, so the cap answers 503 before the process runs out
+# (HTTP_CONNECTIONS_PER_WORKER moves it).
+CONNECTIONS_PER_WORKER = 2000
+CONNECTIONS_VARIABLE = "HTTP_CONNECTIONS_PER_WORKER"
 # 32 random bytes: as strong as the session secret, and kept between runs so a scraper set up
 # once keeps working.
 METRICS_TOKEN_BYTES = 32
@@ -168,7 +179,8 @@ def _servers_and_celery(port: str, folder: Path) -> list[subprocess.Popen[bytes]
         # gunicorn's sync path (docs/how-to/deployment.md).
         subprocess.Popen(
             [PYTHON, "-m", "uvicorn", "academy.asgi:application", "--host", "127.0.0.1",
-             "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3"],
+             "--port", port, "--workers", "2", "--timeout-graceful-shutdown", "3",
+             *uvicorn_options()],
             cwd=BASE_DIR, start_new_session=True,
         ),
         # The worker, with the periodic scheduler (beat) embedded: one process to run here.
@@ -178,6 +190,29 @@ def _servers_and_celery(port: str, folder: Path) -> list[subprocess.Popen[bytes]
             cwd=BASE_DIR, start_new_session=True,
         ),
     ]
+
+
+def uvicorn_options(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """uvicorn's connection budgets and who the client is (docs/how-to/security.md).
+
+    - the h11 protocol with a header read timeout and closes that cannot hang
+      (academy.http_protocol);
+    - an idle kept-alive connection closed after KEEP_ALIVE_TIMEOUT_SECONDS;
+    - at most CONNECTIONS_PER_WORKER connections (or requests) per worker: beyond, a 503 at
+      once instead of a worker out of file descriptors;
+    - proxy headers read only when FORWARDED_ALLOW_IPS names the proxy in front. uvicorn
+      trusts `X-Forwarded-For` from 127.0.0.1 by default: on a machine where anyone local (or
+      a proxy that passes the header through) reaches the port, every sign-in and token-miss
+      budget keyed by address could be dodged by inventing the header.
+    """
+    options = ["--http", "academy.http_protocol:BudgetedH11Protocol",
+               "--timeout-keep-alive", str(KEEP_ALIVE_TIMEOUT_SECONDS),
+               "--limit-concurrency", environ.get(CONNECTIONS_VARIABLE,
+                                                  str(CONNECTIONS_PER_WORKER))]
+    trusted = environ.get(FORWARDED_ALLOW_IPS_VARIABLE, "").strip()
+    if not trusted:
+        return [*options, "--no-proxy-headers"]
+    return [*options, "--proxy-headers", "--forwarded-allow-ips", trusted]
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:

@@ -106,19 +106,18 @@ SESSION_COOKIE_AGE = 12 * 60 * 60  # a working day; signed cookies cannot be rev
 
 REDIS_URL = embedded.redis_url(RUN_DIR)
 
-# The page's sign-in throttle (academy.login_throttle), counted in Redis. Ten wrong passwords
-# in 15 minutes is more than a person mistyping; 50 per address leaves room for a school
-# behind one NAT while stopping a guesser that rotates usernames.
-LOGIN_FAILURES_PER_ACCOUNT = env.integer("LOGIN_FAILURES_PER_ACCOUNT", 10)
+# The page's sign-in throttle (academy.login_throttle, docs/how-to/security.md), counted in
+# Redis per 15-minute window. Ten wrong passwords for one account from one address is more
+# than a person mistyping; 50 per address leaves room for a school behind one NAT while
+# stopping a guesser that rotates usernames; 30 per account from every address together is
+# the slower backoff against a guesser spread over addresses (a browser that signed in to the
+# account before is exempt from it, so the owner is not locked out by a stranger).
+LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = env.integer("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", 10)
 LOGIN_FAILURES_PER_ADDRESS = env.integer("LOGIN_FAILURES_PER_ADDRESS", 50)
+LOGIN_FAILURES_PER_ACCOUNT = env.integer("LOGIN_FAILURES_PER_ACCOUNT", 30)
 LOGIN_THROTTLE_WINDOW_SECONDS = env.integer("LOGIN_THROTTLE_WINDOW_SECONDS", 15 * 60)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "login_throttle": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env.text("JOBBOX_KEY_PREFIX", "") + "login-throttle",
-    },
 }
 
 JOBBOX = {
@@ -131,6 +130,8 @@ JOBBOX = {
     "STREAM_HEARTBEAT_SECONDS": env.number("JOBBOX_STREAM_HEARTBEAT_SECONDS", 15.0),
     "STREAMS_PER_PERSON": env.integer("JOBBOX_STREAMS_PER_PERSON", 8),
     "STREAM_RECHECK_SECONDS": env.number("JOBBOX_STREAM_RECHECK_SECONDS", 3.0),
+    "STREAM_MAX_SECONDS": env.integer("JOBBOX_STREAM_MAX_SECONDS", 600),
+    "STREAM_SEND_TIMEOUT_SECONDS": env.number("JOBBOX_STREAM_SEND_TIMEOUT_SECONDS", 30.0),
 }
 
 # Celery: Redis broker by default (the same server), SQS or RabbitMQ by CELERY_BROKER_URL.
@@ -214,6 +215,27 @@ AI_RESULT_PREVIEW_ITEMS = env.integer("AI_RESULT_PREVIEW_ITEMS", 20)
 # for: 500 rows of 50 subjects stay around 100 KiB of JSON.
 AI_RESULT_PAGE_SIZE = env.integer("AI_RESULT_PAGE_SIZE", 100)
 AI_RESULT_PAGE_SIZE_MAX = env.integer("AI_RESULT_PAGE_SIZE_MAX", 500)
+# The .xlsx package, judged from its parts before any parse (academy.ai.uploads).
+# Zip entries: a workbook has a dozen parts, a few hundred with many sheets and images.
+AI_XLSX_MAX_PARTS = env.integer("AI_XLSX_MAX_PARTS", 1000)
+# Shared strings: at most one per cell read (10,001 rows of 52 columns is 520,052), rounded
+# up; ten million empty ones would cost a gigabyte once parsed.
+AI_XLSX_SHARED_STRINGS_MAX_ENTRIES = env.integer("AI_XLSX_SHARED_STRINGS_MAX_ENTRIES", 600_000)
+# A whole academy's names and subjects are a few hundred KB of shared strings; 16 MiB is
+# dozens of times that and parses within the reader's memory budget.
+AI_XLSX_SHARED_STRINGS_MAX_BYTES = env.integer("AI_XLSX_SHARED_STRINGS_MAX_BYTES",
+                                               16 * 1024 * 1024)
+# One worksheet part: 10,001 rows of 52 cells at about 40 bytes of XML each is ~21 MB.
+AI_XLSX_SHEET_MAX_BYTES = env.integer("AI_XLSX_SHEET_MAX_BYTES", 32 * 1024 * 1024)
+# Styles: a heavily formatted workbook's are a few hundred KB.
+AI_XLSX_STYLES_MAX_BYTES = env.integer("AI_XLSX_STYLES_MAX_BYTES", 4 * 1024 * 1024)
+# The sheet's parse, on the worker in a child process (academy.ai.sheet_reader): CPU seconds
+# (a 10,000-row sheet parses in a few; 60 leaves room on a busy box), wall-clock seconds
+# before the child is killed, and its address space (Python and openpyxl take ~150 MB, a full
+# sheet ~100 MB more; 1 GiB refuses the gigabyte a shared-strings bomb would take).
+AI_SHEET_READ_CPU_SECONDS = env.integer("AI_SHEET_READ_CPU_SECONDS", 60)
+AI_SHEET_READ_TIMEOUT_SECONDS = env.integer("AI_SHEET_READ_TIMEOUT_SECONDS", 180)
+AI_SHEET_READ_MEMORY_BYTES = env.integer("AI_SHEET_READ_MEMORY_BYTES", 1024 * 1024 * 1024)
 # What runs AI jobs: "celery" (the default; the worker `make run` starts for videos too) or
 # "tasks": Django's Tasks framework on django-tasks-db's database backend, run by its
 # `manage.py db_worker` (academy.ai.runner). The job, its API, box and stream are the same.

@@ -12,7 +12,7 @@ class JobboxConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models import signals
 
-        from jobbox import breaker, checks, client, reconcile, write
+        from jobbox import breaker, checks, client, pending, reconcile, write
         from jobbox.auth import invalidation
 
         invalidation.connect_invalidation_signals()
@@ -20,5 +20,8 @@ class JobboxConfig(AppConfig):
         checks.register_checks()
         # Every model: a tracked job's may be registered after this app is ready.
         signals.post_delete.connect(write.on_row_deleted, dispatch_uid="jobbox-tracked-delete")
+        # Redis back after an outage: first the invalidations it missed, before its cached
+        # principals and snapshots are trusted again; then repair what it lacks.
+        breaker.on_recovered(pending.replay_after_outage)
         # Redis back after an outage (empty, or a replica that missed writes): repair now.
         breaker.on_recovered(reconcile.reconcile_after_outage)

@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from jobbox import conf
-from jobbox.breaker import CircuitBreaker
+from jobbox.breaker import CircuitBreaker, State
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +120,19 @@ def get_breaker() -> CircuitBreaker:
     return found
 
 
+class JustRecovered(RedisUnavailable):
+    """This call proved Redis back after an outage; what it read is not trusted: it may be a
+    cached value an invalidation missed during the outage (jobbox.pending replays them as
+    the breaker closes). The caller answers from the database this once."""
+
+
 @contextmanager
 def redis_errors() -> Iterator[None]:
     breaker = get_breaker()
-    if not _bypass_breaker.get() and not breaker.allow():
+    bypassed = _bypass_breaker.get()
+    if not bypassed and not breaker.allow():
         raise CircuitOpen("circuit open")
+    probing = not bypassed and breaker.state is State.HALF_OPEN
     try:
         yield
     except _UNREACHABLE as exc:
@@ -140,7 +148,9 @@ def redis_errors() -> Iterator[None]:
             breaker.record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
     else:
-        breaker.record_success()
+        breaker.record_success()  # closing, it runs the recovery listeners (the replay)
+        if probing:
+            raise JustRecovered("redis back; this read predates the replay")
 
 
 @asynccontextmanager

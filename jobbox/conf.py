@@ -78,6 +78,11 @@ class JobboxSettings:
         "mistyping a token needs a few; past it, that address's uncached tokens are refused "
         "without a database read, so a scan of random tokens costs this many reads a minute.",
         "per minute", may_be_zero=True)
+    TOKEN_MISS_POOL_PER_MINUTE: int = _setting(
+        1200, "Past an address's TOKEN_MISSES_PER_MINUTE, its new tokens are still looked up "
+        "from a pool shared by every address, per process: a valid token behind a NAT that "
+        "floods bogus tokens still gets its read. 1,200 a minute is 20 indexed reads a "
+        "second at most.", "per minute", may_be_zero=True)
     CLIENT_ADDRESS_RESOLVER: str | None = _setting(
         None, "Dotted path to `f(request) -> str`: the client address token misses are "
         "charged to. Unset: REMOTE_ADDR; behind a proxy, read its forwarding header.")
@@ -155,6 +160,11 @@ class JobboxSettings:
     STREAM_QUEUE_MAX_EVENTS: int = _setting(
         1000, "Events waiting for one slow stream before it is cut (it reconnects and "
         "resumes).", "count")
+    STREAM_SEND_TIMEOUT_SECONDS: float = _setting(
+        30.0, "A stream write the client has not taken within this long ends the stream: a "
+        "client that stopped reading would otherwise hold its connection while it stays "
+        "silent. Heartbeats come every 15 s, so a live client takes one within 30.",
+        "seconds")
     STREAMS_PER_PERSON: int = _setting(
         8, "Streams one person may hold open at once across every process, so one person "
         "cannot cost more than their share; a browser tab holds one.", "count")

@@ -27,7 +27,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from jobbox import caches, conf, keys, registry
+from jobbox import caches, conf, keys, pending, registry
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import REPAIRS
 from jobbox.model import Snapshot, decode_snapshot
@@ -58,8 +58,13 @@ def reconcile_recent(
 ) -> Report:
     """Store every recently changed job whose snapshot Redis lacks or holds older.
 
+    Invalidations Redis missed (jobbox.pending) are replayed first, so a revocation or a
+    deletion made during an outage reaches Redis within one run even in a process whose
+    breaker never saw the outage.
+
     Raises `RedisUnavailable` (nothing can be repaired then; the next run covers the window).
     """
+    pending.replay()
     window = conf.settings().RECONCILE_WINDOW_SECONDS if window_seconds is None else window_seconds
     batch = conf.settings().RECONCILE_BATCH_LIMIT if limit is None else limit
     since = timezone.now() - timedelta(seconds=window)

@@ -21,11 +21,12 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
 
-from jobbox import caches, conf, keys, model, registry, signals
+from jobbox import caches, conf, keys, model, pending, registry, signals
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors, with_retries
 from jobbox.events import encode_event
 from jobbox.metrics import CACHE_WRITES
@@ -180,14 +181,31 @@ def forget_on_commit(job: TrackedJob, instance: models.Model) -> None:
     tenant = str(getattr(instance, job.tenant_field))
     owner = getattr(instance, job.owner_field) if job.owner_field else None
     owner_id = None if owner is None else str(owner)
-    transaction.on_commit(lambda: forget_deleted(job, job_id, tenant=tenant, owner=owner_id),
-                          using=instance._state.db)
+    # Recorded in the delete's transaction (jobbox.pending): replayed if Redis misses it, so
+    # the job cannot come back from a cache that outlived the delete.
+    row = pending.record(pending.FORGET, {"kind": job.kind, "job_id": job_id,
+                                          "tenant": tenant, "owner": owner_id})
+    transaction.on_commit(
+        lambda: forget_deleted(job, job_id, tenant=tenant, owner=owner_id, row=row),
+        using=instance._state.db)
 
 
-def forget_deleted(job: TrackedJob, job_id: str, *, tenant: str, owner: str | None) -> None:
+def forget_deleted(job: TrackedJob, job_id: str, *, tenant: str, owner: str | None,
+                   row: int | None = None) -> None:
     """Remove a deleted job's snapshot and progress, leave a negative entry (polls answer 404
     from Redis), and take it out of its owner's box. Never raises for Redis: a failure leaves
-    the snapshot to its TTL, and a box shows it no longer once the database is read."""
+    the recorded row to be replayed when Redis answers (jobbox.pending)."""
+    try:
+        forget_now(job, job_id, tenant=tenant, owner=owner)
+    except RedisUnavailable:
+        logger.warning("jobbox: deleted %s %s not removed from Redis yet; recorded, it is "
+                       "removed when Redis answers", job.kind, job_id)
+        return
+    pending.applied(row)
+
+
+def forget_now(job: TrackedJob, job_id: str, *, tenant: str, owner: str | None) -> None:
+    """The removal itself. Raises RedisUnavailable."""
     caches.job_snapshots.discard((job.kind, job_id))
 
     def forget() -> None:
@@ -201,11 +219,15 @@ def forget_deleted(job: TrackedJob, job_id: str, *, tenant: str, owner: str | No
             if owner is not None:  # another slot (the owner's): its own command
                 get_redis().zrem(keys.box_index_key(tenant, owner), box_member(job, job_id))
 
-    try:
-        with_retries(forget, attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
-    except RedisUnavailable:
-        logger.warning("jobbox: deleted %s %s not removed from Redis; its TTL bounds it",
-                       job.kind, job_id)
+    with_retries(forget, attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+
+
+def _forget_recorded(arguments: dict[str, Any]) -> None:
+    forget_now(registry.get(arguments["kind"]), arguments["job_id"],
+               tenant=arguments["tenant"], owner=arguments["owner"])
+
+
+pending.register_operation(pending.FORGET, _forget_recorded)
 
 
 def box_member(job: TrackedJob, job_id: str) -> str:

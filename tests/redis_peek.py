@@ -9,7 +9,7 @@ from jobbox import conf
 
 def outside_redis() -> redis.Redis | redis.cluster.RedisCluster:
     """A separate connection: what another process would see (a cluster client on a cluster)."""
-    url = conf.get("REDIS_URL") or getattr(settings, "REDIS_URL", None)
-    if conf.get("REDIS_CLUSTER"):
+    url = conf.settings().REDIS_URL or getattr(settings, "REDIS_URL", None)
+    if conf.settings().REDIS_CLUSTER:
         return redis.cluster.RedisCluster.from_url(url)
     return redis.Redis.from_url(url)

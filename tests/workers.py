@@ -35,8 +35,8 @@ def start_worker(*extra_args: str) -> subprocess.Popen:
     """A real `celery worker` process on the test database and the test Redis; waits until up."""
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
     env = {**os.environ, "DATABASE_URL": test_database_url(),
-           "REDIS_URL": conf.get("REDIS_URL"), "CELERY_BROKER_URL": celery_app.conf.broker_url,
-           "REDIS_CLUSTER": "1" if conf.get("REDIS_CLUSTER") else ""}
+           "REDIS_URL": conf.settings().REDIS_URL, "CELERY_BROKER_URL": celery_app.conf.broker_url,
+           "REDIS_CLUSTER": "1" if conf.settings().REDIS_CLUSTER else ""}
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "academy", "worker", "--loglevel", "WARNING",
          "--hostname", name, "--without-gossip", "--without-mingle", *extra_args],

@@ -1,29 +1,45 @@
 """Checks on an uploaded spreadsheet before anything is stored or queued (`POST /api/ai/jobs/`).
 
-A real .xlsx is recognised by its content, not its name: a zip holding the parts of a
-workbook, that openpyxl opens, whose first sheet has no more rows than allowed. Each refusal
-is an `UploadRefused` with a stable code and a message meant for the person uploading.
+An .xlsx is a zip of XML parts, and what a part expands to decides what parsing it costs: an
+81 KB file can hold ten million empty shared strings (52 MB of XML, a gigabyte of Python
+objects once parsed). So the upload is judged from its package alone, before any XML parser
+sees it: the zip's entry count, each part's declared uncompressed size (shared strings,
+worksheets, styles, and all parts together) and the number of shared strings (their declared
+count and the `<si>` entries really there, counted in a bounded stream). The web request does
+only that; the sheet is parsed on the worker, in a child process under CPU and memory limits
+(academy.ai.sheet_reader), which checks the package again first.
+
+Each refusal is an `UploadRefused` with a stable code and a message meant for the person
+uploading that names the budget it is over.
 """
 
+import re
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import IO, Any
+from dataclasses import dataclass, fields
+from typing import IO
 
-import openpyxl
+from django.conf import settings
 
 # The parts every .xlsx workbook has (ECMA-376, Part 2 and SpreadsheetML).
 REQUIRED_XLSX_PARTS = ("[Content_Types].xml", "xl/workbook.xml")
-# Blank rows between data rows are fine, but a sheet whose rows sit a million apart would
-# have openpyxl yield every empty row in between: the span is bounded too.
-SPAN_FACTOR = 2
-SPAN_SLACK_ROWS = 1000
-# Columns read from each row: the student column and up to this many subjects. A sheet's
-# declared dimension (<dimension ref="A1:XFD100"/>) would otherwise have openpyxl pad every
-# row to 16,384 cells; what is read is bounded by this, whatever the file declares. 50
-# subjects is a whole timetable with room to spare.
-MAX_SUBJECT_COLUMNS = 50
-MAX_READ_COLUMNS = 1 + MAX_SUBJECT_COLUMNS + 1  # one more, to see that a header has too many
+SHARED_STRINGS_PART = re.compile(r"^xl/sharedStrings[^/]*\.xml$", re.IGNORECASE)
+SHEET_PART = re.compile(r"^xl/worksheets/[^/]+\.xml$", re.IGNORECASE)
+STYLES_PART = re.compile(r"^xl/styles[^/]*\.xml$", re.IGNORECASE)
+# The shared strings' opening tag is read to find its declared counts: attributes come first,
+# and no real writer puts more than a few hundred bytes before them.
+SST_HEAD_BYTES = 4096
+SST_OPENING_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?sst\b[^>]*>")
+SST_COUNT_ATTRIBUTE = re.compile(rb"\b(?:uniqueCount|count)\s*=\s*[\"'](\d{1,20})[\"']")
+# One shared-string entry: `<si>`, `<si/>` or `<x:si ...>` (any namespace prefix).
+SHARED_STRING_ENTRY = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
+# Decompressed bytes read at a time while counting entries; the tail kept between chunks is
+# longer than any entry's opening tag, so no entry is missed or counted twice at a seam.
+COUNT_CHUNK_BYTES = 1024 * 1024
+ENTRY_TAG_OVERLAP_BYTES = 64
+# An XML part starts with `<` (after a byte-order mark and blanks): a cheap sniff that turns
+# a renamed text file into "not a workbook" without a parser.
+XML_SNIFF_BYTES = 64
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class UploadRefused(Exception):
@@ -34,80 +50,131 @@ class UploadRefused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class SheetInfo:
-    sheet_name: str
-    data_rows: int
+class PackageBudget:
+    """What an .xlsx package may hold before it is parsed (settings AI_*, academy.settings)."""
+
+    max_bytes: int  # the file itself
+    max_uncompressed_bytes: int  # every part together, as the zip declares them
+    max_parts: int
+    shared_strings_max_entries: int
+    shared_strings_max_bytes: int
+    sheet_max_bytes: int  # each worksheet part
+    styles_max_bytes: int
+
+    @classmethod
+    def from_settings(cls) -> "PackageBudget":
+        return cls(
+            max_bytes=settings.AI_UPLOAD_MAX_BYTES,
+            max_uncompressed_bytes=settings.AI_UPLOAD_MAX_UNCOMPRESSED_BYTES,
+            max_parts=settings.AI_XLSX_MAX_PARTS,
+            shared_strings_max_entries=settings.AI_XLSX_SHARED_STRINGS_MAX_ENTRIES,
+            shared_strings_max_bytes=settings.AI_XLSX_SHARED_STRINGS_MAX_BYTES,
+            sheet_max_bytes=settings.AI_XLSX_SHEET_MAX_BYTES,
+            styles_max_bytes=settings.AI_XLSX_STYLES_MAX_BYTES,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
-def check_xlsx(
-    content: IO[bytes], *, size_bytes: int, max_bytes: int, max_uncompressed_bytes: int,
-    max_rows: int,
-) -> SheetInfo:
-    """Refuse anything but a workbook within the limits; `max_rows` counts rows after the header."""
-    if size_bytes > max_bytes:
-        raise UploadRefused("file_too_large", f"The file is larger than {max_bytes} bytes.")
+def check_xlsx(content: IO[bytes], *, size_bytes: int, budget: PackageBudget) -> None:
+    """Refuse anything but a workbook package within `budget`; parses no XML."""
+    if size_bytes > budget.max_bytes:
+        raise UploadRefused("file_too_large", f"The file is larger than {budget.max_bytes} bytes.")
     if size_bytes == 0:
         raise UploadRefused("not_xlsx", "The file is empty.")
-    not_xlsx = UploadRefused("not_xlsx", "The file is not an Excel workbook (.xlsx).")
-    content.seek(0)
-    if not zipfile.is_zipfile(content):
-        raise not_xlsx
     content.seek(0)
     try:
+        if not zipfile.is_zipfile(content):
+            raise _not_xlsx()
+        content.seek(0)
         with zipfile.ZipFile(content) as archive:
-            infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise not_xlsx from None
-    names = {info.filename for info in infos}
-    if not all(part in names for part in REQUIRED_XLSX_PARTS):
-        raise not_xlsx
-    if sum(info.file_size for info in infos) > max_uncompressed_bytes:
-        raise UploadRefused("file_too_large", "The workbook expands to more than allowed.")
-    content.seek(0)
-    try:
-        info = _count_rows(content, max_rows)
-    except UploadRefused:
-        raise
-    except Exception:
-        # openpyxl raises many kinds of errors on malformed parts; all mean "not a workbook".
-        raise not_xlsx from None
+            _check_parts(archive, budget)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        # A damaged zip (a wrong CRC, a truncated entry): not a workbook we can read.
+        raise _not_xlsx() from None
     finally:
         content.seek(0)
-    return info
 
 
-def sheet_rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
-    """A read-only sheet's rows as values, at most `MAX_READ_COLUMNS` each.
-
-    The declared dimension is ignored (reset): openpyxl then reads only the rows present, and
-    each row is cut at `MAX_READ_COLUMNS`, so memory follows the cells really there.
-    """
-    sheet.reset_dimensions()
-    yield from sheet.iter_rows(max_col=MAX_READ_COLUMNS, values_only=True)
+def _not_xlsx() -> UploadRefused:
+    return UploadRefused("not_xlsx", "The file is not an Excel workbook (.xlsx).")
 
 
-def _count_rows(content: IO[bytes], max_rows: int) -> SheetInfo:
-    workbook = openpyxl.load_workbook(content, read_only=True, data_only=True)
-    try:
-        sheet = workbook.worksheets[0]
-        rows = 0
-        span_limit = max_rows * SPAN_FACTOR + SPAN_SLACK_ROWS
-        for span, values in enumerate(sheet_rows(sheet), start=1):
-            if span > span_limit:
-                raise UploadRefused(
-                    "too_many_rows", f"The sheet spans more than {span_limit} rows."
-                )
-            if any(value not in (None, "") for value in values):
-                if rows == 0 and values[-1] not in (None, ""):
-                    raise UploadRefused(
-                        "too_many_columns",
-                        f"The header has more than {MAX_SUBJECT_COLUMNS} subject columns.",
-                    )
-                rows += 1
-                if rows > max_rows + 1:  # the header plus the allowed data rows
-                    raise UploadRefused(
-                        "too_many_rows", f"The sheet has more than {max_rows} data rows."
-                    )
-        return SheetInfo(sheet_name=sheet.title, data_rows=max(0, rows - 1))
-    finally:
-        workbook.close()
+def _over(what: str, limit: int, unit: str) -> UploadRefused:
+    # "file_too_large": what the person can act on is the same, a smaller or simpler file;
+    # the message names the budget.
+    return UploadRefused("file_too_large", f"The workbook's {what} is over the limit of "
+                                           f"{limit:,} {unit}.")
+
+
+def _check_parts(archive: zipfile.ZipFile, budget: PackageBudget) -> None:
+    infos = archive.infolist()
+    if len(infos) > budget.max_parts:
+        raise _over("number of parts", budget.max_parts, "parts")
+    by_name = {info.filename: info for info in infos}
+    if not all(part in by_name for part in REQUIRED_XLSX_PARTS):
+        raise _not_xlsx()
+    if sum(info.file_size for info in infos) > budget.max_uncompressed_bytes:
+        raise _over("uncompressed size", budget.max_uncompressed_bytes, "bytes")
+    for info in infos:
+        _check_part_size(info, budget)
+    _sniff_xml(archive, by_name["xl/workbook.xml"])
+    for info in infos:
+        if SHARED_STRINGS_PART.match(info.filename):
+            _check_shared_strings(archive, info, budget.shared_strings_max_entries)
+
+
+def _check_part_size(info: zipfile.ZipInfo, budget: PackageBudget) -> None:
+    for pattern, limit, what in (
+        (SHARED_STRINGS_PART, budget.shared_strings_max_bytes, "shared strings part"),
+        (SHEET_PART, budget.sheet_max_bytes, "worksheet part"),
+        (STYLES_PART, budget.styles_max_bytes, "styles part"),
+    ):
+        if pattern.match(info.filename) and info.file_size > limit:
+            raise _over(f"{what} ({info.filename})", limit, "bytes uncompressed")
+
+
+def _sniff_xml(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    with archive.open(info) as part:
+        head = part.read(XML_SNIFF_BYTES).removeprefix(UTF8_BOM).lstrip()
+    if not head.startswith(b"<"):
+        raise _not_xlsx()
+
+
+def _check_shared_strings(archive: zipfile.ZipFile, info: zipfile.ZipInfo,
+                          max_entries: int) -> None:
+    """The declared counts first (a few bytes), then the entries really there, counted in a
+    stream: the declaration is optional and may lie. zipfile stops a part at its declared
+    size (a longer one fails its check), so this reads what the size budget allowed."""
+    with archive.open(info) as part:
+        head = part.read(SST_HEAD_BYTES)
+        opening = SST_OPENING_TAG.search(head)
+        declared = max((int(n) for n in SST_COUNT_ATTRIBUTE.findall(
+            opening.group(0) if opening else b"")), default=0)
+        if declared > max_entries:
+            raise _too_many_strings(f"declares {declared:,}", max_entries)
+        counted = _count_entries(head, part, max_entries)
+    if counted > max_entries:
+        raise _too_many_strings(f"holds more than {max_entries:,}", max_entries)
+
+
+def _count_entries(head: bytes, part: IO[bytes], max_entries: int) -> int:
+    """Shared-string entries in the part, stopping as soon as there are more than allowed."""
+    counted, carry, chunk = 0, b"", head
+    while chunk:
+        window = carry + chunk
+        # Only entries that start before the carried tail are counted now; the tail is seen
+        # again with the next chunk.
+        cut = max(len(window) - ENTRY_TAG_OVERLAP_BYTES, 0)
+        counted += sum(1 for found in SHARED_STRING_ENTRY.finditer(window) if found.start() < cut)
+        if counted > max_entries:
+            return counted
+        carry, chunk = window[cut:], part.read(COUNT_CHUNK_BYTES)
+    return counted + len(SHARED_STRING_ENTRY.findall(carry))
+
+
+def _too_many_strings(found: str, max_entries: int) -> UploadRefused:
+    return UploadRefused("file_too_large", f"The workbook's shared strings part {found} "
+                                           f"entries; at most {max_entries:,} are read.")
+

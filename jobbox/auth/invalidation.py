@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Model, signals
 from django.http import HttpRequest
 
-from jobbox import caches, conf, keys
+from jobbox import caches, conf, keys, pending
 from jobbox.auth.principals import (
     REVOCATION_MARK_SECONDS,
     SESSION_GENERATION_KEY,
@@ -66,10 +66,12 @@ def invalidate_token(token: str) -> None:
 
 
 def _revoke_now_and_on_commit(names: list[str]) -> None:
-    # Now, so this transaction's own reads see the change; after commit, with a new mark, so
-    # a fill that read the old row in between (the mark of "now" already there) stores nothing.
+    # Recorded with the change (jobbox.pending), so it is replayed if Redis misses it. Now,
+    # so this transaction's own reads see the change; after commit, with a new mark, so a
+    # fill that read the old row in between (the mark of "now" already there) stores nothing.
+    row = pending.record(pending.REVOKE, {"names": names})
     _revoke(names)
-    transaction.on_commit(lambda: _revoke(names))
+    transaction.on_commit(lambda: _revoke(names, row))
 
 
 # Invalidations are rare and matter for security: tried this often whatever the breaker says.
@@ -77,10 +79,20 @@ INVALIDATE_ATTEMPTS = 3
 INVALIDATE_RETRY_PAUSE_SECONDS = 0.05
 
 
-def _revoke(names: list[str]) -> None:
+def _revoke(names: list[str], row: int | None = None) -> None:
     for name in names:
         caches.principals.discard(name)  # this process's outage copies, too
+    try:
+        write_revocation_marks(names)
+    except RedisUnavailable:
+        logger.warning("jobbox: could not revoke %d cached principals now; recorded, they "
+                       "are revoked when Redis answers", len(names))
+        return
+    pending.applied(row)
 
+
+def write_revocation_marks(names: list[str]) -> None:
+    """A revocation mark over each principal key. Raises RedisUnavailable."""
     def write_marks() -> None:
         with redis_errors():
             pipe = get_redis().pipeline(transaction=False)  # single-key commands: any slot
@@ -88,12 +100,8 @@ def _revoke(names: list[str]) -> None:
                 pipe.set(name, revocation_mark(), ex=REVOCATION_MARK_SECONDS)
             pipe.execute()
 
-    try:
-        with_retries(write_marks, attempts=INVALIDATE_ATTEMPTS,
-                     pause_seconds=INVALIDATE_RETRY_PAUSE_SECONDS)
-    except RedisUnavailable:
-        logger.warning("jobbox: could not revoke %d cached principals; "
-                       "PRINCIPAL_TTL_SECONDS bounds them", len(names))
+    with_retries(write_marks, attempts=INVALIDATE_ATTEMPTS,
+                 pause_seconds=INVALIDATE_RETRY_PAUSE_SECONDS)
 
 
 def session_generation(user_id: int, *, logout: bool) -> str:
@@ -125,10 +133,24 @@ def on_logout(sender: object, request: HttpRequest, user: Model | None, **_: obj
     if user is None or user.pk is None:
         return
     try:
-        with_retries(lambda: session_generation(user.pk, logout=True),
-                     attempts=INVALIDATE_ATTEMPTS, pause_seconds=INVALIDATE_RETRY_PAUSE_SECONDS)
+        end_sessions(user.pk)
     except RedisUnavailable:
-        logger.warning("jobbox: logout of user %s could not end their other sessions", user.pk)
+        pending.record(pending.LOGOUT, {"user_id": user.pk})
+        logger.warning("jobbox: logout of user %s recorded; their other sessions end when "
+                       "Redis answers", user.pk)
+
+
+def end_sessions(user_id: int) -> None:
+    """Replace the user's session generation (every session saved before ends). Raises
+    RedisUnavailable."""
+    with_retries(lambda: session_generation(user_id, logout=True),
+                 attempts=INVALIDATE_ATTEMPTS, pause_seconds=INVALIDATE_RETRY_PAUSE_SECONDS)
+
+
+pending.register_operation(
+    pending.REVOKE, lambda arguments: write_revocation_marks(arguments["names"]))
+pending.register_operation(
+    pending.LOGOUT, lambda arguments: end_sessions(int(arguments["user_id"])))
 
 
 def connect_invalidation_signals() -> None:

@@ -30,6 +30,7 @@ request that carries the header is never authenticated by its session instead.
 
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,10 @@ REVOCATION_MARK_SECONDS = 60
 FILL_MAX_SECONDS = REVOCATION_MARK_SECONDS / 2
 # The session key holding the user's session generation at login.
 SESSION_GENERATION_KEY = "_jobbox_session_generation"
+# A principal's TTL varies by up to this fraction either way (+-10 % of 5 min is +-30 s):
+# enough to spread refills filled in the same second over a minute, small enough that the
+# TTL still bounds a missed revocation by about PRINCIPAL_TTL_SECONDS.
+PRINCIPAL_TTL_JITTER_FRACTION = 0.1
 _GARBAGE = object()
 _REVOKED = object()
 
@@ -162,7 +167,7 @@ class PrincipalSource:
         if principal is None or self.user_id is None or self.token is not None:
             return principal
         matches = (constant_time_compare(self.session_hash or "", principal.session_hash)
-                   and _same_generation(self.session_generation, principal))
+                   and same_session_generation(self.session_generation, principal))
         return principal if matches else None
 
 
@@ -205,7 +210,7 @@ def _resolve_request(request: HttpRequest) -> Principal | None:
     return source.accept(_cached(source.key, source.load, generation_key=source.generation_key))
 
 
-def _same_generation(in_session: object, principal: Principal) -> bool:
+def same_session_generation(in_session: object, principal: Principal) -> bool:
     if principal.session_generation is None:
         return True  # read from the database while Redis is away: no generation to compare
     return isinstance(in_session, str) and constant_time_compare(in_session,
@@ -336,10 +341,19 @@ def _store_if_unchanged(key: str, principal: Principal, seen: object,
     with redis_errors():
         stored, generation = script("fill_principal", get_redis())(
             keys=[key] if generation_key is None else [key, generation_key],
-            args=[json.dumps(asdict(principal)), conf.settings().PRINCIPAL_TTL_SECONDS,
+            args=[json.dumps(asdict(principal)), principal_ttl_seconds(),
                   seen_kind, seen_value, new_generation(), session_generation_ttl_seconds()],
         )
     return bool(stored), generation.decode() if isinstance(generation, bytes) else generation
+
+
+def principal_ttl_seconds() -> int:
+    """PRINCIPAL_TTL_SECONDS, give or take PRINCIPAL_TTL_JITTER_FRACTION: principals filled
+    together (a school's class signing in at 9:00, every token after a Redis restart) expire
+    spread over a minute instead of all missing, and all reading the database, at once."""
+    ttl = conf.settings().PRINCIPAL_TTL_SECONDS
+    spread = ttl * PRINCIPAL_TTL_JITTER_FRACTION
+    return max(1, round(ttl + random.uniform(-spread, spread)))
 
 
 def new_generation() -> str:
@@ -401,12 +415,13 @@ def _parse(raw: bytes) -> Principal | object:
 def _load_token(token: str, address: str) -> Principal | None:
     from rest_framework.authtoken.models import Token
 
-    if not token_misses.budget.may_look_up(address):
+    digest = keys.token_principal_key(token)  # the token's digest, never the token itself
+    if not token_misses.budget.may_look_up(address, digest):
         PRINCIPAL_READS.labels("miss_budget_spent").inc()
-        return None  # this address's bogus tokens already cost their share of reads
+        return None  # a known miss, or bogus tokens already cost every read allowed
     found = Token.objects.select_related("user").filter(key=token).first()
     if found is None:
-        token_misses.budget.spend(address)
+        token_misses.budget.spend(address, digest)
         return None
     return _principal_from_user(found.user)
 

@@ -21,7 +21,8 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse
 
-from jobbox.http.views import open_stream_for
+from jobbox import conf
+from jobbox.http.views import open_stream_for, stream_head_for
 from jobbox.stream import Stream
 
 Scope = MutableMapping[str, Any]
@@ -51,6 +52,9 @@ async def stream_app(scope: Scope, receive: Receive, send: Send) -> None:
     # What SessionMiddleware would attach; a signed-cookie session reads no store.
     engine = import_module(settings.SESSION_ENGINE)
     request.session = engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+    if scope["method"] == "HEAD":
+        await _send_response(send, await stream_head_for(request), head=True)
+        return
     opened = await open_stream_for(request)
     if isinstance(opened, HttpResponse):
         await _send_response(send, opened)
@@ -58,12 +62,12 @@ async def stream_app(scope: Scope, receive: Receive, send: Send) -> None:
     await _send_stream(opened, receive, send)
 
 
-async def _send_response(send: Send, response: HttpResponse) -> None:
+async def _send_response(send: Send, response: HttpResponse, *, head: bool = False) -> None:
     headers = [(name.encode("latin-1"), value.encode("latin-1"))
                for name, value in response.items()]
     await send({"type": "http.response.start", "status": response.status_code,
                 "headers": headers})
-    await send({"type": "http.response.body", "body": response.content})
+    await send({"type": "http.response.body", "body": b"" if head else response.content})
 
 
 async def _send_stream(stream: Stream, receive: Receive, send: Send) -> None:
@@ -72,8 +76,9 @@ async def _send_stream(stream: Stream, receive: Receive, send: Send) -> None:
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no")]})
         async for chunk in stream.events():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+            await _send_within(send, {"type": "http.response.body", "body": chunk,
+                                      "more_body": True})
+        await _send_within(send, {"type": "http.response.body", "body": b""})
 
     async def until_disconnected() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -86,6 +91,21 @@ async def _send_stream(stream: Stream, receive: Receive, send: Send) -> None:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, OSError):
+            with contextlib.suppress(asyncio.CancelledError, OSError, _ClientNotReading):
                 await task
         await stream.close()
+
+
+class _ClientNotReading(Exception):
+    """A write waited past STREAM_SEND_TIMEOUT_SECONDS: the client stopped reading."""
+
+
+async def _send_within(send: Send, message: MutableMapping[str, Any]) -> None:
+    """`send`, given up after STREAM_SEND_TIMEOUT_SECONDS: a client that stops reading
+    blocks the server's write once its buffers fill, and without a bound the stream (dropped
+    for being slow or not) would hold its connection for as long as the client stays silent.
+    The stream then ends unfinished and the server closes the connection."""
+    try:
+        await asyncio.wait_for(send(message), timeout=conf.settings().STREAM_SEND_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise _ClientNotReading from None

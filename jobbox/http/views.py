@@ -44,6 +44,7 @@ from jobbox.auth.principals import (
     principal_for_token,
     principal_for_user_id,
     principal_source,
+    same_session_generation,
     token_in_header,
 )
 from jobbox.box import Box, box_from_database, read_box
@@ -297,15 +298,10 @@ async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
     """The caller's stream, or the JSON error that refuses it: 401 without a live principal,
     404 outside every tenant, 429 past the person's open streams, 503 without Redis or the
     database."""
-    try:
-        principal = await in_sync_thread(principal_for_request)(request)
-    except DatabaseError:
-        return JsonResponse({"detail": "Service temporarily unavailable."}, status=503)
-    if principal is None or not principal.is_active:
-        return JsonResponse({"detail": "Authentication credentials were not provided."},
-                            status=401)
-    if principal.tenant is None:
-        return JsonResponse({"detail": "Not found."}, status=404)
+    principal = await _stream_principal(request)
+    if isinstance(principal, JsonResponse):
+        return principal
+    assert principal.tenant is not None  # checked by _stream_principal
     raw_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
     try:
         return await start_stream(
@@ -323,6 +319,31 @@ async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
         return JsonResponse({"detail": "The event stream is unavailable."}, status=503)
 
 
+async def stream_head_for(request: HttpRequest) -> HttpResponse:
+    """`HEAD` on the stream: the status and headers a `GET` would start with, checked the same
+    way, without opening a stream or taking one of the person's stream slots."""
+    principal = await _stream_principal(request)
+    if isinstance(principal, JsonResponse):
+        return principal
+    response = HttpResponse(status=200, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+async def _stream_principal(request: HttpRequest) -> "Principal | JsonResponse":
+    """The caller's live principal inside a tenant, or the JSON error that refuses them."""
+    try:
+        principal = await in_sync_thread(principal_for_request)(request)
+    except DatabaseError:
+        return JsonResponse({"detail": "Service temporarily unavailable."}, status=503)
+    if principal is None or not principal.is_active:
+        return JsonResponse({"detail": "Authentication credentials were not provided."},
+                            status=401)
+    if principal.tenant is None:
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return principal
+
+
 def principal_check(request: HttpRequest, principal: Principal) -> PrincipalCheck:
     """How an open stream re-checks the access it was opened with: the principal cache's
     entry it came from, and the same resolution a new request would make when that entry
@@ -336,9 +357,13 @@ def principal_check(request: HttpRequest, principal: Principal) -> PrincipalChec
     return PrincipalCheck(
         key=keys.user_principal_key(principal.user_id), expected=asdict(principal),
         resolve=lambda: principal_for_user_id(principal.user_id),
-        # A password change ends sessions (Django's session hash), as on any request.
+        # A password change ends sessions (Django's session hash), and logout or any other
+        # bump of the user's session generation ends every session saved before it, as on
+        # any request: the stream was opened with the generation its session carried.
         still_allowed=lambda fresh: (_same_access(principal, fresh)
-                                     and fresh.session_hash == principal.session_hash))
+                                     and fresh.session_hash == principal.session_hash
+                                     and same_session_generation(
+                                         principal.session_generation, fresh)))
 
 
 def _same_access(opened_with: Principal, fresh: Principal | None) -> bool:

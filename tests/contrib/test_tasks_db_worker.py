@@ -38,7 +38,8 @@ def database_url_for_processes() -> str:
 def start_db_worker() -> subprocess.Popen:
     """`db_worker` in batch mode: runs every ready task of the database backend, then exits."""
     env = {**os.environ, "DATABASE_URL": database_url_for_processes(),
-           "REDIS_URL": conf.get("REDIS_URL"), "DJANGO_SETTINGS_MODULE": "tests.contrib.settings",
+           "REDIS_URL": conf.settings().REDIS_URL,
+           "DJANGO_SETTINGS_MODULE": "tests.contrib.settings",
            "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "django", "db_worker", "--backend", "database", "--batch",

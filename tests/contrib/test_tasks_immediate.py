@@ -54,7 +54,7 @@ def test_a_finished_task_is_read_with_zero_sql_for_the_terminal_ttl(
     assert body["return_value"] == {"counted": 2, "recorded": [True, True]}
     assert body["progress"] is None  # a finished task shows no progress bar
     ttl = get_redis().ttl(keys.status_key("task", result.id))
-    assert conf.get("TERMINAL_TTL_SECONDS") - 60 < ttl <= conf.get("TERMINAL_TTL_SECONDS")
+    assert conf.settings().TERMINAL_TTL_SECONDS - 60 < ttl <= conf.settings().TERMINAL_TTL_SECONDS
 
 
 def test_a_failed_task_names_its_exception_class_and_never_its_message(ann):

@@ -13,8 +13,8 @@ from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
 from jobbox import conf
+from process_tools import wait_until
 from tests.ai_helpers import poll, sheet_bytes, submit
-from tests.faults import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +31,7 @@ SHEET = [
 
 def start_db_worker() -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": conftest.test_database_url(),
-           "REDIS_URL": conf.get("REDIS_URL"), "AI_JOB_RUNNER": "tasks"}
+           "REDIS_URL": conf.settings().REDIS_URL, "AI_JOB_RUNNER": "tasks"}
     return subprocess.Popen([sys.executable, "manage.py", "db_worker", "--interval", "0.05",
                              "--no-startup-delay"], cwd=ROOT, env=env)
 

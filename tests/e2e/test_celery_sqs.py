@@ -19,12 +19,11 @@ from celery import Celery
 from django.conf import settings as django_settings
 
 from academy import queue, sqs
-from academy.embedded import free_port
 from academy.videos.models import Video
 from jobbox import conf, keys
-from tests.faults import wait_until
-from tests.helpers import outside_redis
+from process_tools import free_port, wait_until
 from tests.media import make_clip
+from tests.redis_peek import outside_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,7 +78,7 @@ def sqs_env(sqs_endpoint, tmp_path, settings, monkeypatch) -> dict[str, str]:
            "VIDEO_X264_PRESET": "ultrafast", "VIDEO_FFMPEG_THREADS": "1",
            # Real-time reading: the transcode outlasts the visibility timeout.
            "VIDEO_FFMPEG_READRATE": "1",
-           "DATABASE_URL": conftest.test_database_url(), "REDIS_URL": conf.get("REDIS_URL")}
+           "DATABASE_URL": conftest.test_database_url(), "REDIS_URL": conf.settings().REDIS_URL}
     for name, value in LOCAL_AWS.items():  # this process's sends sign their requests
         monkeypatch.setenv(name, value)
     settings.MEDIA_ROOT = str(media)

@@ -39,7 +39,7 @@ def test_an_unreachable_redis_on_the_event_loop_is_redis_unavailable():
 
 def test_a_reachable_redis_passes_the_guard_with_its_answer():
     async def guarded() -> bool:
-        client = redis.asyncio.Redis.from_url(conf.get("REDIS_URL"))
+        client = redis.asyncio.Redis.from_url(conf.settings().REDIS_URL)
         try:
             async with async_redis_errors():
                 return await client.ping()

@@ -36,13 +36,13 @@ def test_a_pub_sub_connection_idle_past_redis_py_8s_socket_timeout_still_deliver
 
 def test_every_jobbox_client_sets_its_own_socket_timeout():
     sync_kwargs = get_redis().connection_pool.connection_kwargs
-    assert sync_kwargs["socket_timeout"] == conf.get("SOCKET_TIMEOUT_SECONDS")
+    assert sync_kwargs["socket_timeout"] == conf.settings().SOCKET_TIMEOUT_SECONDS
 
     async def async_pool() -> redis.asyncio.ConnectionPool:
         return streams.async_client().connection_pool
 
     pool = asyncio.run(async_pool())
-    assert pool.connection_kwargs["socket_timeout"] == conf.get("SOCKET_TIMEOUT_SECONDS") * 4
+    assert pool.connection_kwargs["socket_timeout"] == conf.settings().SOCKET_TIMEOUT_SECONDS * 4
 
 
 def test_the_streams_share_a_small_blocking_pool_far_below_redis_py_8s_cap():

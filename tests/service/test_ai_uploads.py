@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from academy.ai import services
 from academy.ai.models import AIJobModel
 from tests.ai_helpers import poll, queued_messages, sheet_bytes, submit
 from tests.redis_peek import outside_redis
@@ -90,14 +91,20 @@ def test_a_workbook_that_expands_past_the_limit_is_refused_unread(alice, media, 
     assert_nothing_stored_or_queued(media)
 
 
-def test_a_sheet_over_the_row_limit_is_refused(alice, media, settings):
+def run_in_process(job_id: str) -> AIJobModel:
+    services.run_ai_job(job_id=job_id, worker_id="in-process")
+    return AIJobModel.objects.get(job_id=job_id)
+
+
+def test_a_sheet_over_the_row_limit_fails_on_the_worker_saying_why(alice, media, settings):
     settings.AI_MAX_ROWS = 2
-    response = submit(alice, sheet_bytes(GOOD_ROWS))  # 3 data rows
-    assert (response.status_code, response.json()["code"]) == (400, "too_many_rows")
-    assert_nothing_stored_or_queued(media)
+    response = submit(alice, sheet_bytes(GOOD_ROWS))  # 3 data rows: rows are not read here
+    assert response.status_code == 201
+    job = run_in_process(response.json()["job_id"])
+    assert (job.status, job.error_message) == ("FAILED", "The sheet has more than 2 data rows.")
 
 
-def test_a_sheet_whose_rows_sit_far_apart_is_refused_unread(alice, media, settings):
+def test_a_sheet_whose_rows_sit_far_apart_fails_unread(alice, media, settings):
     import openpyxl
 
     settings.AI_MAX_ROWS = 10
@@ -107,8 +114,9 @@ def test_a_sheet_whose_rows_sit_far_apart_is_refused_unread(alice, media, settin
     out = io.BytesIO()
     workbook.save(out)
     response = submit(alice, out.getvalue())  # two data rows, 50,000 rows apart
-    assert (response.status_code, response.json()["code"]) == (400, "too_many_rows")
-    assert_nothing_stored_or_queued(media)
+    assert response.status_code == 201
+    job = run_in_process(response.json()["job_id"])
+    assert (job.status, job.error_message) == ("FAILED", "The sheet spans more than 1020 rows.")
 
 
 def test_a_missing_file_or_job_type_is_refused(alice, media):
@@ -142,7 +150,7 @@ def test_a_good_sheet_at_the_row_limit_is_stored_queued_and_answered_201(alice, 
     job = AIJobModel.objects.get(job_id=body["job_id"])
     assert (job.tenant_id, job.created_by_id) == (alice.tenant.pk, alice.user.pk)
     # The name the person sees on the card: no folder, and never used in a path.
-    assert job.payload == {"sheet": "Scores", "data_rows": 3, "file_name": "evil name.xlsx"}
+    assert job.payload == {"file_name": "evil name.xlsx"}
     stored = [p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file()]
     assert stored == [f"ai/uploads/{alice.tenant.pk}/{job.job_id}.xlsx"]  # not the client's name
     assert (media / stored[0]).read_bytes() == content

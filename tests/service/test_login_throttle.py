@@ -11,6 +11,7 @@ pytestmark = pytest.mark.django_db
 
 ACCOUNT_LIMIT = 3
 ADDRESS_LIMIT = 5
+ACCOUNT_AND_ADDRESS_LIMIT = 2
 # Far above the limits: without a throttle every one of these would be checked.
 GUESSES = 20
 
@@ -22,6 +23,7 @@ def small_limits(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.LOGIN_FAILURES_PER_ACCOUNT = ACCOUNT_LIMIT
     settings.LOGIN_FAILURES_PER_ADDRESS = ADDRESS_LIMIT
+    settings.LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = ACCOUNT_AND_ADDRESS_LIMIT
 
 
 def sign_in(username: str, password: str, address: str = "203.0.113.7") -> int:
@@ -61,7 +63,8 @@ def test_a_correct_sign_in_is_never_counted(alice):
 def test_counter_keys_are_bounded_whatever_the_username(alice):
     sign_in("x" * 100_000, "guess")
     keys = outside_redis().keys("*login-throttle*")
-    assert len(keys) == 2 and max(len(key) for key in keys) < 100
+    # account and address, address, account: three counters, each name bounded.
+    assert len(keys) == 3 and max(len(key) for key in keys) < 150
 
 
 def test_an_ipv6_client_is_counted_by_its_64():

@@ -8,8 +8,9 @@ rank: 1, 2, 2, 4), each subject's count, mean, median, min, max and standard dev
 the bad rows; the same tables are written to a downloadable .xlsx report (styled, with a
 native chart and its statistics stated; every text cell written as text, never a formula).
 
-The sheet is read by the cells it holds (academy.ai.uploads.sheet_rows), not the dimension it
-declares (docs/explanation/invariants.md, invariant 10).
+The upload is judged from its package's parts alone (academy.ai.uploads); the sheet is parsed
+on the worker, in a child process under CPU and memory limits, by the cells it holds, not
+the dimension it declares (academy.ai.sheet_reader).
 """
 
 import io
@@ -27,7 +28,8 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from academy.ai.job_types import JobContext, JobFailed, JobOutput, JobType
-from academy.ai.uploads import MAX_SUBJECT_COLUMNS, check_xlsx, sheet_rows
+from academy.ai.sheet_reader import MAX_SUBJECT_COLUMNS, ReadLimits, read_sheet_limited
+from academy.ai.uploads import PackageBudget, UploadRefused, check_xlsx
 
 MIN_SCORE = 0
 MAX_SCORE = 100
@@ -87,13 +89,9 @@ class GradeReport(JobType):
              "write report")
 
     def check_upload(self, content: IO[bytes], *, size_bytes: int) -> dict[str, Any]:
-        info = check_xlsx(
-            content, size_bytes=size_bytes, max_bytes=settings.AI_UPLOAD_MAX_BYTES,
-            max_uncompressed_bytes=settings.AI_UPLOAD_MAX_UNCOMPRESSED_BYTES,
-            max_rows=settings.AI_MAX_ROWS,
-        )
-        return {"sheet": info.sheet_name, "data_rows": info.data_rows,
-                "file_name": upload_file_name(content)}
+        # The package only: no XML is parsed in the web request.
+        check_xlsx(content, size_bytes=size_bytes, budget=PackageBudget.from_settings())
+        return {"file_name": upload_file_name(content)}
 
     def run(self, context: JobContext) -> JobOutput:
         context.report_step(1, 0)
@@ -104,7 +102,7 @@ class GradeReport(JobType):
             data = upload.read(limit + 1)
         if len(data) > limit:
             raise JobFailed(f"The file is larger than {limit} bytes.")
-        sheet_name, rows = read_sheet(io.BytesIO(data))
+        sheet_name, rows = read_sheet(data)
         context.report_step(1, 100)
         if not rows:
             raise JobFailed("The sheet is empty.")
@@ -142,23 +140,15 @@ def upload_file_name(content: IO[bytes]) -> str:
     return "".join(ch for ch in name if ch.isprintable())[:MAX_FILE_NAME_CHARS]
 
 
-def read_sheet(content: IO[bytes]) -> tuple[str, list[tuple[int, tuple[Any, ...]]]]:
-    """The first sheet's non-empty rows as (row number, values)."""
+def read_sheet(data: bytes) -> tuple[str, list[tuple[int, tuple[Any, ...]]]]:
+    """The first sheet's non-empty rows as (row number, values), read in a child process
+    within the package budget, the row limit and the parse's CPU and memory limits."""
     try:
-        workbook = openpyxl.load_workbook(content, read_only=True, data_only=True)
-    except Exception:
-        # The upload was checked; a file that no longer opens is a failure to report, not a bug.
-        raise JobFailed("The workbook could not be read.") from None
-    try:
-        sheet = workbook.worksheets[0]
-        rows = [
-            (number, values)
-            for number, values in enumerate(sheet_rows(sheet), start=1)
-            if any(not _blank(value) for value in values)
-        ]
-        return sheet.title, rows
-    finally:
-        workbook.close()
+        return read_sheet_limited(data, max_rows=settings.AI_MAX_ROWS,
+                                  budget=PackageBudget.from_settings(),
+                                  limits=ReadLimits.from_settings())
+    except UploadRefused as refused:
+        raise JobFailed(refused.message) from None
 
 
 def parse_header(number: int, values: tuple[Any, ...]) -> list[str]:
