@@ -41,6 +41,10 @@ def stop_processes(processes: Iterable[subprocess.Popen], *,
     """Stop several children together: all are asked to stop first, so they wind down in
     parallel, then each is waited for (and killed if it outstays the grace period)."""
     processes = list(processes)
+    # Asked before any wait reaps them: a child started with `start_new_session=True` leads
+    # a process group holding whatever it started (a Celery worker's pool and embedded beat,
+    # uvicorn's workers).
+    group_leaders = [process for process in processes if _leads_a_group(process)]
     for process in processes:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -50,19 +54,22 @@ def stop_processes(processes: Iterable[subprocess.Popen], *,
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            _kill(process)
-            process.wait()
-
-
-def _kill(process: subprocess.Popen) -> None:
-    """SIGKILL; to the child's whole process group when it leads one (started with
-    `start_new_session=True`), so the processes it started (a Celery worker's pool, uvicorn's
-    workers) cannot outlive it as orphans."""
-    with contextlib.suppress(ProcessLookupError):
-        if os.getpgid(process.pid) == process.pid:
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
             process.kill()
+            process.wait()
+    for leader in group_leaders:
+        # What the leader started and left behind (it was killed, or died) goes too: no
+        # orphan lives on. The group id cannot be reused while any member is alive.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGKILL)
+
+
+def _leads_a_group(process: subprocess.Popen) -> bool:
+    if process.returncode is not None:
+        return False  # reaped already: its pid may name another process by now
+    try:
+        return os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        return False
 
 
 def wait_until(condition: Callable[[], T], *, timeout_seconds: float,

@@ -55,6 +55,9 @@ class RedisServer:
              "--protected-mode", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C must not stop Redis under the
+            # processes still using it; its owner stops it last.
+            start_new_session=True,
         )
         self._wait_until_answering()
         return self

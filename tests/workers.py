@@ -37,18 +37,20 @@ def start_worker(*extra_args: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": test_database_url(),
            "REDIS_URL": conf.settings().REDIS_URL, "CELERY_BROKER_URL": celery_app.conf.broker_url,
            "REDIS_CLUSTER": "1" if conf.settings().REDIS_CLUSTER else ""}
+    # A session of its own: should it have to be killed, its pool and an embedded beat
+    # (`--beat`) go with it instead of living on, orphaned, on the test Redis.
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "academy", "worker", "--loglevel", "WARNING",
          "--hostname", name, "--without-gossip", "--without-mingle", *extra_args],
-        env=env,
+        env=env, start_new_session=True,
     )
-    # Stops waiting early when the worker has exited (its status is then not None).
-    wait_until(lambda: process.poll() is not None or _answering(name),
-               timeout_seconds=WORKER_START_TIMEOUT_SECONDS)
-    if process.poll() is None and _answering(name):
+    # True once it answers a ping; "exited" ends the wait early.
+    outcome = wait_until(lambda: "exited" if process.poll() is not None else _answering(name),
+                         timeout_seconds=WORKER_START_TIMEOUT_SECONDS)
+    if outcome is True:
         return process
     stop_process(process, grace_seconds=0)
-    raise RuntimeError("the Celery worker did not start")
+    raise RuntimeError(f"the Celery worker did not start ({outcome or 'no answer'})")
 
 
 def stop_worker(process: subprocess.Popen) -> None:
