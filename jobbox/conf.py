@@ -119,6 +119,17 @@ DEFAULTS: dict[str, Any] = {
     # principal cache, in one pipeline for all the process's streams: revoked access ends
     # within about this long (DESIGN.md, invariant 11).
     "STREAM_RECHECK_SECONDS": 3.0,
+    # A worker's `CancelWatch.check()` reads the job's cancel flag at most this often: within
+    # the promise that a cancel is seen within 1 s, and one GET per running job per 250 ms
+    # is nothing to Redis.
+    "CANCEL_CHECK_INTERVAL_SECONDS": 0.25,
+    # A job's own log (jobbox.control): the newest lines are kept, at most this many and this
+    # many bytes (a few hundred lines are a transcode's steps, warnings and ffmpeg's summary;
+    # 64 KiB keeps a long-running job's log cheap to hold and to send).
+    "LOG_MAX_LINES": 300,
+    "LOG_MAX_BYTES": 64 * 1024,
+    # One line longer than this is cut: a runaway line cannot push every other line out.
+    "LOG_LINE_MAX_BYTES": 2 * 1024,
 }
 
 

@@ -24,6 +24,10 @@ _MUTABLE_FIELDS = {
     "leased_by": "leased_by",
     "leased_until": "leased_until",
     "attempts": "attempts",
+    "attempt": "attempt",
+    "attempts_before_run": "attempts_before_run",
+    "previous_attempts": "previous_attempts",
+    "log": "log",
 }
 
 
@@ -60,6 +64,10 @@ class AIJobRepository:
                 leased_by=job.leased_by,
                 leased_until=job.leased_until,
                 attempts=job.attempts,
+                attempt=job.attempt,
+                attempts_before_run=job.attempts_before_run,
+                previous_attempts=job.previous_attempts,
+                log=job.log,
             )
             publish_on_commit(row)
             job.version = row.version
@@ -127,6 +135,10 @@ def to_domain(row: AIJobModel) -> AIJob:
         leased_by=row.leased_by,
         leased_until=row.leased_until,
         attempts=row.attempts,
+        attempt=row.attempt,
+        attempts_before_run=row.attempts_before_run,
+        previous_attempts=list(row.previous_attempts),
+        log=list(row.log),
         version=row.version,
     )
 

@@ -20,6 +20,7 @@ from academy.ai import conf, services, storage
 from academy.ai.models import AIJobModel
 from academy.ai.tracking import JOB_ID_PATTERN, KIND
 from academy.ai.uploads import UploadRefused
+from academy.control_views import JobActionView, JobLogView
 from academy.text_fields import control_character_problem
 from jobbox import CachedAuthAPIView, JobStatusAPIView, registry
 
@@ -141,3 +142,28 @@ def _declared_length(request: Request) -> int:
 def _refused(refusal: UploadRefused) -> Response:
     return Response({"detail": refusal.message, "code": refusal.code},
                     status=status.HTTP_400_BAD_REQUEST)
+
+
+@schema.ai_job_cancel
+class AIJobCancelView(JobActionView):
+    """POST /api/ai/jobs/<job_id>/cancel/ — 202 CANCELLED (again: a no-op); 409 once it ended."""
+
+    kind = KIND
+    action = staticmethod(lambda job_id, tenant: services.ai_job_cancel(job_id=job_id,
+                                                                        tenant_id=tenant))
+
+
+@schema.ai_job_retry
+class AIJobRetryView(JobActionView):
+    """POST /api/ai/jobs/<job_id>/retry/ — a FAILED or CANCELLED job as its next attempt."""
+
+    kind = KIND
+    action = staticmethod(lambda job_id, tenant: services.ai_job_retry(job_id=job_id,
+                                                                       tenant_id=tenant))
+
+
+@schema.job_log
+class AIJobLogView(JobLogView):
+    """GET /api/ai/jobs/<job_id>/log/ — the job's own log lines."""
+
+    kind = KIND

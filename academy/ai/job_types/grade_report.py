@@ -194,6 +194,7 @@ def validate_rows(
     first_row_of: dict[str, int] = {}
     every = max(1, len(rows) // REPORTS_PER_STEP)
     for position, (number, values) in enumerate(rows):
+        context.check_cancel()  # a cancelled job stops between rows
         if position % every == 0:
             context.report_step(2, 100 * position / len(rows))
         problems: list[str] = []
