@@ -50,7 +50,7 @@ local sample_ms = tonumber(redis.call('HGET', KEYS[2], 'sample_ms'))
 local sample_percent = tonumber(redis.call('HGET', KEYS[2], 'sample_percent'))
 if not sample_ms then
   redis.call('HSET', KEYS[2], 'sample_ms', now_ms, 'sample_percent', percent)
-elseif now_ms - sample_ms >= tonumber(ARGV[4]) then
+elseif now_ms > sample_ms and now_ms - sample_ms >= tonumber(ARGV[4]) then
   local rate = (percent - sample_percent) * 1000 / (now_ms - sample_ms)
   local smoothed = tonumber(redis.call('HGET', KEYS[2], 'rate'))
   if smoothed then
