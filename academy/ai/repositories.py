@@ -106,6 +106,11 @@ class AIJobRepository:
             job_id=job_id, status=AIJobStatus.PROCESSING.value, leased_by=worker_id,
         ).update(leased_until=until))
 
+    def keep_log(self, job_id: str, lines: list[str]) -> None:
+        """The log of a job that ended, with the lines its worker wrote after the end."""
+        if lines:
+            AIJobModel.objects.filter(job_id=job_id).update(log=lines)
+
     def expired_leases(self, *, now: datetime, limit: int) -> list[str]:
         """PROCESSING jobs whose lease ran out, oldest first (one query, a partial index)."""
         return list(AIJobModel.objects.filter(

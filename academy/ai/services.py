@@ -297,6 +297,7 @@ def run_ai_job(*, job_id: str, worker_id: str) -> Outcome:
         except CancelRequested:
             # The cancel transition ended the job already; nothing was stored for this run.
             job_control.log_line(KIND, job_id, "stopped between rows")
+            repository.keep_log(job_id, job_control.final_log(KIND, job_id, stored=[]))
             return Outcome.CANCELLED
 
 

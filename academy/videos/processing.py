@@ -109,6 +109,7 @@ def transcode(*, video_id: int, worker_id: str) -> str:
                     video_id, removed)
         job_control.log_line(services.KIND, str(video_id),
                              f"stopped: {removed} published files removed")
+        services.keep_log_after_end(video_id)
         return "cancelled"
     except LeaseLost:
         logger.warning("video %s: %s lost its lease; stopped", video_id, worker_id)

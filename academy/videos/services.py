@@ -349,6 +349,15 @@ def retry_video(video_id: int, *, tenant_id: int) -> Outcome:
     return Outcome.OK
 
 
+def keep_log_after_end(video_id: int) -> None:
+    """The lines a worker wrote after its job ended (a cancelled run's "stopped") onto the
+    row too. Not a transition: the log is not part of what a poll shows."""
+    stored = Video.objects.filter(pk=video_id).values_list("log", flat=True).first()
+    if stored is not None:
+        Video.objects.filter(pk=video_id).update(
+            log=job_control.final_log(KIND, str(video_id), stored=list(stored)))
+
+
 def _keep_log(video: Video) -> None:
     """The run's log from Redis onto the row, saved with the transition that ends it."""
     video.log = job_control.final_log(KIND, str(video.pk), stored=list(video.log))
