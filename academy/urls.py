@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.urls import include, path
 
 from academy.ai.views import (
@@ -20,6 +21,7 @@ from academy.videos.views import (
 )
 
 urlpatterns = [
+    path("admin/", admin.site.urls),  # Django's admin, for staff
     path("api/schema/", schema_view, name="api-schema"),  # OpenAPI 3 (drf-spectacular)
     path("api/videos/", VideoUploadView.as_view(), name="video-upload"),
     path("api/videos/<str:job_id>/", VideoDetailView.as_view(), name="video-detail"),
