@@ -48,12 +48,12 @@ class JobActionView(CachedAuthAPIView):
     """POST → 202 with the job's representation after the action, 404, or 409."""
 
     kind: ClassVar[str]
-    action: ClassVar[Action]
+    service: ClassVar[Action]
 
     def post(self, request: Request, job_id: str) -> Response:
         tenant = self.request_tenant(request)
         parsed = _parsed_id(self.kind, job_id)
-        outcome = self.action(parsed, int(tenant))
+        outcome = self.service(parsed, int(tenant))
         if outcome == Outcome.NOT_FOUND:
             raise NotFound()
         if outcome not in ACCEPTED:

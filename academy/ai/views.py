@@ -149,7 +149,7 @@ class AIJobCancelView(JobActionView):
     """POST /api/ai/jobs/<job_id>/cancel/ — 202 CANCELLED (again: a no-op); 409 once it ended."""
 
     kind = KIND
-    action = staticmethod(lambda job_id, tenant: services.ai_job_cancel(job_id=job_id,
+    service = staticmethod(lambda job_id, tenant: services.ai_job_cancel(job_id=job_id,
                                                                         tenant_id=tenant))
 
 
@@ -158,7 +158,7 @@ class AIJobRetryView(JobActionView):
     """POST /api/ai/jobs/<job_id>/retry/ — a FAILED or CANCELLED job as its next attempt."""
 
     kind = KIND
-    action = staticmethod(lambda job_id, tenant: services.ai_job_retry(job_id=job_id,
+    service = staticmethod(lambda job_id, tenant: services.ai_job_retry(job_id=job_id,
                                                                        tenant_id=tenant))
 
 

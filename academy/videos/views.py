@@ -120,7 +120,7 @@ class VideoCancelView(JobActionView):
     """POST /api/videos/<id>/cancel/ — 202 CANCELLED (again: a no-op); 409 once it ended."""
 
     kind = "video"
-    action = staticmethod(lambda job_id, tenant: services.cancel_video(int(job_id),
+    service = staticmethod(lambda job_id, tenant: services.cancel_video(int(job_id),
                                                                        tenant_id=tenant))
 
 
@@ -129,7 +129,7 @@ class VideoRetryView(JobActionView):
     """POST /api/videos/<id>/retry/ — a FAILED or CANCELLED video as its next attempt."""
 
     kind = "video"
-    action = staticmethod(lambda job_id, tenant: services.retry_video(int(job_id),
+    service = staticmethod(lambda job_id, tenant: services.retry_video(int(job_id),
                                                                       tenant_id=tenant))
 
 
