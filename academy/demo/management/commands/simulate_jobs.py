@@ -4,8 +4,9 @@ Each video goes UPLOADED → PROCESSING → (named steps with progress) → READ
 (`--ai N`, through the AI job repository's `save`) PENDING → PROCESSING → (the grade report's
 named steps) → DONE with a grade report result; the first `--fail` jobs in all (videos first)
 end FAILED instead. Each runs over `--seconds`; one JSON line per job is printed as it is
-created, and (on stderr, with the drive's start) one as it ends. The simulated jobs hold their leases while they are driven (renewed
-as a worker renews its own), so the reapers never hand one to a real worker.
+created, and (on stderr, with the drive's start) one as it ends. The simulated jobs hold
+their leases while they are driven (renewed as a worker renews its own), so the reapers never
+hand one to a real worker.
 
 Titles carry on from the tenant's earlier simulated jobs, so each run's jobs are told apart. A
 simulated video has no rendition to play: it ends READY without an HLS path (the page offers
