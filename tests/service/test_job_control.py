@@ -18,14 +18,16 @@ from jobbox import (
     CancelWatch,
     append_log,
     cancel_requested,
+    keys,
     read_log,
     report_progress,
     request_cancel,
     write,
 )
+from jobbox import events as events_module
 from tests.ai_helpers import new_job, processing_job, row, sheet_bytes, submit
 from tests.ai_helpers import poll as poll_job
-from tests.helpers import new_video, poll, stored_snapshot
+from tests.helpers import new_video, outside_redis, poll, stored_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -286,8 +288,11 @@ def test_the_log_keeps_the_newest_lines_within_its_line_and_byte_bounds(alice, s
 
 # --- Time left ----------------------------------------------------------------------------
 
-def test_eta_is_null_until_a_rate_is_known_then_a_number_while_running(alice, monkeypatch):
+def test_eta_is_null_until_a_rate_is_known_then_a_number_while_running(
+        alice, monkeypatch, settings):
     monkeypatch.setattr(write, "ETA_SAMPLE_MIN_MS", 0)  # every report is a sample here
+    # ...and an event: reports here come milliseconds apart.
+    settings.JOBBOX = {**getattr(settings, "JOBBOX", {}), "PROGRESS_EVENT_INTERVAL_MS": 0}
     video = new_video(alice)
     videos.mark_processing(video.pk, worker_id="w1")
     report_progress("video", str(video.pk), percent=10)
@@ -302,5 +307,12 @@ def test_eta_is_null_until_a_rate_is_known_then_a_number_while_running(alice, mo
     box = alice.client().get("/api/jobbox/").json()
     entry = next(job for job in box["jobs"] if job["id"] == str(video.pk))
     assert entry["job"]["eta_seconds"] is not None
+    # The stream's events carry it too: the owner's history holds the progress events.
+    history = outside_redis().xrange(
+        keys.owner_events_key(str(alice.tenant.pk), str(alice.user.pk)))
+    events = [events_module.from_entry(event_id, fields) for event_id, fields in history]
+    progressed = [event.as_json()["job"] for event in events
+                  if event is not None and event.as_json()["job"]["status"] == "PROCESSING"]
+    assert any(job["eta_seconds"] is not None for job in progressed)
     videos.complete_video(video.pk, f"hls/{video.pk}/1/master.m3u8", 2, worker_id="w1")
     assert poll(alice, video.pk).json()["eta_seconds"] is None
