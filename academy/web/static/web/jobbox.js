@@ -396,7 +396,7 @@
       "students", pagedSource(result, "students"),
       [R.student, ...subjects, R.total, R.average, R.rank],
       (s) => [s.student, ...subjects.map((name) => (s.scores || {})[name]), s.total,
-        s.average, s.rank],
+        new Decimal(s.average), s.rank],
     ));
     const bad = pagedSource(result, "bad_rows");
     if (bad.count) {
@@ -410,9 +410,21 @@
   }
 
   function number(value) {
+    if (value instanceof Decimal) return value.format();
     return typeof value === "number"
       ? value.toLocaleString(LANG, { maximumFractionDigits: 2 }) : cellText(value);
   }
+
+  // A column of averages reads alike row after row: always two decimals ("84.00", "83.75"),
+  // as the report's workbook writes them. Counts, scores and ranks stay whole numbers.
+  const TWO_DECIMALS = new Intl.NumberFormat(LANG, {
+    minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  function Decimal(value) { this.value = value; }
+  Decimal.prototype.format = function format() {
+    return typeof this.value === "number" ? TWO_DECIMALS.format(this.value)
+      : cellText(this.value);
+  };
+  const DECIMAL_STATS = new Set(["mean", "median", "stdev"]);
 
   function statsTable(stats) {
     const keys = ["count", "mean", "median", "min", "max", "stdev"];
@@ -423,7 +435,8 @@
     stats.forEach((s) => {
       const tr = body.insertRow();
       tr.append(make("th", null, s.subject));
-      keys.forEach((key) => tr.append(make("td", "num", number(s[key]))));
+      keys.forEach((key) => tr.append(make("td", "num", number(
+        DECIMAL_STATS.has(key) ? new Decimal(s[key]) : s[key]))));
     });
     return node;
   }
@@ -470,7 +483,8 @@
         body.replaceChildren(...items.map((item) => {
           const tr = document.createElement("tr");
           cellsOf(item).forEach((cell, i) => tr.append(make(i ? "td" : "th",
-            typeof cell === "number" ? "num" : null, number(cell))));
+            typeof cell === "number" || cell instanceof Decimal ? "num" : null,
+            number(cell))));
           return tr;
         }));
         current = n;
