@@ -60,9 +60,10 @@ class AIJobNotFound(LookupError):
 
 def ai_job_submit(
     *, tenant_id: int, created_by_id: int | None, job_type: str, content: IO[bytes],
-    size_bytes: int,
+    size_bytes: int, language: str | None = None,
 ) -> AIJob:
-    """Check the upload, store it, create the PENDING job and queue it after commit.
+    """Check the upload, store it, create the PENDING job and queue it after commit; the
+    job's texts (its report) are written in `language`, the asker's.
 
     Raises `UploadRefused` (nothing stored, nothing queued) for an unknown type or a bad file.
     """
@@ -74,6 +75,8 @@ def ai_job_submit(
             f"Unknown job_type. Known types: {', '.join(job_types.names())}.",
         ) from None
     payload = kind.check_upload(content, size_bytes=size_bytes)
+    if language:
+        payload["language"] = language
     job_id = new_job_id()
     upload_name = storage.save_upload(tenant_id=tenant_id, job_id=job_id, content=content)
     try:

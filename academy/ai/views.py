@@ -9,6 +9,7 @@ answer the same 404, and refusals carry a code and a message, never exception te
 from typing import ClassVar
 
 from django.http import FileResponse
+from django.utils import translation
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
@@ -50,7 +51,7 @@ class AIJobCreateView(CachedAuthAPIView):
         try:
             job = services.ai_job_submit(
                 tenant_id=int(tenant), created_by_id=request.user.pk, job_type=job_type,
-                content=upload, size_bytes=upload.size,
+                content=upload, size_bytes=upload.size, language=asker_language(request),
             )
         except UploadRefused as refusal:
             return _refused(refusal)
@@ -121,6 +122,13 @@ def _done_job(job_id: str, *, tenant: str) -> AIJobModel:
     if job.status != AIJobModel.Status.DONE:
         raise NotFound()
     return job
+
+
+def asker_language(request: Request) -> str:
+    """The language the person asked in: the one they chose on the page (its cookie), else
+    their Accept-Language, else the site's (Korean)."""
+    return translation.get_supported_language_variant(
+        translation.get_language_from_request(request))
 
 
 def _positive(raw: str | None, *, default: int, most: int) -> int:
