@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",  # the admin's notices
     "academy.tenants.middleware.TenantMiddleware",
+    # /api/ answers in the asker's language: their choice, else Accept-Language, else Korean.
+    "academy.api_language.ApiLanguageMiddleware",
     "jobbox.http.errors.DatabaseUnavailableMiddleware",
 ]
 

@@ -23,6 +23,7 @@ from academy.ai.tracking import JOB_ID_PATTERN, KIND
 from academy.ai.uploads import UploadRefused
 from academy.control_views import JobActionView, JobLogView
 from academy.text_fields import control_character_problem
+from academy.web import messages
 from jobbox import CachedAuthAPIView, JobStatusAPIView, registry
 
 # Multipart framing around the file: a request longer than the file limit plus this is
@@ -148,7 +149,8 @@ def _declared_length(request: Request) -> int:
 
 
 def _refused(refusal: UploadRefused) -> Response:
-    return Response({"detail": refusal.message, "code": refusal.code},
+    detail = messages.in_active_language(refusal.message, code=refusal.code)
+    return Response({"detail": detail, "code": refusal.code},
                     status=status.HTTP_400_BAD_REQUEST)
 
 

@@ -23,6 +23,7 @@ from academy.text_fields import control_character_problem
 from academy.videos import services, storage
 from academy.videos.models import Video
 from academy.videos.tracking import VideoTracking
+from academy.web import messages
 from jobbox import CachedAuthAPIView, JobNotFound, JobStatusAPIView, read_job
 
 # The multipart envelope and the title around the file; a body larger than the file limit
@@ -39,7 +40,8 @@ HLS_CACHE_CONTROL = "private, max-age=3600"
 
 
 def _bad_request(detail: str, code: str = "invalid") -> Response:
-    return Response({"detail": detail, "code": code}, status=status.HTTP_400_BAD_REQUEST)
+    return Response({"detail": messages.in_active_language(detail), "code": code},
+                    status=status.HTTP_400_BAD_REQUEST)
 
 
 @schema.video_upload
