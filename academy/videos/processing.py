@@ -157,6 +157,7 @@ def _run(video: Video, scratch: Path, lease: Lease) -> tuple[str, int]:
             readrate=settings.VIDEO_FFMPEG_READRATE,
             timeout_seconds=settings.VIDEO_FFMPEG_TIMEOUT_SECONDS,
             limits=limits,
+            on_summary=lambda line: job_control.log_line(services.KIND, str(video.pk), line),
         )
         written.append((rendition, playlist))
         job_control.log_line(services.KIND, str(video.pk), f"transcode {rendition.name}: "

@@ -131,6 +131,12 @@ def test_a_cancelled_video_retried_is_transcoded_to_ready_as_attempt_two(
         assert body["previous_attempts"] == [
             {"attempt": 1, "status": "CANCELLED", "reason": None}]
         assert client.get(f"/api/videos/{video_id}/hls/master.m3u8").status_code == 200
+        # Its log, kept with it: both attempts, and ffmpeg's own summary of each rendition.
+        log = client.get(f"/api/videos/{video_id}/log/").json()["lines"]
+        assert log[0] == "attempt 1: cancelled on request" and "attempt 2 queued" in log
+        summaries = [line for line in log if line.startswith("ffmpeg ")]
+        assert [line.split(":")[0] for line in summaries] == ["ffmpeg 90p", "ffmpeg 180p"]
+        assert all("frame=" in line and "speed=" in line for line in summaries), summaries
         done = cancel_ready = client.post(f"/api/videos/{video_id}/cancel/")
         assert (cancel_ready.status_code, done.json()["code"]) == (409, "finished")
     finally:
