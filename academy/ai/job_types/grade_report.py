@@ -15,6 +15,7 @@ declares (DESIGN.md, invariant 10).
 import io
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -115,7 +116,7 @@ class GradeReport(JobType):
             data = upload.read(limit + 1)
         if len(data) > limit:
             raise JobFailed(f"The file is larger than {limit} bytes.")
-        sheet_name, rows = read_sheet(io.BytesIO(data))
+        sheet_name, rows = read_sheet(io.BytesIO(data), check_cancel=context.check_cancel)
         context.report_step(1, 100)
         if not rows:
             raise JobFailed("The sheet is empty.")
@@ -155,8 +156,12 @@ def upload_file_name(content: IO[bytes]) -> str:
     return "".join(ch for ch in name if ch.isprintable())[:MAX_FILE_NAME_CHARS]
 
 
-def read_sheet(content: IO[bytes]) -> tuple[str, list[tuple[int, tuple[Any, ...]]]]:
-    """The first sheet's non-empty rows as (row number, values)."""
+def read_sheet(
+    content: IO[bytes], *, check_cancel: Callable[[], None] = lambda: None,
+) -> tuple[str, list[tuple[int, tuple[Any, ...]]]]:
+    """The first sheet's non-empty rows as (row number, values); `check_cancel` is called
+    before each row is read (read-only mode parses the file as it goes), so a cancelled job
+    stops between rows here too."""
     try:
         workbook = openpyxl.load_workbook(content, read_only=True, data_only=True)
     except Exception:
@@ -164,11 +169,11 @@ def read_sheet(content: IO[bytes]) -> tuple[str, list[tuple[int, tuple[Any, ...]
         raise JobFailed("The workbook could not be read.") from None
     try:
         sheet = workbook.worksheets[0]
-        rows = [
-            (number, values)
-            for number, values in enumerate(sheet_rows(sheet), start=1)
-            if any(not _blank(value) for value in values)
-        ]
+        rows = []
+        for number, values in enumerate(sheet_rows(sheet), start=1):
+            check_cancel()
+            if any(not _blank(value) for value in values):
+                rows.append((number, values))
         return sheet.title, rows
     finally:
         workbook.close()
