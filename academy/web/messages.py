@@ -147,8 +147,12 @@ def _compiled(language: str) -> tuple[tuple[re.Pattern[str], tuple[str, ...], st
             re.escape(part) if i % 2 == 0
             else ("(.+?)" if part in _NESTED_PARTS else "((?:(?!; ).)+?)")
             for i, part in enumerate(parts))
-        compiled.append((re.compile(f"^{source}$", re.S), names, translated))
-    return tuple(compiled)
+        compiled.append((re.compile(f"^{source}$", re.S), names, translated,
+                         len("".join(parts[::2]))))
+    # The most specific template first: "The file is larger than {limit} bytes." must not
+    # take "The file is larger than the limit of 9 bytes." with "the limit of 9" as its part.
+    compiled.sort(key=lambda entry: -entry[3])
+    return tuple(entry[:3] for entry in compiled)
 
 
 def in_active_language(text: str, *, code: str | None = None) -> str:

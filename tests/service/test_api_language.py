@@ -56,3 +56,13 @@ def test_control_refusals_and_drfs_own_messages_follow_the_asker(alice, client):
     anonymous_en = client.get(path.replace("cancel/", ""), HTTP_ACCEPT_LANGUAGE="en").json()
     anonymous_ko = client.get(path.replace("cancel/", ""), HTTP_ACCEPT_LANGUAGE="ko").json()
     assert anonymous_en["detail"] != anonymous_ko["detail"]  # DRF's, translated by Django
+
+
+def test_the_most_specific_message_is_the_one_translated(alice, settings):
+    settings.VIDEO_MAX_UPLOAD_BYTES = 10
+    response = alice.client().post("/api/videos/", {
+        "file": SimpleUploadedFile("clip.mp4", b"x" * 64), "title": "Lecture"},
+        format="multipart", HTTP_ACCEPT_LANGUAGE="ko")
+    detail = response.json()["detail"]
+    assert response.status_code == 400 and "10" in detail
+    assert "limit" not in detail  # not the sheet's "larger than {limit} bytes" with "the limit of"

@@ -42,8 +42,11 @@
         if (i % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
         return NESTED.has(part) ? "(.+?)" : "((?:(?!; ).)+?)";
       }).join("");
-      return { pattern: new RegExp(`^${source}$`, "s"), names, translated };
-    });
+      const literal = parts.filter((_, i) => i % 2 === 0).join("").length;
+      return { pattern: new RegExp(`^${source}$`, "s"), names, translated, literal };
+    // The most specific template first: "The file is larger than {limit} bytes." must not
+    // take "The file is larger than the limit of 9 bytes." with "the limit of 9" as its part.
+    }).sort((a, b) => b.literal - a.literal);
   }
   const NESTED = new Set(["reason", "rows"]); // parts that are messages themselves
   const STEPS = compile(L.steps);
