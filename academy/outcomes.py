@@ -14,9 +14,11 @@ class Outcome(StrEnum):
     LEASE_LOST = "lease_lost"  # the worker no longer holds the job (the reaper re-queued it)
     NOT_FOUND = "not_found"
     RESTARTED = "restarted"  # a dead worker's run started again
-    TERMINAL = "terminal"  # already DONE / FAILED: a duplicate delivery
+    TERMINAL = "terminal"  # already finished (DONE / READY / FAILED / CANCELLED)
     REQUEUED = "requeued"  # back in the queue with a newer version
     SKIPPED = "skipped"  # nothing to do (any more)
     LEASED = "leased"  # another worker's run holds a live lease: a duplicate send
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # stopped on request (a cancel), or now so
+    RETRY_LIMIT = "retry_limit"  # no further attempt may be asked for

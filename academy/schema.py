@@ -49,11 +49,16 @@ class VideoShape(serializers.Serializer):
     hls_path = serializers.CharField(allow_null=True)
     duration = serializers.IntegerField(allow_null=True, help_text="Seconds.")
     error_reason = serializers.CharField(allow_null=True)
+    attempt = serializers.IntegerField(help_text="1, then one more per retry.")
+    previous_attempts = serializers.ListField(
+        child=serializers.JSONField(), help_text="Earlier runs: attempt, status, reason.")
     encoding_progress = serializers.FloatField(allow_null=True, help_text="0-100.")
     encoding_step_index = serializers.IntegerField(allow_null=True)
     encoding_step_total = serializers.IntegerField(allow_null=True)
     encoding_step_name = serializers.CharField(allow_null=True)
     encoding_step_percent = serializers.FloatField(allow_null=True)
+    eta_seconds = serializers.IntegerField(
+        allow_null=True, help_text="Seconds left while PROCESSING, null until estimable.")
     updated_at = serializers.CharField(help_text="ISO 8601.")
 
 
@@ -79,6 +84,11 @@ class AIJobShape(serializers.Serializer):
     progress = AIJobProgressShape(allow_null=True, help_text="While PROCESSING, else null.")
     error_message = serializers.CharField(allow_null=True)
     result = serializers.JSONField(allow_null=True, help_text="The job type's result.")
+    attempt = serializers.IntegerField(help_text="1, then one more per retry.")
+    previous_attempts = serializers.ListField(
+        child=serializers.JSONField(), help_text="Earlier runs: attempt, status, reason.")
+    eta_seconds = serializers.IntegerField(
+        allow_null=True, help_text="Seconds left while PROCESSING, null until estimable.")
 
 
 class AIJobSubmitShape(serializers.Serializer):
@@ -101,6 +111,19 @@ class ResultPageShape(serializers.Serializer):
     items = serializers.ListField(child=serializers.JSONField())
 
 
+class JobLogShape(serializers.Serializer):
+    """The job's own log lines, oldest first (bounded; the newest kept)."""
+
+    status = serializers.CharField()
+    lines = serializers.ListField(child=serializers.CharField())
+
+
+def _control(shape: type[serializers.Serializer]) -> object:
+    """Cancel and retry: 202 with the job as it is now, 409 when the job's state forbids it."""
+    return extend_schema_view(post=extend_schema(
+        request=None, responses={202: shape, 409: RefusalShape, **_ERRORS}))
+
+
 def _upload(request: type[serializers.Serializer], created: type[serializers.Serializer],
             refusal: type[serializers.Serializer]) -> object:
     return extend_schema_view(post=extend_schema(
@@ -121,3 +144,6 @@ ai_job_result_pages = extend_schema_view(get=extend_schema(
 ai_job_report = extend_schema_view(get=extend_schema(responses={
     (200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"): _BINARY,
     **_ERRORS}))
+video_cancel = video_retry = _control(VideoShape)
+ai_job_cancel = ai_job_retry = _control(AIJobShape)
+job_log = extend_schema_view(get=extend_schema(responses={200: JobLogShape, **_ERRORS}))

@@ -23,8 +23,12 @@ SECRET_KEY = env.optional_text("DJANGO_SECRET_KEY") or installation.secret_key(R
 ALLOWED_HOSTS = env.words("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 
 INSTALLED_APPS = [
+    # Django's admin at /admin/ for staff: tenants, memberships, videos and AI jobs, with the
+    # cancel and retry actions (each app's admin.py).
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -54,7 +58,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",  # the admin's notices
     "academy.tenants.middleware.TenantMiddleware",
+    # /api/ answers in the asker's language: their choice, else Accept-Language, else Korean.
+    "academy.api_language.ApiLanguageMiddleware",
     "jobbox.http.errors.DatabaseUnavailableMiddleware",
 ]
 
@@ -65,7 +72,12 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {"context_processors": [
+            "django.template.context_processors.request",
+            # The admin's templates need the user and its notices.
+            "django.contrib.auth.context_processors.auth",
+            "django.contrib.messages.context_processors.messages",
+        ]},
     }
 ]
 

@@ -18,6 +18,17 @@ if TYPE_CHECKING:
     from jobbox.auth.invalidation import invalidate_token, invalidate_user, invalidate_users
     from jobbox.auth.principals import Principal, principal_for_request
     from jobbox.client import RedisUnavailable
+    from jobbox.control import (
+        CancelRequested,
+        CancelWatch,
+        append_log,
+        cancel_requested,
+        clear_cancel,
+        clear_log,
+        read_log,
+        request_cancel,
+        request_cancel_on_commit,
+    )
     from jobbox.http.views import CachedAuthAPIView, JobBoxView, JobStatusAPIView
     from jobbox.model import Progress, Snapshot
     from jobbox.read import JobNotFound, cached_representation, read_cached, read_job
@@ -44,6 +55,16 @@ _PUBLIC: dict[str, str] = {
     "cached_representation": "jobbox.read",
     "JobNotFound": "jobbox.read",
     "RedisUnavailable": "jobbox.client",
+    # Control over a running job: cancelling it, its log (jobbox.control).
+    "CancelRequested": "jobbox.control",
+    "CancelWatch": "jobbox.control",
+    "request_cancel": "jobbox.control",
+    "request_cancel_on_commit": "jobbox.control",
+    "cancel_requested": "jobbox.control",
+    "clear_cancel": "jobbox.control",
+    "append_log": "jobbox.control",
+    "read_log": "jobbox.control",
+    "clear_log": "jobbox.control",
     # Repair.
     "reconcile_recent": "jobbox.reconcile",
     # HTTP.
@@ -60,6 +81,8 @@ _PUBLIC: dict[str, str] = {
 
 __all__ = [
     "CachedAuthAPIView",
+    "CancelRequested",
+    "CancelWatch",
     "InvalidJobId",
     "JobBoxView",
     "JobNotFound",
@@ -69,8 +92,12 @@ __all__ = [
     "RedisUnavailable",
     "Snapshot",
     "TrackedJob",
+    "append_log",
     "cache_committed",
     "cached_representation",
+    "cancel_requested",
+    "clear_cancel",
+    "clear_log",
     "invalidate_token",
     "invalidate_user",
     "invalidate_users",
@@ -78,9 +105,12 @@ __all__ = [
     "publish_on_commit",
     "read_cached",
     "read_job",
+    "read_log",
     "reconcile_recent",
     "register",
     "report_progress",
+    "request_cancel",
+    "request_cancel_on_commit",
     "save_transition",
 ]
 

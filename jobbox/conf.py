@@ -172,6 +172,19 @@ class JobboxSettings:
         3.0, "An open stream re-checks its principal (token, user, membership) this often, "
         "in one pipeline for all of a process's streams: revoked access ends within about "
         "this long.", "seconds")
+    CANCEL_CHECK_INTERVAL_SECONDS: float = _setting(
+        0.25, "A worker's `CancelWatch.check()` reads the job's cancel flag at most this often: "
+        "within the promise that a cancel is seen within 1 s, and one GET per running job "
+        "per 250 ms is nothing to Redis.", "seconds")
+    LOG_MAX_LINES: int = _setting(
+        300, "A job's own log (jobbox.control) keeps its newest lines, at most this many: a "
+        "transcode's steps, warnings and ffmpeg's summary fit.", "count")
+    LOG_MAX_BYTES: int = _setting(
+        64 * 1024, "A job's log keeps its newest lines within this size: cheap to hold and "
+        "to send.", "bytes")
+    LOG_LINE_MAX_BYTES: int = _setting(
+        2 * 1024, "One log line longer than this is cut: a runaway line cannot push every "
+        "other line out.", "bytes")
 
 
 # Old setting name -> its new name. The old names keep working, with a DeprecationWarning.

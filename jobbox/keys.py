@@ -58,6 +58,22 @@ def fill_lease_key(namespace: str, job_id: str) -> str:
     return _job_key(namespace, job_id, "filling")
 
 
+def cancel_key(namespace: str, job_id: str) -> str:
+    """`video:{42}:cancel`: set when someone asked the running job to stop; its worker reads it
+    at each progress report (`report_progress.lua`) or by a check (jobbox.control)."""
+    return _job_key(namespace, job_id, "cancel")
+
+
+def log_key(namespace: str, job_id: str) -> str:
+    """`video:{42}:log`: the job's own log lines while it runs, oldest first (bounded)."""
+    return _job_key(namespace, job_id, "log")
+
+
+def log_bytes_key(namespace: str, job_id: str) -> str:
+    """`video:{42}:log:bytes`: the size of the lines `log_key` holds, for its byte bound."""
+    return _job_key(namespace, job_id, "log:bytes")
+
+
 # Each active token is hashed once per process, not on every poll; bounded, so a scan of
 # random tokens only evicts (a miss re-hashes, ~1 us).
 @lru_cache(maxsize=4096)

@@ -90,6 +90,8 @@ class Progress:
     step_name: str | None = None
     step_percent: int | None = None
     updated_at: float | None = None
+    # Seconds left at the smoothed rate of the run so far (None until it can be estimated).
+    eta_seconds: int | None = None
 
     @classmethod
     def from_hash(cls, raw: Mapping[bytes, bytes]) -> "Progress | None":
@@ -105,6 +107,7 @@ class Progress:
                 step_name=fields.get("step_name") or None,
                 step_percent=_optional_percent(fields.get("step_percent")),
                 updated_at=float(fields["updated_at"]) if fields.get("updated_at") else None,
+                eta_seconds=_optional_seconds(fields.get("eta_seconds")),
             )
         except (KeyError, ValueError, UnicodeDecodeError):
             return None
@@ -128,6 +131,13 @@ def clamp_percent(value: float | str) -> int:
 
 def _optional_int(value: str | None) -> int | None:
     return int(value) if value not in (None, "") else None
+
+
+def _optional_seconds(value: str | None) -> int | None:
+    if value in (None, ""):
+        return None
+    seconds = float(value)
+    return int(seconds) if 0 <= seconds < float("inf") else None
 
 
 def _optional_percent(value: str | None) -> int | None:

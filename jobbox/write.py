@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from jobbox import caches, conf, keys, model, pending, registry, signals
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors, with_retries
+from jobbox.control import CancelRequested
 from jobbox.events import encode_event
 from jobbox.metrics import CACHE_WRITES
 from jobbox.model import Snapshot, clamp_percent
@@ -40,6 +41,12 @@ logger = logging.getLogger(__name__)
 # short pauses, since the caller (a worker) waits for them.
 STORE_ATTEMPTS = 3
 STORE_RETRY_PAUSE_SECONDS = 0.05
+# The time left is estimated from the progress rate sampled at most once a second: ffmpeg
+# reports twice a second, and a rate over half a second jumps with every keyframe.
+ETA_SAMPLE_MIN_MS = 1000
+# The newest sample's weight in the smoothed rate: about the last five samples count, so the
+# estimate follows a change of step within seconds without jumping at every report.
+ETA_SMOOTHING_WEIGHT = 0.3
 
 
 def save_transition(instance: models.Model, *, update_fields: Iterable[str]) -> None:
@@ -263,9 +270,12 @@ def report_progress(
 ) -> bool:
     """Record a running job's progress (Redis only) and keep its snapshot alive (the seed's
     "2 h, refreshed by progress"); False when the job already ended (a late report changes
-    nothing). Raises `RedisUnavailable`: progress is best effort, the caller decides whether
-    to care. KEYS and ARGV as `lua/report_progress.lua` documents them; a report due as an
-    event is then recorded in the owner's slot (`record_owner_change`)."""
+    nothing). Raises `CancelRequested` when someone asked the job to stop
+    (`jobbox.request_cancel`): the worker stops there. Raises `RedisUnavailable`: progress is
+    best effort, the caller decides whether to care. KEYS and ARGV as
+    `lua/report_progress.lua` documents them; a report due as an event is then recorded in
+    the owner's slot (`record_owner_change`). The smoothed time left rides in the progress
+    hash (`Progress.eta_seconds`)."""
     job = registry.get(kind)
     pairs: list[str | int] = ["updated_at", repr(time.time())]
     for name, value in (
@@ -281,10 +291,13 @@ def report_progress(
     with redis_errors():
         reply = script("report_progress", get_redis())(
             keys=[keys.status_key(job.status_namespace, job_id),
-                  keys.progress_key(job.progress_namespace, job_id)],
+                  keys.progress_key(job.progress_namespace, job_id),
+                  keys.cancel_key(job.status_namespace, job_id)],
             args=[conf.settings().RUNNING_TTL_SECONDS, clamp_percent(percent),
-                  interval_ms, *pairs],
+                  interval_ms, ETA_SAMPLE_MIN_MS, ETA_SMOOTHING_WEIGHT, *pairs],
         )
+    if reply[0] == -1:
+        raise CancelRequested(kind, job_id)
     if len(reply) == 3:
         _publish_progress(job, job_id, raw_snapshot=_text(reply[1]), progress=_text(reply[2]))
     return bool(reply[0])

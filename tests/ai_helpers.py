@@ -28,11 +28,13 @@ def sheet_bytes(rows: list[list[Any]], title: str = "Scores") -> bytes:
 
 
 def submit(member: Any, content: bytes, *, job_type: str = GRADE_REPORT,
-           name: str = "scores.xlsx") -> Any:
+           name: str = "scores.xlsx", language: str | None = None) -> Any:
+    """`language`: the asker's Accept-Language (the report is written in it)."""
+    headers = {"HTTP_ACCEPT_LANGUAGE": language} if language else {}
     return member.client().post(
         "/api/ai/jobs/",
         {"file": SimpleUploadedFile(name, content), "job_type": job_type},
-        format="multipart",
+        format="multipart", **headers,
     )
 
 

@@ -1,7 +1,8 @@
 """The AI job as the seed's code knows it (`AIJob`), and the rules of its transitions.
 
-docs/explanation/states.md: PENDING → PROCESSING → DONE / FAILED; a run whose worker died goes back
-to PENDING (a newer version, so Redis follows) and starts again. A running job is leased to
+docs/explanation/states.md: PENDING → PROCESSING → DONE / FAILED / CANCELLED; a run whose worker
+died goes back to PENDING (a newer version, so Redis follows) and starts again; a retry of a
+FAILED or CANCELLED job is the next attempt. A running job is leased to
 its worker (`leased_by`, `leased_until`); only the holder ends the run it started.
 Transitions answer a short outcome instead of raising: "ok", "idempotent" (a duplicate
 delivery, nothing changed) or "invalid_state". Persistence is the repository's
@@ -24,9 +25,12 @@ class AIJobStatus(StrEnum):
     PROCESSING = "PROCESSING"
     DONE = "DONE"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
-TERMINAL = frozenset({AIJobStatus.DONE, AIJobStatus.FAILED})
+TERMINAL = frozenset({AIJobStatus.DONE, AIJobStatus.FAILED, AIJobStatus.CANCELLED})
+# What a retry may run again.
+RETRYABLE = frozenset({AIJobStatus.FAILED, AIJobStatus.CANCELLED})
 
 
 @dataclass
@@ -44,6 +48,12 @@ class AIJob:
     leased_by: str = ""
     leased_until: datetime | None = None
     attempts: int = 0
+    # The run a person asked for (1, then +1 per retry); the starts before this run; the
+    # earlier runs ({"attempt", "status", "reason"}); the log kept when a run ends.
+    attempt: int = 1
+    attempts_before_run: int = 0
+    previous_attempts: list[dict[str, Any]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
     # The row version this object was loaded at (0: never saved); the repository refuses to
     # save over a row that changed since.
     version: int = 0
@@ -69,10 +79,10 @@ class AIJob:
                                      and self.leased_by == worker_id)
 
     def requeue(self) -> Outcome:
-        """Back to PENDING (a dead worker's run, or a retry of a failure), results cleared."""
+        """Back to PENDING (a dead worker's run), results cleared."""
         if self.status == AIJobStatus.PENDING:
             return Outcome.IDEMPOTENT
-        if self.status == AIJobStatus.DONE:
+        if self.status in (AIJobStatus.DONE, AIJobStatus.CANCELLED):
             return Outcome.INVALID_STATE
         self.status = AIJobStatus.PENDING
         self.leased_by = ""
@@ -98,10 +108,42 @@ class AIJob:
     def fail(self, *, error_message: str) -> Outcome:
         if self.status == AIJobStatus.FAILED:
             return Outcome.IDEMPOTENT
-        if self.status == AIJobStatus.DONE:
+        if self.status in (AIJobStatus.DONE, AIJobStatus.CANCELLED):
             return Outcome.INVALID_STATE  # a job ends in one terminal state
         self.status = AIJobStatus.FAILED
         self.error_message = str(error_message)[:ERROR_MESSAGE_MAX_CHARS]
+        self.leased_by = ""
+        self.leased_until = None
+        return Outcome.OK
+
+    def cancel(self) -> Outcome:
+        """PENDING / PROCESSING → CANCELLED; "terminal" once DONE or FAILED (too late)."""
+        if self.status == AIJobStatus.CANCELLED:
+            return Outcome.IDEMPOTENT
+        if self.terminal:
+            return Outcome.TERMINAL
+        self.status = AIJobStatus.CANCELLED
+        self.error_message = ""
+        self.leased_by = ""
+        self.leased_until = None
+        return Outcome.OK
+
+    def retry(self, *, max_attempt: int) -> Outcome:
+        """FAILED / CANCELLED → PENDING as the next attempt, the earlier one's reason kept;
+        the starts so far no longer count against the new run's limit."""
+        if self.status not in RETRYABLE:
+            return Outcome.INVALID_STATE
+        if self.attempt >= max_attempt:
+            return Outcome.RETRY_LIMIT
+        self.previous_attempts = [*self.previous_attempts, {
+            "attempt": self.attempt, "status": self.status.value,
+            "reason": self.error_message or None}]
+        self.attempt += 1
+        self.attempts_before_run = self.attempts
+        self.status = AIJobStatus.PENDING
+        self.error_message = ""
+        self.result = None
+        self.report_name = ""
         self.leased_by = ""
         self.leased_until = None
         return Outcome.OK

@@ -1,4 +1,4 @@
-"""The seed's AI job row: PENDING → PROCESSING → DONE / FAILED, versioned for jobbox.
+"""The seed's AI job row: PENDING → PROCESSING → DONE / FAILED / CANCELLED, versioned for jobbox.
 
 docs/explanation/states.md. The row is the durable record; the domain object and its repository
 (academy.ai.domain, academy.ai.repositories) are how the code changes it.
@@ -23,6 +23,7 @@ class AIJobModel(models.Model):
         PROCESSING = "PROCESSING"
         DONE = "DONE"
         FAILED = "FAILED"
+        CANCELLED = "CANCELLED"
 
     job_id = models.CharField(max_length=64, unique=True, default=new_job_id, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="ai_jobs")
@@ -44,6 +45,14 @@ class AIJobModel(models.Model):
     # send may have been lost after commit).
     queued_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The run a person asked for: 1, then one more per retry; the reaper's limit counts the
+    # starts of this run only (`attempts` minus `attempts_before_run`).
+    attempt = models.PositiveIntegerField(default=1)
+    attempts_before_run = models.PositiveIntegerField(default=0)
+    # Earlier runs, oldest first: {"attempt", "status", "reason"} each.
+    previous_attempts = models.JSONField(default=list, blank=True)
+    # The job's own log, copied from Redis when it ends (jobbox.read_log): lines, oldest first.
+    log = models.JSONField(default=list, blank=True)
     # Bumped by every transition; Redis applies a snapshot only if its version is newer.
     version = models.PositiveBigIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -24,6 +24,10 @@ _MUTABLE_FIELDS = {
     "leased_by": "leased_by",
     "leased_until": "leased_until",
     "attempts": "attempts",
+    "attempt": "attempt",
+    "attempts_before_run": "attempts_before_run",
+    "previous_attempts": "previous_attempts",
+    "log": "log",
 }
 
 
@@ -60,6 +64,10 @@ class AIJobRepository:
                 leased_by=job.leased_by,
                 leased_until=job.leased_until,
                 attempts=job.attempts,
+                attempt=job.attempt,
+                attempts_before_run=job.attempts_before_run,
+                previous_attempts=job.previous_attempts,
+                log=job.log,
             )
             publish_on_commit(row)
             job.version = row.version
@@ -98,6 +106,11 @@ class AIJobRepository:
             job_id=job_id, status=AIJobStatus.PROCESSING.value, leased_by=worker_id,
         ).update(leased_until=until))
 
+    def keep_log(self, job_id: str, lines: list[str]) -> None:
+        """The log of a job that ended, with the lines its worker wrote after the end."""
+        if lines:
+            AIJobModel.objects.filter(job_id=job_id).update(log=lines)
+
     def expired_leases(self, *, now: datetime, limit: int) -> list[str]:
         """PROCESSING jobs whose lease ran out, oldest first (one query, a partial index)."""
         return list(AIJobModel.objects.filter(
@@ -127,6 +140,10 @@ def to_domain(row: AIJobModel) -> AIJob:
         leased_by=row.leased_by,
         leased_until=row.leased_until,
         attempts=row.attempts,
+        attempt=row.attempt,
+        attempts_before_run=row.attempts_before_run,
+        previous_attempts=list(row.previous_attempts),
+        log=list(row.log),
         version=row.version,
     )
 

@@ -20,6 +20,7 @@ from django.db import connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from academy import job_control
 from academy.ai import job_types, runner, storage
 from academy.ai.domain import AIJob, AIJobStatus
 from academy.ai.job_types import JobContext, JobFailed, UnknownJobType
@@ -28,7 +29,13 @@ from academy.ai.repositories import repository
 from academy.ai.tracking import KIND
 from academy.ai.uploads import UploadRefused
 from academy.outcomes import Outcome
-from jobbox import RedisUnavailable, report_progress
+from jobbox import (
+    CancelRequested,
+    CancelWatch,
+    RedisUnavailable,
+    report_progress,
+    request_cancel_on_commit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +58,10 @@ class AIJobNotFound(LookupError):
 
 def ai_job_submit(
     *, tenant_id: int, created_by_id: int | None, job_type: str, content: IO[bytes],
-    size_bytes: int,
+    size_bytes: int, language: str | None = None,
 ) -> AIJob:
-    """Check the upload, store it, create the PENDING job and queue it after commit.
+    """Check the upload, store it, create the PENDING job and queue it after commit; the
+    job's texts (its report) are written in `language`, the asker's.
 
     Raises `UploadRefused` (nothing stored, nothing queued) for an unknown type or a bad file.
     """
@@ -65,6 +73,8 @@ def ai_job_submit(
             f"Unknown job_type. Known types: {', '.join(job_types.names())}.",
         ) from None
     payload = kind.check_upload(content, size_bytes=size_bytes)
+    if language:
+        payload["language"] = language
     job_id = new_job_id()
     upload_name = storage.save_upload(tenant_id=tenant_id, job_id=job_id, content=content)
     try:
@@ -172,8 +182,9 @@ def ai_job_requeue_expired(*, job_id: str, max_attempts: int, now: datetime) -> 
         return Outcome.SKIPPED
     logger.warning("ai job %s: lease of %s expired at %s (attempt %d of %d)", job_id,
                    job.leased_by, job.leased_until, job.attempts, max_attempts)
-    if job.attempts >= max_attempts:
+    if job.attempts - job.attempts_before_run >= max_attempts:  # this run's starts only
         job.fail(error_message=STOPPED_ANSWERING_MESSAGE)
+        _keep_log(job)
         repository.save(job)
         return Outcome.FAILED
     job.requeue()
@@ -194,6 +205,8 @@ def ai_job_complete(*, job_id: str, result: Any, report_name: str = "",
         return False, Outcome.LEASE_LOST
     outcome = job.complete(result=result, report_name=report_name)
     if outcome == Outcome.OK:
+        job_control.log_line(KIND, job_id, "done")
+        _keep_log(job)
         repository.save(job)
     return outcome != Outcome.INVALID_STATE, outcome
 
@@ -210,8 +223,50 @@ def ai_job_fail(*, job_id: str, error_message: str,
         return False, Outcome.LEASE_LOST
     outcome = job.fail(error_message=error_message)
     if outcome == Outcome.OK:
+        job_control.log_line(KIND, job_id, f"failed: {job.error_message}")
+        _keep_log(job)
         repository.save(job)
     return outcome != Outcome.INVALID_STATE, outcome
+
+
+@transaction.atomic
+def ai_job_cancel(*, job_id: str, tenant_id: int) -> Outcome:
+    """PENDING / PROCESSING → CANCELLED for the job's tenant: "ok", "idempotent" (already
+    CANCELLED), "terminal" (DONE or FAILED: too late), "not_found" (missing or another
+    tenant's). The row lock decides a race with the worker's end: one terminal state. After
+    commit the cancel flag stops the worker between two rows (jobbox.control)."""
+    job = repository.get_for_update(job_id)
+    if job is None or job.tenant_id != int(tenant_id):
+        return Outcome.NOT_FOUND
+    outcome = job.cancel()
+    if outcome != Outcome.OK:
+        return outcome
+    job_control.log_line(KIND, job_id, f"attempt {job.attempt}: cancelled on request")
+    _keep_log(job)
+    repository.save(job)
+    request_cancel_on_commit(KIND, job_id)
+    return Outcome.OK
+
+
+@transaction.atomic
+def ai_job_retry(*, job_id: str, tenant_id: int) -> Outcome:
+    """FAILED / CANCELLED → PENDING as the next attempt, queued after commit with the same
+    limits and lease as a first run: "ok", "invalid_state", "retry_limit", "not_found"."""
+    job = repository.get_for_update(job_id)
+    if job is None or job.tenant_id != int(tenant_id):
+        return Outcome.NOT_FOUND
+    outcome = job.retry(max_attempt=job_control.MAX_ATTEMPT)
+    if outcome != Outcome.OK:
+        return outcome
+    repository.save(job)
+    job_control.start_retry_on_commit(KIND, job_id, earlier_log=job.log, attempt=job.attempt)
+    _queue(job_id)
+    return Outcome.OK
+
+
+def _keep_log(job: AIJob) -> None:
+    """The run's log from Redis onto the row, saved with the transition that ends it."""
+    job.log = job_control.final_log(KIND, job.job_id, stored=job.log)
 
 
 def ai_job_report_progress(
@@ -238,7 +293,13 @@ def run_ai_job(*, job_id: str, worker_id: str) -> Outcome:
         return started
     with LeaseHeartbeat(job_id=job_id, worker_id=worker_id,
                         lease_seconds=settings.AI_LEASE_SECONDS):
-        return _run_started(job_id, worker_id)
+        try:
+            return _run_started(job_id, worker_id)
+        except CancelRequested:
+            # The cancel transition ended the job already; nothing was stored for this run.
+            job_control.log_line(KIND, job_id, "stopped between rows")
+            repository.keep_log(job_id, job_control.final_log(KIND, job_id, stored=[]))
+            return Outcome.CANCELLED
 
 
 def _run_started(job_id: str, worker_id: str) -> Outcome:
@@ -255,7 +316,9 @@ def _run_started(job_id: str, worker_id: str) -> Outcome:
         payload=job.payload,
         open_upload=lambda: storage.open_file(job.upload_name),
         report_step=_step_reporter(job_id, job_type.steps),
+        check_cancel=CancelWatch(KIND, job_id).check,
     )
+    job_control.log_line(KIND, job_id, f"attempt {job.attempt}: started by {worker_id}")
     try:
         output = job_type.run(context)
     except JobFailed as failure:
@@ -308,7 +371,13 @@ class LeaseHeartbeat:
 
 
 def _step_reporter(job_id: str, steps: tuple[str, ...]) -> job_types.StepReporter:
+    logged = [0]  # the step last named in the log
+
     def report(step_index: int, step_percent: float) -> None:
+        if step_index != logged[0]:
+            logged[0] = step_index
+            job_control.log_line(KIND, job_id,
+                                 f"step {step_index}/{len(steps)}: {steps[step_index - 1]}")
         share = 100 / len(steps)
         ai_job_report_progress(
             job_id=job_id,

@@ -34,7 +34,8 @@ class AIJobTracking(TrackedJob):
     status_namespace = "job"  # job:{id}:status
     progress_namespace = "job"  # job:{id}:progress
     running_statuses = frozenset({AIJobModel.Status.PROCESSING})
-    terminal_statuses = frozenset({AIJobModel.Status.DONE, AIJobModel.Status.FAILED})
+    terminal_statuses = frozenset({AIJobModel.Status.DONE, AIJobModel.Status.FAILED,
+                                   AIJobModel.Status.CANCELLED})
     id_field = "job_id"
     owner_field = "created_by_id"
 
@@ -53,6 +54,8 @@ class AIJobTracking(TrackedJob):
             "updated_at": instance.updated_at.isoformat(),
             "created_at": instance.created_at.isoformat(),
             "file_name": (instance.payload or {}).get("file_name") or None,
+            "attempt": instance.attempt,
+            "previous_attempts": instance.previous_attempts,
         }
         large_fields.pack(
             fields, "result", summarize(canonical(instance.result), instance.job_id),
@@ -83,6 +86,11 @@ class AIJobTracking(TrackedJob):
             "file_name": fields.get("file_name"),
             "created_at": fields.get("created_at"),
             "updated_at": fields.get("updated_at"),
+            # A snapshot stored before retries existed has neither: its first run.
+            "attempt": fields.get("attempt", 1),
+            "previous_attempts": fields.get("previous_attempts", []),
+            # Seconds left at the run's smoothed rate; null until known, and once it ended.
+            "eta_seconds": progress.eta_seconds if running and progress else None,
         }
 
 

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.http import FileResponse
+from django.utils import translation
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
@@ -21,7 +22,9 @@ from academy.ai import services, storage
 from academy.ai.models import AIJobModel
 from academy.ai.tracking import JOB_ID_PATTERN, KIND
 from academy.ai.uploads import UploadRefused
+from academy.control_views import JobActionView, JobLogView
 from academy.text_fields import control_character_problem
+from academy.web import messages
 from jobbox import CachedAuthAPIView, JobStatusAPIView, registry
 
 # Multipart framing around the file: a request longer than the file limit plus this is
@@ -50,7 +53,7 @@ class AIJobCreateView(CachedAuthAPIView):
         try:
             job = services.ai_job_submit(
                 tenant_id=int(tenant), created_by_id=request.user.pk, job_type=job_type,
-                content=upload, size_bytes=upload.size,
+                content=upload, size_bytes=upload.size, language=asker_language(request),
             )
         except UploadRefused as refusal:
             return _refused(refusal)
@@ -123,6 +126,13 @@ def _done_job(job_id: str, *, tenant: str) -> AIJobModel:
     return job
 
 
+def asker_language(request: Request) -> str:
+    """The language the person asked in: the one they chose on the page (its cookie), else
+    their Accept-Language, else the site's (Korean)."""
+    return translation.get_supported_language_variant(
+        translation.get_language_from_request(request))
+
+
 def _positive(raw: str | None, *, default: int, most: int) -> int:
     """A whole number from the query, clamped to 1..most; anything else is the default."""
     try:
@@ -140,5 +150,31 @@ def _declared_length(request: Request) -> int:
 
 
 def _refused(refusal: UploadRefused) -> Response:
-    return Response({"detail": refusal.message, "code": refusal.code},
+    detail = messages.in_active_language(refusal.message, code=refusal.code)
+    return Response({"detail": detail, "code": refusal.code},
                     status=status.HTTP_400_BAD_REQUEST)
+
+
+@schema.ai_job_cancel
+class AIJobCancelView(JobActionView):
+    """POST /api/ai/jobs/<job_id>/cancel/ — 202 CANCELLED (again: a no-op); 409 once it ended."""
+
+    kind = KIND
+    service = staticmethod(lambda job_id, tenant: services.ai_job_cancel(job_id=job_id,
+                                                                        tenant_id=tenant))
+
+
+@schema.ai_job_retry
+class AIJobRetryView(JobActionView):
+    """POST /api/ai/jobs/<job_id>/retry/ — a FAILED or CANCELLED job as its next attempt."""
+
+    kind = KIND
+    service = staticmethod(lambda job_id, tenant: services.ai_job_retry(job_id=job_id,
+                                                                       tenant_id=tenant))
+
+
+@schema.job_log
+class AIJobLogView(JobLogView):
+    """GET /api/ai/jobs/<job_id>/log/ — the job's own log lines."""
+
+    kind = KIND

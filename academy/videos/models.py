@@ -1,4 +1,4 @@
-"""The seed's Video: UPLOADED → PROCESSING → READY / FAILED, versioned for jobbox."""
+"""The seed's Video: UPLOADED → PROCESSING → READY / FAILED / CANCELLED, versioned for jobbox."""
 
 from django.conf import settings
 from django.db import models
@@ -10,6 +10,7 @@ class Video(models.Model):
         PROCESSING = "PROCESSING"
         READY = "READY"
         FAILED = "FAILED"
+        CANCELLED = "CANCELLED"
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="videos")
     uploaded_by = models.ForeignKey(
@@ -25,6 +26,16 @@ class Video(models.Model):
     leased_until = models.DateTimeField(null=True, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The run a person asked for: 1, then one more per retry. `attempts` counts every start
+    # (a dead worker's re-queue included) and never goes back, so each start writes its own
+    # HLS folder; the reaper's limit counts the starts of this run only.
+    attempt = models.PositiveIntegerField(default=1)
+    attempts_before_run = models.PositiveIntegerField(default=0)
+    # Earlier runs, oldest first: {"attempt", "status", "reason"} each (bounded by the retry
+    # limit, academy.videos.services.MAX_ATTEMPT).
+    previous_attempts = models.JSONField(default=list, blank=True)
+    # The job's own log, copied from Redis when it ends (jobbox.read_log): lines, oldest first.
+    log = models.JSONField(default=list, blank=True)
     # When a transcode message was last sent for it: the reaper re-sends one for a video that
     # waited UPLOADED too long (a send lost after commit). Not shown, so not versioned.
     queued_at = models.DateTimeField(null=True, blank=True)

@@ -1,10 +1,12 @@
 """The transcoding job one worker runs for one video: probe, each rendition, packaging.
 
-docs/explanation/architecture.md, "Data flow": the worker's transitions go through the services
-(database, then Redis after commit) and its progress only to Redis, with named steps. It holds a
-lease on the video, renewed while ffmpeg reports progress; if the lease is lost (the reaper gave the
-video to another worker) it stops at once and leaves the video alone.
-"""
+docs/explanation/architecture.md, "Data flow": the worker's transitions go through the
+services (database, then Redis after commit) and its progress only to Redis, with named
+steps. It holds a lease on the video, renewed while ffmpeg reports progress; if the lease is
+lost (the reaper gave the video to another worker) it stops at once and leaves the video
+alone. If someone cancels the video, its next progress report raises `CancelRequested`
+(jobbox.control): ffmpeg is killed as its reader unwinds, the scratch folder goes with its
+`with`, and whatever this run already published is deleted. """
 
 import logging
 import tempfile
@@ -15,9 +17,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+from academy import job_control
 from academy.videos import services, storage, transcoding
 from academy.videos.media_limits import MediaLimits
 from academy.videos.models import Video
+from jobbox import CancelRequested
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,8 @@ class StepReporter:
             )
             self.lease.renew_if_due()
 
+        job_control.log_line(services.KIND, str(self.video_id),
+                             f"step {index + 1}/{len(self.steps)}: {step.name}")
         report(0.0)
         return report
 
@@ -88,11 +94,22 @@ def transcode(*, video_id: int, worker_id: str) -> str:
     lease_seconds = settings.VIDEO_LEASE_SECONDS
     if not services.mark_processing(video_id, worker_id=worker_id, lease_seconds=lease_seconds):
         return "skipped"
-    video = Video.objects.only("source", "attempts").get(pk=video_id)
+    video = Video.objects.only("source", "attempts", "attempt").get(pk=video_id)
+    job_control.log_line(services.KIND, str(video_id),
+                         f"attempt {video.attempt}: started by {worker_id}")
     lease = Lease(video_id=video_id, worker_id=worker_id, lease_seconds=lease_seconds)
+    prefix = storage.hls_prefix(video_id=video_id, attempt=video.attempts)
     try:
         with tempfile.TemporaryDirectory(prefix=f"jobbox-video-{video_id}-") as scratch:
             hls_path, duration = _run(video, Path(scratch), lease)
+    except CancelRequested:
+        removed = storage.delete_folder(prefix)
+        logger.info("video %s: cancelled; ffmpeg stopped, %s published files removed",
+                    video_id, removed)
+        job_control.log_line(services.KIND, str(video_id),
+                             f"stopped: {removed} published files removed")
+        services.keep_log_after_end(video_id)
+        return "cancelled"
     except LeaseLost:
         logger.warning("video %s: %s lost its lease; stopped", video_id, worker_id)
         return "lease_lost"
@@ -105,6 +122,10 @@ def transcode(*, video_id: int, worker_id: str) -> str:
                                           worker_id=worker_id)
         return "failed" if ok else outcome
     ok, outcome = services.complete_video(video_id, hls_path, duration, worker_id=worker_id)
+    if not ok:
+        # Cancelled (or given to another worker) as it finished: nothing points at this
+        # run's folder, and nothing ever will.
+        storage.delete_folder(prefix)
     return "ready" if ok else outcome
 
 
@@ -135,8 +156,11 @@ def _run(video: Video, scratch: Path, lease: Lease) -> tuple[str, int]:
             readrate=settings.VIDEO_FFMPEG_READRATE,
             timeout_seconds=settings.VIDEO_FFMPEG_TIMEOUT_SECONDS,
             limits=limits,
+            on_summary=lambda line: job_control.log_line(services.KIND, str(video.pk), line),
         )
         written.append((rendition, playlist))
+        job_control.log_line(services.KIND, str(video.pk), f"transcode {rendition.name}: "
+                             f"{len(transcoding.segment_names(playlist))} segments")
 
     report = reporter.step(len(steps) - 1)
     master = out_dir / "master.m3u8"
@@ -145,6 +169,8 @@ def _run(video: Video, scratch: Path, lease: Lease) -> tuple[str, int]:
              for name in transcoding.segment_names(playlist)]
     files += [playlist for _, playlist in written]
     prefix = storage.hls_prefix(video_id=video.pk, attempt=video.attempts)
+    job_control.log_line(services.KIND, str(video.pk),
+                         f"{len(written)} renditions, {len(files) + 1} files to publish")
     # Segments, then rendition playlists, then the master last: whatever a reader finds
     # through the master is complete.
     for number, path in enumerate([*files, master], start=1):

@@ -19,11 +19,18 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from academy import job_control
 from academy.outcomes import Outcome
 from academy.queue import send_on_commit
 from academy.videos import storage, transcoding
 from academy.videos.models import Video
-from jobbox import RedisUnavailable, publish_on_commit, report_progress, save_transition
+from jobbox import (
+    RedisUnavailable,
+    publish_on_commit,
+    report_progress,
+    request_cancel_on_commit,
+    save_transition,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ TRANSCODE_TASK = "videos.transcode_video"
 DEFAULT_LEASE_SECONDS = 5 * 60
 # The seed stores at most this much of a failure reason.
 ERROR_REASON_MAX_CHARS = 2000
+KIND = "video"
 
 
 class VideoRejected(ValueError):
@@ -190,6 +198,8 @@ def complete_video(
         return False, Outcome.NOT_FOUND
     if video.status == Video.Status.READY and bool(video.hls_path):
         return True, Outcome.IDEMPOTENT
+    if video.status == Video.Status.CANCELLED:
+        return False, Outcome.INVALID_STATE  # a video ends in one terminal state
     if _lease_lost(video, worker_id):
         return False, Outcome.LEASE_LOST
     video.hls_path = str(hls_path)
@@ -198,8 +208,9 @@ def complete_video(
     video.status = Video.Status.READY
     video.error_reason = ""
     _release_lease(video)
+    _keep_log(video)
     save_transition(video, update_fields=[
-        "hls_path", "duration", "status", "error_reason", "leased_by", "leased_until",
+        "hls_path", "duration", "status", "error_reason", "leased_by", "leased_until", "log",
     ])
     return True, Outcome.OK
 
@@ -215,12 +226,17 @@ def fail_video(video_id: int, reason: str, *, worker_id: str | None = None) -> t
         return False, Outcome.NOT_FOUND
     if video.status == Video.Status.FAILED:
         return True, Outcome.IDEMPOTENT
+    if video.status == Video.Status.CANCELLED:
+        return False, Outcome.INVALID_STATE  # a video ends in one terminal state
     if _lease_lost(video, worker_id):
         return False, Outcome.LEASE_LOST
     video.status = Video.Status.FAILED
     video.error_reason = str(reason)[:ERROR_REASON_MAX_CHARS]
     _release_lease(video)
-    save_transition(video, update_fields=["status", "error_reason", "leased_by", "leased_until"])
+    job_control.log_line(KIND, str(video.pk), f"failed: {video.error_reason}")
+    _keep_log(video)
+    save_transition(video, update_fields=[
+        "status", "error_reason", "leased_by", "leased_until", "log"])
     return True, Outcome.OK
 
 
@@ -253,15 +269,17 @@ def requeue_expired_video(video_id: int, *, max_attempts: int, now: datetime) ->
     if (not video or video.status != Video.Status.PROCESSING or video.leased_until is None
             or video.leased_until >= now):
         return Outcome.SKIPPED
-    if video.attempts >= max_attempts:
+    starts = video.attempts - video.attempts_before_run  # of this run: a retry starts afresh
+    if starts >= max_attempts:
         video.status = Video.Status.FAILED
         video.error_reason = (
-            f"Transcoding did not finish in {video.attempts} attempts "
+            f"Transcoding did not finish in {starts} attempts "
             "(the worker stopped answering)."
         )
         _release_lease(video)
+        _keep_log(video)
         save_transition(video, update_fields=[
-            "status", "error_reason", "leased_by", "leased_until"])
+            "status", "error_reason", "leased_by", "leased_until", "log"])
         return Outcome.FAILED
     logger.warning("video %s: lease of %s expired at %s; re-queued", video_id,
                    video.leased_by, video.leased_until)
@@ -270,6 +288,79 @@ def requeue_expired_video(video_id: int, *, max_attempts: int, now: datetime) ->
     save_transition(video, update_fields=["status", "leased_by", "leased_until"])
     queue_transcode(video.pk)
     return Outcome.REQUEUED
+
+
+@transaction.atomic
+def cancel_video(video_id: int, *, tenant_id: int) -> Outcome:
+    """UPLOADED / PROCESSING → CANCELLED, for the video's tenant: "ok"; "idempotent" (already
+    CANCELLED); "terminal" (READY or FAILED: too late); "not_found" (missing or another
+    tenant's). The row lock decides a race with the worker's own end: one terminal state.
+    After commit the cancel flag tells the worker (jobbox.control) to stop and remove what it
+    wrote; the output of the run's folder is removed here too, for a worker that died."""
+    video = Video.objects.select_for_update().filter(pk=video_id, tenant_id=tenant_id).first()
+    if video is None:
+        return Outcome.NOT_FOUND
+    if video.status == Video.Status.CANCELLED:
+        return Outcome.IDEMPOTENT
+    if video.status in (Video.Status.READY, Video.Status.FAILED):
+        return Outcome.TERMINAL
+    started = video.status == Video.Status.PROCESSING
+    video.status = Video.Status.CANCELLED
+    video.error_reason = ""
+    _release_lease(video)
+    job_control.log_line(KIND, str(video.pk), f"attempt {video.attempt}: cancelled on request")
+    _keep_log(video)
+    save_transition(video, update_fields=[
+        "status", "error_reason", "leased_by", "leased_until", "log"])
+    request_cancel_on_commit(KIND, str(video.pk))
+    if started:
+        prefix = storage.hls_prefix(video_id=video.pk, attempt=video.attempts)
+        transaction.on_commit(lambda: storage.delete_folder(prefix))
+    return Outcome.OK
+
+
+@transaction.atomic
+def retry_video(video_id: int, *, tenant_id: int) -> Outcome:
+    """FAILED / CANCELLED → UPLOADED as the next attempt, queued after commit with the same
+    limits and lease as a first run: "ok"; "invalid_state" (not FAILED or CANCELLED);
+    "retry_limit" (MAX_ATTEMPT runs already); "not_found". The earlier run's reason is kept
+    in `previous_attempts`."""
+    video = Video.objects.select_for_update().filter(pk=video_id, tenant_id=tenant_id).first()
+    if video is None:
+        return Outcome.NOT_FOUND
+    if video.status not in (Video.Status.FAILED, Video.Status.CANCELLED):
+        return Outcome.INVALID_STATE
+    if video.attempt >= job_control.MAX_ATTEMPT:
+        return Outcome.RETRY_LIMIT
+    video.previous_attempts = [*video.previous_attempts, job_control.previous_attempt(
+        video.attempt, video.status, video.error_reason)]
+    video.attempt += 1
+    video.attempts_before_run = video.attempts
+    video.status = Video.Status.UPLOADED
+    video.error_reason = ""
+    video.hls_path = ""
+    _release_lease(video)
+    save_transition(video, update_fields=[
+        "previous_attempts", "attempt", "attempts_before_run", "status", "error_reason",
+        "hls_path", "leased_by", "leased_until"])
+    job_control.start_retry_on_commit(KIND, str(video.pk), earlier_log=list(video.log),
+                                      attempt=video.attempt)
+    queue_transcode(video.pk)
+    return Outcome.OK
+
+
+def keep_log_after_end(video_id: int) -> None:
+    """The lines a worker wrote after its job ended (a cancelled run's "stopped") onto the
+    row too. Not a transition: the log is not part of what a poll shows."""
+    stored = Video.objects.filter(pk=video_id).values_list("log", flat=True).first()
+    if stored is not None:
+        Video.objects.filter(pk=video_id).update(
+            log=job_control.final_log(KIND, str(video_id), stored=list(stored)))
+
+
+def _keep_log(video: Video) -> None:
+    """The run's log from Redis onto the row, saved with the transition that ends it."""
+    video.log = job_control.final_log(KIND, str(video.pk), stored=list(video.log))
 
 
 def _release_lease(video: Video) -> None:

@@ -57,6 +57,18 @@ def publish(local_files: Iterable[Path], *, prefix: str) -> list[str]:
     return names
 
 
+def delete_folder(prefix: str) -> int:
+    """Delete every file under prefix (one attempt's HLS output); how many. Storage has no
+    folders to remove: a local one left empty is harmless, and S3 has none."""
+    try:
+        _, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return 0
+    for name in files:
+        default_storage.delete(f"{prefix}/{name}")
+    return len(files)
+
+
 def open_file(name: str) -> File:
     return default_storage.open(name, "rb")
 

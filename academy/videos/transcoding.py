@@ -40,6 +40,8 @@ SEGMENT_SECONDS = 4
 # chance to renew the lease.
 PROGRESS_PERIOD_SECONDS = 0.5
 AUDIO_BITRATE_KBPS = 96
+# ffmpeg's -progress fields that summarise a rendition written, in the job's log.
+SUMMARY_KEYS = ("frame", "fps", "total_size", "speed")
 # How much of ffmpeg's stderr is kept for the log when it fails (never shown to users).
 STDERR_TAIL_CHARS = 2000
 
@@ -98,8 +100,11 @@ def transcode_rendition(
     readrate: float,
     timeout_seconds: int,
     limits: MediaLimits | None = None,
+    on_summary: Callable[[str], None] | None = None,
 ) -> Path:
     """One HLS VOD rendition (playlist + MPEG-TS segments) in out_dir; returns its playlist.
+    `on_summary(line)` hears ffmpeg's own summary of a rendition written (its last progress
+    block: frames, speed, bytes), for the job's log.
 
     `on_progress(fraction)` is called with ffmpeg's own progress (`-progress`, out_time over
     the probed duration); an exception it raises stops ffmpeg and propagates. The output
@@ -152,9 +157,12 @@ def transcode_rendition(
     watchdog = threading.Timer(timeout_seconds, stop_overdue)
     watchdog.start()
     cpu_used = 0.0
+    last_block: dict[str, str] = {}
     try:
         for line in process.stdout:
             key, _, value = line.strip().partition("=")
+            if key in SUMMARY_KEYS:
+                last_block[key] = value
             if key == "out_time_us" and value.isdigit():
                 on_progress(min(1.0, int(value) / 1e6 / probed.duration_seconds))
         cpu_used = wait_measuring_cpu(process)
@@ -178,6 +186,9 @@ def transcode_rendition(
             f"(exit code {process.returncode})."
         )
     on_progress(1.0)
+    if on_summary is not None:
+        on_summary(f"ffmpeg {rendition.name}: " + ", ".join(
+            f"{key}={last_block[key]}" for key in SUMMARY_KEYS if key in last_block))
     return playlist
 
 

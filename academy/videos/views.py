@@ -18,10 +18,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from academy import schema
+from academy.control_views import JobActionView, JobLogView
 from academy.text_fields import control_character_problem
 from academy.videos import services, storage
 from academy.videos.models import Video
 from academy.videos.tracking import VideoTracking
+from academy.web import messages
 from jobbox import CachedAuthAPIView, JobNotFound, JobStatusAPIView, read_job
 
 # The multipart envelope and the title around the file; a body larger than the file limit
@@ -38,7 +40,8 @@ HLS_CACHE_CONTROL = "private, max-age=3600"
 
 
 def _bad_request(detail: str, code: str = "invalid") -> Response:
-    return Response({"detail": detail, "code": code}, status=status.HTTP_400_BAD_REQUEST)
+    return Response({"detail": messages.in_active_language(detail), "code": code},
+                    status=status.HTTP_400_BAD_REQUEST)
 
 
 @schema.video_upload
@@ -112,3 +115,28 @@ class VideoHLSFileView(CachedAuthAPIView):
         response = FileResponse(handle, content_type=HLS_CONTENT_TYPES[match.group(1)])
         response["Cache-Control"] = HLS_CACHE_CONTROL
         return response
+
+
+@schema.video_cancel
+class VideoCancelView(JobActionView):
+    """POST /api/videos/<id>/cancel/ — 202 CANCELLED (again: a no-op); 409 once it ended."""
+
+    kind = "video"
+    service = staticmethod(lambda job_id, tenant: services.cancel_video(int(job_id),
+                                                                       tenant_id=tenant))
+
+
+@schema.video_retry
+class VideoRetryView(JobActionView):
+    """POST /api/videos/<id>/retry/ — a FAILED or CANCELLED video as its next attempt."""
+
+    kind = "video"
+    service = staticmethod(lambda job_id, tenant: services.retry_video(int(job_id),
+                                                                      tenant_id=tenant))
+
+
+@schema.job_log
+class VideoLogView(JobLogView):
+    """GET /api/videos/<id>/log/ — the transcode's own log lines."""
+
+    kind = "video"

@@ -6,8 +6,15 @@ language. Each message the services can send is listed here once, as an English 
 The page's script matches a text against the templates, fills the translation with the parts
 it found, and shows the text as sent only when no template fits. Upload refusals are
 translated by their `code`, so no raw code reaches a person.
+
+The API's own refusals go through the same catalog (`in_active_language`), so a program or a
+person gets them in the language of the request (academy.api_language), as the page shows them.
 """
 
+import re
+from functools import lru_cache
+
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 
@@ -31,6 +38,7 @@ def reasons() -> list[list[str]]:
         *_job_reasons(),
         *_row_reasons(),
         *_video_reasons(),
+        *_upload_refusals(),
     ]
 
 
@@ -93,6 +101,21 @@ def _video_reasons() -> list[list[str]]:
     ]
 
 
+def _upload_refusals() -> list[list[str]]:
+    """`POST /api/ai/jobs/` refusals whose numbers a person needs (academy.ai.uploads)."""
+    return [
+        ["Unknown job_type. Known types: {types}.",
+         _("Unknown job_type. Known types: {types}.")],
+        ["The sheet has more than {count} data rows.",
+         _("The sheet has more than {count} data rows.")],
+        ["The sheet spans more than {count} rows.", _("The sheet spans more than {count} rows.")],
+        ["Send the sheet as `file` and its `job_type`.", _("Choose a file to upload.")],
+        ["The upload is too large.", _("The file is too large.")],
+        ["The workbook expands to more than allowed.",
+         _("The workbook expands to more than allowed.")],
+    ]
+
+
 def refusals() -> dict[str, str]:
     """`POST /api/ai/jobs/` refusals by code (academy.ai.uploads, academy.ai.views)."""
     return {
@@ -103,3 +126,50 @@ def refusals() -> dict[str, str]:
         "missing_field": _("Choose a file to upload."),
         "unknown_job_type": _("This kind of job is not available."),
     }
+
+
+# Parts that hold messages themselves (a row's reasons): only they may span the "; " joint.
+_NESTED_PARTS = frozenset({"reason", "rows"})
+_PART = re.compile(r"\{(\w+)\}")
+
+
+@lru_cache(maxsize=8)
+def _compiled(language: str) -> tuple[tuple[re.Pattern[str], tuple[str, ...], str], ...]:
+    """The reasons' templates as patterns, with their translations in `language` (the page's
+    script does the same: jobbox.js, `compile`)."""
+    with translation.override(language):
+        catalog = reasons()
+    compiled = []
+    for template, translated in catalog:
+        parts = _PART.split(template)
+        names = tuple(parts[1::2])
+        source = "".join(
+            re.escape(part) if i % 2 == 0
+            else ("(.+?)" if part in _NESTED_PARTS else "((?:(?!; ).)+?)")
+            for i, part in enumerate(parts))
+        compiled.append((re.compile(f"^{source}$", re.S), names, translated,
+                         len("".join(parts[::2]))))
+    # The most specific template first: "The file is larger than {limit} bytes." must not
+    # take "The file is larger than the limit of 9 bytes." with "the limit of 9" as its part.
+    compiled.sort(key=lambda entry: -entry[3])
+    return tuple(entry[:3] for entry in compiled)
+
+
+def in_active_language(text: str, *, code: str | None = None) -> str:
+    """An English message of the API in the active language: its template's translation with
+    the parts it carried; else the refusal's own sentence for its `code`; else as it is."""
+    language = translation.get_language() or "en"
+    if language.startswith("en"):
+        return text
+    for pattern, names, translated in _compiled(language):
+        match = pattern.match(text)
+        if match:
+            values = dict(zip(names, match.groups(), strict=True))
+            for name in _NESTED_PARTS & values.keys():
+                values[name] = in_active_language(values[name])
+            return _PART.sub(lambda part, found=values: found.get(part.group(1), part.group(0)),
+                             translated)
+    if "; " in text:
+        return "; ".join(in_active_language(part) for part in text.split("; "))
+    by_code = refusals().get(code or "")
+    return by_code if by_code else text

@@ -56,7 +56,7 @@ def open_for_writing_once_read(fifo: Path) -> int | None:
 
 
 def test_a_worker_process_grades_a_sheet_and_every_number_checks(worker, alice, bob):
-    response = submit(alice, sheet_bytes(SHEET))
+    response = submit(alice, sheet_bytes(SHEET), language="en")  # its report in English
     assert response.status_code == 201
     job_id = response.json()["job_id"]
     body = wait_until_finished(alice, job_id)

@@ -4,6 +4,8 @@ only where there is something to play), a refused upload explained without raw c
 large grade report read page by page from its endpoint. Each key screen is kept as a PNG
 (tests.browser.SCREENSHOTS) and checked by what a person sees."""
 
+import re
+
 import pytest
 import redis
 
@@ -119,7 +121,7 @@ def test_job_cards_show_name_times_percent_and_state_in_the_pages_language(
 
     row = card(page, "video", simulated.pk)
     assert row.locator(".status").inner_text() == "완료" and fill_colour(row) == GREEN
-    assert row.locator("button").count() == 0  # nothing to play: no Play button
+    assert row.locator("button.play").count() == 0  # nothing to play: no Play button
     assert card(page, "video", playable.pk).locator("button.play").inner_text() == "재생"
 
     row = card(page, "ai_job", sheet)
@@ -180,6 +182,11 @@ def test_a_large_report_reads_as_a_table_with_a_chart_page_by_page(server, alice
     first = students.first.locator("th, td").all_inner_texts()
     top = grade_report(1000)["students"][0]
     assert first[0] == top["student"] and first[-1] == "1"
+    # Averages read alike down the column: two decimals each, a whole one too ("84.00").
+    averages = [cells.locator("td").nth(-2).inner_text() for cells in students.all()]
+    assert all(re.fullmatch(r"\d+\.\d\d", average) for average in averages), averages
+    means = row.locator("table.subject-stats tbody tr").first.locator("td").all_inner_texts()
+    assert re.fullmatch(r"\d+\.\d\d", means[1]), means  # the mean, after the count
     pager = row.locator(".paged[data-section=students] .pager")
     assert pager.locator(".where").inner_text() == "쪽 1 / 50"
     pager.locator("button", has_text="다음").click()

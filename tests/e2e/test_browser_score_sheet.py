@@ -66,7 +66,7 @@ def test_upload_a_score_sheet_and_read_its_result_and_report(ai_service, alice):
         assert row.locator("table.students thead th").all_inner_texts() == [
             "학생", "Math", "English", "총점", "평균", "석차"]
         assert row.locator("table.students tbody tr").first.locator(
-            "th, td").all_inner_texts() == ["김민준", "90", "80", "170", "85", "1"]
+            "th, td").all_inner_texts() == ["김민준", "90", "80", "170", "85.00", "1"]
         assert row.locator("svg.chart g.subject").count() == 2
         assert row.locator(".pager").is_hidden()  # two students: one page
         assert row.locator("details.bad-rows").count() == 0

@@ -65,10 +65,12 @@ def stored_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def upload(member, path: Path, title: str = "Lecture 1"):
+def upload(member, path: Path, title: str = "Lecture 1", language: str | None = None):
+    """`language`: the asker's Accept-Language (the API's refusals are in it)."""
+    headers = {"HTTP_ACCEPT_LANGUAGE": language} if language else {}
     with path.open("rb") as handle:
         return member.client().post("/api/videos/", {"file": handle, "title": title},
-                                    format="multipart")
+                                    format="multipart", **headers)
 
 
 def poll_until_done(member, video_id: int, *, on_poll=None) -> dict:
@@ -413,7 +415,7 @@ def test_bad_uploads_are_refused_with_nothing_stored_or_queued(
         settings.VIDEO_MAX_UPLOAD_BYTES = 1000
     else:  # ffmpeg's playlist demuxers would follow it to other files; never opened
         path.write_text(f"#EXTM3U\n#EXTINF:2,\n{clip}\n#EXT-X-ENDLIST\n")
-    response = upload(alice, path)
+    response = upload(alice, path, language="en")
     # Far over the limit: refused by academy.upload_guard from its declared length (413).
     assert response.status_code == (413 if kind == "far over the limit" else 400)
     detail = response.json()["detail"]

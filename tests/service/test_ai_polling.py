@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # The seed's fields, then what a person's job card shows: the file's name and the times.
 FIELDS = ["job_id", "job_type", "status", "progress", "error_message", "result",
-          "file_name", "created_at", "updated_at"]
+          "file_name", "created_at", "updated_at", "attempt", "previous_attempts",
+          "eta_seconds"]
 RESULT = {"students": [{"student": "김민수", "total": 271, "rank": 1}], "summary": {"rows": 1}}
 
 
@@ -34,7 +35,8 @@ def test_poll_of_pending_job_runs_no_sql(alice, django_assert_num_queries):
     body = response.json()
     assert body == {"job_id": job_id, "job_type": "excel.grade_report", "status": "PENDING",
                     "progress": None, "error_message": None, "result": None, "file_name": None,
-                    "created_at": body["created_at"], "updated_at": body["updated_at"]}
+                    "created_at": body["created_at"], "updated_at": body["updated_at"],
+                    "attempt": 1, "previous_attempts": [], "eta_seconds": None}
     row_ = AIJobModel.objects.get(job_id=job_id)
     assert (body["created_at"], body["updated_at"]) == (row_.created_at.isoformat(),
                                                         row_.updated_at.isoformat())

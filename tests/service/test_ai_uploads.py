@@ -146,11 +146,13 @@ def test_a_good_sheet_at_the_row_limit_is_stored_queued_and_answered_201(alice, 
     assert body == {"job_id": body["job_id"], "job_type": "excel.grade_report",
                     "status": "PENDING", "progress": None, "error_message": None,
                     "result": None, "file_name": "evil name.xlsx",
-                    "created_at": body["created_at"], "updated_at": body["updated_at"]}
+                    "created_at": body["created_at"], "updated_at": body["updated_at"],
+                    "attempt": 1, "previous_attempts": [], "eta_seconds": None}
     job = AIJobModel.objects.get(job_id=body["job_id"])
     assert (job.tenant_id, job.created_by_id) == (alice.tenant.pk, alice.user.pk)
     # The name the person sees on the card: no folder, and never used in a path.
-    assert job.payload == {"file_name": "evil name.xlsx"}
+    # ...and its report is written in the asker's language (no choice, no header: Korean).
+    assert job.payload == {"file_name": "evil name.xlsx", "language": "ko"}
     stored = [p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file()]
     assert stored == [f"ai/uploads/{alice.tenant.pk}/{job.job_id}.xlsx"]  # not the client's name
     assert (media / stored[0]).read_bytes() == content

@@ -119,3 +119,8 @@ def test_simulate_jobs_in_the_background_returns_while_its_jobs_run(monkeypatch,
     assert os.waitstatus_to_exitcode(status) == 0, (tmp_path / "simulate_jobs.log").read_text()
     assert set(Video.objects.filter(pk__in=video_ids).values_list("status", flat=True)) == {
         "READY"}
+    # Its output is where the command said: the drive's start and each job's end.
+    logged = [json.loads(line) for line in (tmp_path / "simulate_jobs.log").read_text()
+              .splitlines() if line.startswith("{")]
+    assert logged[0] == {"driving": 3, "seconds": 3.0}
+    assert sorted(line["status"] for line in logged[1:]) == ["DONE", "READY", "READY"]

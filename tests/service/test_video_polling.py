@@ -10,9 +10,9 @@ from tests.video_helpers import new_video, poll
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FIELDS = [
-    "id", "title", "status", "hls_path", "duration", "error_reason", "encoding_progress",
-    "encoding_step_index", "encoding_step_total", "encoding_step_name",
-    "encoding_step_percent", "updated_at",
+    "id", "title", "status", "hls_path", "duration", "error_reason", "attempt",
+    "previous_attempts", "encoding_progress", "encoding_step_index", "encoding_step_total",
+    "encoding_step_name", "encoding_step_percent", "eta_seconds", "updated_at",
 ]
 
 

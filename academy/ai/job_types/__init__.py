@@ -39,6 +39,9 @@ class JobContext:
     payload: dict[str, Any]
     open_upload: Callable[[], IO[bytes]]
     report_step: StepReporter
+    # Called between units of work (rows): raises `jobbox.CancelRequested` once someone
+    # asked the job to stop; cheap (a Redis read at most every few hundred ms).
+    check_cancel: Callable[[], None] = lambda: None
 
 
 class JobType(ABC):

@@ -21,11 +21,15 @@ from typing import IO, Any
 
 import openpyxl
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import quote_sheetname
 
 from academy.ai.job_types import JobContext, JobFailed, JobOutput, JobType
 from academy.ai.sheet_reader import MAX_SUBJECT_COLUMNS, ReadLimits, read_sheet_limited
@@ -60,14 +64,21 @@ CHART_HEIGHT_CM = 8
 # What Excel, LibreOffice and Sheets read as the start of a formula (or DDE) when typed.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STATS_COLUMNS = ("subject", "count", "mean", "median", "min", "max", "stdev")
-STATS_HEADERS = ("Subject", "Count", "Mean", "Median", "Min", "Max", "Std dev (population)")
+# The report's words, translated when it is written (`write_report`, in the asker's language).
+STATS_HEADERS = (gettext_noop("Subject"), gettext_noop("Count"), gettext_noop("Mean"),
+                 gettext_noop("Median"), gettext_noop("Min"), gettext_noop("Max"),
+                 gettext_noop("Std dev (population)"))
 STATISTICS_NOTES = (
-    "Statistics over the valid rows only; the rows left out are on the Bad rows sheet.",
-    "Std dev is the population standard deviation (Excel's STDEV.P): the sheet is the whole "
-    "class, not a sample of it.",
-    "Median: the middle score (the mean of the two middle ones for an even count).",
-    "Rank: by total, highest first; equal totals share a rank (1, 2, 2, 4).",
+    gettext_noop("Statistics over the valid rows only; the rows left out are on the Bad rows "
+                 "sheet."),
+    gettext_noop("Std dev is the population standard deviation (Excel's STDEV.P): the sheet "
+                 "is the whole class, not a sample of it."),
+    gettext_noop("Median: the middle score (the mean of the two middle ones for an even "
+                 "count)."),
+    gettext_noop("Rank: by total, highest first; equal totals share a rank (1, 2, 2, 4)."),
 )
+# A report of a job without a language (made before languages were recorded, or in-process).
+REPORT_DEFAULT_LANGUAGE = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +139,9 @@ class GradeReport(JobType):
             "subject_stats": subject_stats,
             "bad_rows": [{"row": b.row, "reason": b.reason} for b in bad_rows],
         }
-        report = write_report(subjects, ranked, subject_stats, bad_rows)
+        language = context.payload.get("language") or REPORT_DEFAULT_LANGUAGE
+        with translation.override(language):
+            report = write_report(subjects, ranked, subject_stats, bad_rows)
         context.report_step(5, 100)
         return JobOutput(result=result, report=report)
 
@@ -184,6 +197,7 @@ def validate_rows(
     first_row_of: dict[str, int] = {}
     every = max(1, len(rows) // REPORTS_PER_STEP)
     for position, (number, values) in enumerate(rows):
+        context.check_cancel()  # a cancelled job stops between rows
         if position % every == 0:
             context.report_step(2, 100 * position / len(rows))
         problems: list[str] = []
@@ -269,7 +283,8 @@ def write_report(
     subjects: list[str], ranked: list[dict[str, Any]], subject_stats: list[dict[str, Any]],
     bad_rows: list[BadRow],
 ) -> bytes:
-    """The styled .xlsx: Students, Subjects (with its chart and the statistics stated), Bad rows.
+    """The styled .xlsx: Students, Subjects (with its chart and the statistics stated), Bad rows,
+    its sheet names, headings and notes in the active language (the asker's).
 
     Write-only: openpyxl streams each row's cells to the file as it is appended, so a
     10,000-row report holds the values, never a grid of styled cells.
@@ -277,16 +292,16 @@ def write_report(
     workbook = openpyxl.Workbook(write_only=True)
     student_rows = [[e["student"], *(e["scores"][s] for s in subjects), e["total"],
                      e["average"], e["rank"]] for e in ranked]
-    _write_table(workbook.create_sheet("Students"),
-                 ["Student", *subjects, "Total", "Average", "Rank"], student_rows,
+    _write_table(workbook.create_sheet(_("Students")),
+                 [_("Student"), *subjects, _("Total"), _("Average"), _("Rank")], student_rows,
                  formats={len(subjects) + 2: DECIMAL_FORMAT, len(subjects) + 3: WHOLE_FORMAT})
     stats_rows = [[s[key] for key in STATS_COLUMNS] for s in subject_stats]
-    subjects_sheet = workbook.create_sheet("Subjects")
-    _write_table(subjects_sheet, list(STATS_HEADERS), stats_rows,
+    subjects_sheet = workbook.create_sheet(_("Subjects"))
+    _write_table(subjects_sheet, [_(title) for title in STATS_HEADERS], stats_rows,
                  formats={1: WHOLE_FORMAT, **{c: DECIMAL_FORMAT for c in range(2, 7)}},
-                 notes=STATISTICS_NOTES)
-    subjects_sheet.add_chart(_means_chart(len(stats_rows)), CHART_ANCHOR)
-    _write_table(workbook.create_sheet("Bad rows"), ["Row", "Reason"],
+                 notes=tuple(_(note) for note in STATISTICS_NOTES))
+    subjects_sheet.add_chart(_means_chart(subjects_sheet.title, len(stats_rows)), CHART_ANCHOR)
+    _write_table(workbook.create_sheet(_("Bad rows")), [_("Row"), _("Reason")],
                  [[b.row, b.reason] for b in bad_rows], formats={0: WHOLE_FORMAT})
     out = io.BytesIO()
     workbook.save(out)
@@ -340,20 +355,21 @@ def _column_widths(rows: list[list[Any]]) -> list[float]:
     return widths
 
 
-def _means_chart(subject_count: int) -> BarChart:
+def _means_chart(sheet_name: str, subject_count: int) -> BarChart:
     """A native Excel bar chart of each subject's mean, over the Subjects table."""
     chart = BarChart()
     chart.type = "col"
-    chart.title = "Mean score by subject"
-    chart.y_axis.title = "Mean"
+    chart.title = _("Mean score by subject")
+    chart.y_axis.title = _("Mean")
     chart.y_axis.scaling.min = MIN_SCORE
     chart.y_axis.scaling.max = MAX_SCORE
     chart.legend = None
     last_row = subject_count + 1
-    chart.add_data(Reference(worksheet=None, range_string=f"Subjects!C1:C{last_row}"),
+    sheet = quote_sheetname(sheet_name)
+    chart.add_data(Reference(worksheet=None, range_string=f"{sheet}!C1:C{last_row}"),
                    titles_from_data=True)
     # Subject names are text: a string reference, or Excel labels the bars 1, 2, 3.
-    chart.series[0].cat = AxDataSource(strRef=StrRef(f=f"'Subjects'!$A$2:$A${last_row}"))
+    chart.series[0].cat = AxDataSource(strRef=StrRef(f=f"{sheet}!$A$2:$A${last_row}"))
     chart.width, chart.height = CHART_WIDTH_CM, CHART_HEIGHT_CM
     return chart
 

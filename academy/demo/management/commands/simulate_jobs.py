@@ -2,8 +2,11 @@
 
 Each video goes UPLOADED → PROCESSING → (named steps with progress) → READY, and each AI job
 (`--ai N`, through the AI job repository's `save`) PENDING → PROCESSING → (the grade report's
-named steps) → DONE with a grade report result; the first `--fail` of each kind end FAILED
-instead. Each runs over `--seconds`; one JSON line per job is printed as it is created.
+named steps) → DONE with a grade report result; the first `--fail` jobs in all (videos first)
+end FAILED instead. Each runs over `--seconds`; one JSON line per job is printed as it is
+created, and (on stderr, with the drive's start) one as it ends. The simulated jobs hold
+their leases while they are driven (renewed as a worker renews its own), so the reapers never
+hand one to a real worker.
 
 Titles carry on from the tenant's earlier simulated jobs, so each run's jobs are told apart. A
 simulated video has no rendition to play: it ends READY without an HLS path (the page offers
@@ -12,6 +15,7 @@ started here, and a detached process drives them (its output in `.run/simulate_j
 """
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -34,6 +38,8 @@ from academy.ai.models import AIJobModel
 from academy.tenants.models import Membership, Tenant
 from academy.videos import services as videos
 from academy.videos.models import Video
+from academy.videos.processing import LEASE_RENEW_FRACTION
+from jobbox import CancelRequested
 
 VIDEO_STEPS = ["probe", "transcode 360p", "transcode 720p", "package"]
 AI_STEPS = list(GradeReport.steps)
@@ -44,6 +50,8 @@ TICK_SECONDS = 0.5
 VIDEO_TITLE = "Simulated lecture"
 SHEET_NAME = "simulated-scores"
 BACKGROUND_LOG_NAME = "simulate_jobs.log"
+# The lease holder the simulated jobs run under.
+WORKER_ID = "simulate_jobs"
 
 
 @dataclass
@@ -52,6 +60,8 @@ class SimulatedJob:
     job_id: int | str
     fails: bool
     done: bool = False
+    # When its lease was last renewed (time.monotonic(); 0: not yet by this process).
+    renewed_at: float = 0.0
 
 
 class Command(BaseCommand):
@@ -63,7 +73,7 @@ class Command(BaseCommand):
         parser.add_argument("--seconds", type=float, default=30.0, help="how long each job runs")
         parser.add_argument("--ai", type=int, default=0, help="how many AI (grade report) jobs")
         parser.add_argument("--fail", type=int, default=0,
-                            help="how many of each kind end FAILED")
+                            help="how many jobs in all end FAILED (videos first)")
         parser.add_argument("--background", action="store_true",
                             help="return at once; a detached process drives the jobs")
         # Internal: the detached process of --background drives the jobs it is given.
@@ -83,19 +93,23 @@ class Command(BaseCommand):
         user_id = member.user_id if member else None
         first_video = Video.objects.filter(tenant=tenant, title__startswith=VIDEO_TITLE).count()
         first_sheet = AIJobModel.objects.filter(tenant=tenant, payload__simulated=True).count()
+        # The first --fail jobs in all fail, counted across both kinds.
+        failing = itertools.chain([True] * options["fail"], itertools.repeat(False))
         jobs = [
-            self._create_video(tenant, user_id, first_video + n, n < options["fail"])
+            self._create_video(tenant, user_id, first_video + n, next(failing))
             for n in range(options["videos"])
         ]
         jobs += [
-            self._create_ai_job(tenant, user_id, first_sheet + n, n < options["fail"])
+            self._create_ai_job(tenant, user_id, first_sheet + n, next(failing))
             for n in range(options["ai"])
         ]
         for job in jobs:
             if job.kind == "video":
-                videos.mark_processing(job.job_id, worker_id="simulate_jobs")
+                videos.mark_processing(job.job_id, worker_id=WORKER_ID,
+                                       lease_seconds=settings.VIDEO_LEASE_SECONDS)
             else:
-                ai.ai_job_start(job_id=str(job.job_id), worker_id="simulate_jobs")
+                ai.ai_job_start(job_id=str(job.job_id), worker_id=WORKER_ID)
+            job.renewed_at = time.monotonic()
         if options["background"]:
             self._drive_in_background(jobs, options)
         else:
@@ -137,28 +151,63 @@ class Command(BaseCommand):
         return SimulatedJob("ai_job", job.job_id, fails)
 
     def _drive(self, jobs: list[SimulatedJob], seconds: float) -> None:
+        # The drive's own lines go to stderr: stdout is one line per created job, for programs.
+        self.stderr.write(json.dumps({"driving": len(jobs), "seconds": seconds}))
+        self.stderr.flush()
         started = time.monotonic()
         while not all(job.done for job in jobs):
             fraction = min(1.0, (time.monotonic() - started) / seconds)
             for job in jobs:
                 if not job.done:
-                    self._advance(job, fraction)
+                    self._renew_lease_if_due(job)
+                    try:
+                        self._advance(job, fraction)
+                    except CancelRequested:
+                        job.done = True  # someone pressed Cancel: it ended CANCELLED
+                    if job.done:
+                        self._say_ended(job)
             if fraction < 1.0:
                 time.sleep(TICK_SECONDS)
+
+    def _renew_lease_if_due(self, job: SimulatedJob) -> None:
+        """As a real worker does: renewed once a third of the lease has passed, so the
+        reapers take the job for a live one."""
+        lease_seconds = (settings.VIDEO_LEASE_SECONDS if job.kind == "video"
+                         else settings.AI_LEASE_SECONDS)
+        if time.monotonic() - job.renewed_at < lease_seconds * LEASE_RENEW_FRACTION:
+            return
+        if job.kind == "video":
+            videos.renew_video_lease(int(job.job_id), worker_id=WORKER_ID,
+                                     lease_seconds=lease_seconds)
+        else:
+            ai.ai_job_renew_lease(job_id=str(job.job_id), worker_id=WORKER_ID,
+                                  lease_seconds=lease_seconds)
+        job.renewed_at = time.monotonic()
+
+    def _say_ended(self, job: SimulatedJob) -> None:
+        model = Video if job.kind == "video" else AIJobModel
+        key = "pk" if job.kind == "video" else "job_id"
+        status = model.objects.filter(**{key: job.job_id}).values_list("status", flat=True).first()
+        self.stderr.write(json.dumps({"kind": job.kind, "id": job.job_id, "status": status}))
+        self.stderr.flush()
 
     def _advance(self, job: SimulatedJob, fraction: float) -> None:
         if job.kind == "ai_job":
             self._advance_ai_job(job, fraction)
             return
+        steps = len(VIDEO_STEPS)
         if fraction >= 1.0:
             if job.fails:
-                videos.fail_video(job.job_id, "simulated failure")
+                videos.fail_video(job.job_id, "simulated failure", worker_id=WORKER_ID)
             else:
-                # No HLS path: nothing was transcoded, so there is nothing to play.
-                videos.complete_video(job.job_id, "", duration=600)
+                # The last step at 100 % too, as a real transcode ends; no HLS path: nothing
+                # was transcoded, so there is nothing to play.
+                videos.report_video_progress(job.job_id, percent=100, step_index=steps,
+                                             step_total=steps, step_name=VIDEO_STEPS[-1],
+                                             step_percent=100)
+                videos.complete_video(job.job_id, "", duration=600, worker_id=WORKER_ID)
             job.done = True
             return
-        steps = len(VIDEO_STEPS)
         index = min(steps - 1, int(fraction * steps))
         videos.report_video_progress(
             job.job_id, percent=fraction * 100, step_index=index + 1, step_total=steps,
@@ -169,9 +218,11 @@ class Command(BaseCommand):
         job_id = str(job.job_id)
         if fraction >= 1.0:
             if job.fails:
-                ai.ai_job_fail(job_id=job_id, error_message="simulated failure")
+                ai.ai_job_fail(job_id=job_id, error_message="simulated failure",
+                               worker_id=WORKER_ID)
             else:
-                ai.ai_job_complete(job_id=job_id, result=simulated_grade_report(job_id))
+                ai.ai_job_complete(job_id=job_id, result=simulated_grade_report(job_id),
+                                   worker_id=WORKER_ID)
             job.done = True
             return
         steps = len(AI_STEPS)

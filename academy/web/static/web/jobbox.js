@@ -21,7 +21,12 @@
   // Rows per page of a report's tables: one screen, and the server's preview of a large
   // result (AI_RESULT_PREVIEW_ITEMS) covers the first page.
   const PAGE_ROWS = 20;
-  const TERMINAL = new Set(["READY", "DONE", "FAILED"]);
+  const TERMINAL = new Set(["READY", "DONE", "FAILED", "CANCELLED"]);
+  // States a person may stop, and states a person may run again (the cancel and retry API).
+  const CANCELLABLE = new Set(["UPLOADED", "PENDING", "PROCESSING"]);
+  const RETRYABLE = new Set(["FAILED", "CANCELLED"]);
+  // An open log is read again at most this often while its job runs.
+  const LOG_REFRESH_MS = 2000;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   // Texts the API sends (step names, failure reasons) in the page's language: each template
@@ -31,14 +36,21 @@
     return catalog.map(([template, translated]) => {
       const parts = template.split(/\{(\w+)\}/);
       const names = parts.filter((_, i) => i % 2 === 1);
-      const source = parts.map((part, i) => (i % 2 ? "(.+?)"
-        : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("");
-      return { pattern: new RegExp(`^${source}$`, "s"), names, translated };
-    });
+      // A part never spans "; " (the joint of a bad row's reasons), unless it holds messages
+      // itself: each reason of a row is then matched, and translated, on its own.
+      const source = parts.map((part, i) => {
+        if (i % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+        return NESTED.has(part) ? "(.+?)" : "((?:(?!; ).)+?)";
+      }).join("");
+      const literal = parts.filter((_, i) => i % 2 === 0).join("").length;
+      return { pattern: new RegExp(`^${source}$`, "s"), names, translated, literal };
+    // The most specific template first: "The file is larger than {limit} bytes." must not
+    // take "The file is larger than the limit of 9 bytes." with "the limit of 9" as its part.
+    }).sort((a, b) => b.literal - a.literal);
   }
+  const NESTED = new Set(["reason", "rows"]); // parts that are messages themselves
   const STEPS = compile(L.steps);
   const REASONS = compile(L.reasons);
-  const NESTED = new Set(["reason", "rows"]); // parts that are messages themselves
 
   function translate(text, catalog) {
     if (typeof text !== "string" || !text) return text || "";
@@ -91,8 +103,15 @@
 
   function viewOf(entry) {
     const job = entry.job || {};
+    const control = {
+      apiUrl: entry.kind === "video" ? `/api/videos/${encodeURIComponent(entry.id)}/`
+        : `/api/ai/jobs/${encodeURIComponent(entry.id)}/`,
+      eta: Number.isFinite(job.eta_seconds) ? job.eta_seconds : null,
+      attempt: Number.isFinite(job.attempt) ? job.attempt : 1,
+    };
     if (entry.kind === "video") {
       return {
+        ...control,
         title: job.title, status: job.status, percent: job.encoding_progress,
         stepIndex: job.encoding_step_index, stepTotal: job.encoding_step_total,
         stepName: job.encoding_step_name, error: job.error_reason,
@@ -106,6 +125,7 @@
     const detail = progress && typeof progress === "object" ? progress : {};
     const result = job.status === "DONE" ? job.result : null;
     return {
+      ...control,
       title: job.file_name || L.kind[entry.kind] || entry.kind,
       status: job.status,
       percent: typeof progress === "number" ? progress : detail.percent,
@@ -136,7 +156,8 @@
     bar.setAttribute("aria-valuemax", "100");
     bar.append(make("div", "fill"));
     li.append(head, bar, make("div", "times"), make("div", "step"), make("div", "error"),
-      make("div", "actions"), make("div", "player"), make("div", "result"));
+      make("div", "actions"), make("pre", "log"), make("div", "player"), make("div", "result"));
+    li.querySelector(".log").hidden = true;
     return li;
   }
 
@@ -156,7 +177,7 @@
     li.querySelector(".kind").hidden = view.title === (L.kind[entry.kind] || entry.kind);
     li.querySelector(".status").textContent = L.status[view.status] || view.status || "";
     const percent = shownPercent(view);
-    li.querySelector(".percent").textContent = view.status === "FAILED" ? ""
+    li.querySelector(".percent").textContent = RETRYABLE.has(view.status) ? ""
       : `${Math.floor(percent)}%`;
     const bar = li.querySelector(".bar");
     bar.dataset.percent = String(percent);
@@ -169,10 +190,18 @@
       step = view.stepIndex && view.stepTotal
         ? `${L.step} ${view.stepIndex}/${view.stepTotal}: ${name}` : name;
     }
-    li.querySelector(".step").textContent = view.status === "PROCESSING" ? step : "";
+    if (view.status === "PROCESSING" && view.eta !== null) {
+      step = [step, L.eta.replace("{time}", formatDuration(view.eta))].filter(Boolean)
+        .join(" · ");
+    }
+    if (view.attempt > 1) step = [step, `${L.attempt} ${view.attempt}`].filter(Boolean)
+      .join(" · ");
+    li.querySelector(".step").textContent = TERMINAL.has(view.status) && view.attempt < 2
+      ? "" : step;
     li.querySelector(".error").textContent = view.status === "FAILED"
       ? translate(view.error || "", REASONS) : "";
     updateActions(li, view);
+    updateControls(li, view);
     const result = li.querySelector(".result");
     if (view.result && !result.dataset.shown) {
       result.dataset.shown = "1";
@@ -193,6 +222,73 @@
       link.href = view.reportUrl;
       link.setAttribute("download", "");
       actions.append(link);
+    }
+  }
+
+  // "about 3 min left": whole minutes from a minute on, seconds below (the page's language).
+  const minutes = new Intl.NumberFormat(LANG, { style: "unit", unit: "minute" });
+  const seconds = new Intl.NumberFormat(LANG, { style: "unit", unit: "second" });
+  function formatDuration(total) {
+    return total >= 60 ? minutes.format(Math.round(total / 60)) : seconds.format(total);
+  }
+
+  // Cancel while it may still be stopped, Retry once it failed or was cancelled, and the
+  // job's own log behind a toggle; drawn again only when the job's state changes.
+  function updateControls(li, view) {
+    const actions = li.querySelector(".actions");
+    if (actions.dataset.controlsFor !== view.status) {
+      actions.dataset.controlsFor = view.status || "";
+      actions.querySelectorAll("button.control").forEach((node) => node.remove());
+      if (CANCELLABLE.has(view.status)) actions.append(controlButton(li, view, "cancel"));
+      if (RETRYABLE.has(view.status)) actions.append(controlButton(li, view, "retry"));
+      const toggle = make("button", "control secondary log-toggle", L.log);
+      toggle.type = "button";
+      toggle.setAttribute("aria-expanded", String(!li.querySelector(".log").hidden));
+      toggle.addEventListener("click", () => toggleLog(li, view, toggle));
+      actions.append(toggle);
+    }
+    const log = li.querySelector(".log");
+    if (!log.hidden && Date.now() - Number(log.dataset.readAt || 0) > LOG_REFRESH_MS) {
+      readLog(log, view.apiUrl);
+    }
+  }
+
+  function controlButton(li, view, action) {
+    const button = make("button", `control ${action}${action === "cancel" ? " secondary" : ""}`,
+      L[action]);
+    button.type = "button";
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const response = await fetch(`${view.apiUrl}${action}/`, {
+        method: "POST", credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
+      }).catch(() => null);
+      const body = response ? await response.json().catch(() => ({})) : {};
+      if (response && response.status === 202) {
+        upsert({ kind: li.dataset.kind, id: li.dataset.id, job: body }, true);
+        return;
+      }
+      button.disabled = false;
+      li.querySelector(".error").textContent = body.detail || L.failed_action;
+    });
+    return button;
+  }
+
+  function toggleLog(li, view, toggle) {
+    const log = li.querySelector(".log");
+    log.hidden = !log.hidden;
+    toggle.setAttribute("aria-expanded", String(!log.hidden));
+    if (!log.hidden) readLog(log, view.apiUrl);
+  }
+
+  async function readLog(log, apiUrl) {
+    log.dataset.readAt = String(Date.now());
+    const response = await fetch(`${apiUrl}log/`, {
+      credentials: "same-origin", headers: { Accept: "application/json" },
+    }).catch(() => null);
+    const body = response && response.ok ? await response.json().catch(() => null) : null;
+    if (body && Array.isArray(body.lines)) {
+      log.textContent = body.lines.length ? body.lines.join("\n") : L.log_empty;
     }
   }
 
@@ -303,7 +399,7 @@
       "students", pagedSource(result, "students"),
       [R.student, ...subjects, R.total, R.average, R.rank],
       (s) => [s.student, ...subjects.map((name) => (s.scores || {})[name]), s.total,
-        s.average, s.rank],
+        new Decimal(s.average), s.rank],
     ));
     const bad = pagedSource(result, "bad_rows");
     if (bad.count) {
@@ -317,9 +413,21 @@
   }
 
   function number(value) {
+    if (value instanceof Decimal) return value.format();
     return typeof value === "number"
       ? value.toLocaleString(LANG, { maximumFractionDigits: 2 }) : cellText(value);
   }
+
+  // A column of averages reads alike row after row: always two decimals ("84.00", "83.75"),
+  // as the report's workbook writes them. Counts, scores and ranks stay whole numbers.
+  const TWO_DECIMALS = new Intl.NumberFormat(LANG, {
+    minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  function Decimal(value) { this.value = value; }
+  Decimal.prototype.format = function format() {
+    return typeof this.value === "number" ? TWO_DECIMALS.format(this.value)
+      : cellText(this.value);
+  };
+  const DECIMAL_STATS = new Set(["mean", "median", "stdev"]);
 
   function statsTable(stats) {
     const keys = ["count", "mean", "median", "min", "max", "stdev"];
@@ -330,7 +438,8 @@
     stats.forEach((s) => {
       const tr = body.insertRow();
       tr.append(make("th", null, s.subject));
-      keys.forEach((key) => tr.append(make("td", "num", number(s[key]))));
+      keys.forEach((key) => tr.append(make("td", "num", number(
+        DECIMAL_STATS.has(key) ? new Decimal(s[key]) : s[key]))));
     });
     return node;
   }
@@ -377,7 +486,8 @@
         body.replaceChildren(...items.map((item) => {
           const tr = document.createElement("tr");
           cellsOf(item).forEach((cell, i) => tr.append(make(i ? "td" : "th",
-            typeof cell === "number" ? "num" : null, number(cell))));
+            typeof cell === "number" || cell instanceof Decimal ? "num" : null,
+            number(cell))));
           return tr;
         }));
         current = n;
