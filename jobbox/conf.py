@@ -140,7 +140,8 @@ class JobboxSettings:
         "1 KB each) fit.", "bytes")
     PROGRESS_EVENT_INTERVAL_SECONDS: float = _setting(
         0.25, "Progress events of one job are published at most once per this interval "
-        "(4 a second: a smooth bar); a change of step is published at once.", "seconds")
+        "(4 a second: a smooth bar); a change of step is published at once.", "seconds",
+        may_be_zero=True)
     EVENT_HISTORY_MAXLEN: int = _setting(
         500, "Events kept per person for resuming a stream: three running jobs publishing 4 "
         "progress events a second keep ~40 s of history, ~500 KB at worst; a client away "
@@ -175,7 +176,7 @@ class JobboxSettings:
     CANCEL_CHECK_INTERVAL_SECONDS: float = _setting(
         0.25, "A worker's `CancelWatch.check()` reads the job's cancel flag at most this often: "
         "within the promise that a cancel is seen within 1 s, and one GET per running job "
-        "per 250 ms is nothing to Redis.", "seconds")
+        "per 250 ms is nothing to Redis. 0: every check reads it.", "seconds", may_be_zero=True)
     LOG_MAX_LINES: int = _setting(
         300, "A job's own log (jobbox.control) keeps its newest lines, at most this many: a "
         "transcode's steps, warnings and ffmpeg's summary fit.", "count")

@@ -293,7 +293,7 @@ def test_eta_is_null_until_a_rate_is_known_then_a_number_while_running(
         alice, monkeypatch, settings):
     monkeypatch.setattr(write, "ETA_SAMPLE_MIN_MS", 0)  # every report is a sample here
     # ...and an event: reports here come milliseconds apart.
-    settings.JOBBOX = {**getattr(settings, "JOBBOX", {}), "PROGRESS_EVENT_INTERVAL_MS": 0}
+    settings.JOBBOX = {**getattr(settings, "JOBBOX", {}), "PROGRESS_EVENT_INTERVAL_SECONDS": 0}
     video = new_video(alice)
     videos.mark_processing(video.pk, worker_id="w1")
     report_progress("video", str(video.pk), percent=10)

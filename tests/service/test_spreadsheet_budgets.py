@@ -77,7 +77,7 @@ def test_a_bomb_of_10_million_shared_strings_is_refused_from_its_package_unparse
         alice, media, nothing_parsed_here):
     content = shared_strings_bomb(media / "bomb.xlsx", BOMB_ENTRIES, declare_count=True)
     assert len(content) < 200_000  # cheap to send: the attack's whole point
-    response = submit(alice, content)
+    response = submit(alice, content, language="en")
     assert (response.status_code, response.json()["code"]) == (400, "file_too_large")
     assert "shared strings part" in response.json()["detail"]
     assert AIJobModel.objects.count() == 0
