@@ -67,7 +67,7 @@ from jobbox.box import (
     rebuild,
 )
 from jobbox.client import RedisUnavailable, get_redis, is_cluster
-from jobbox.events import EventEntry, JobEvent, parse_entry
+from jobbox.events import EventEntry, StreamEvent, parse_entry
 from jobbox.metrics import (
     STREAM_EVENTS,
     STREAM_HISTORY_READS,
@@ -675,8 +675,8 @@ class EventHub:
                 continue
             chunk = format_event(event.name, await off_loop_if_needed(event.as_json),
                                  event.event_id)
-            self._dispatch(feed, Delivery(event_id, event.name, chunk, _job_key(
-                event.snapshot.kind, event.snapshot.job_id), event.snapshot.version))
+            self._dispatch(feed, Delivery(event_id, event.name, chunk,
+                                          _job_key(event.kind, event.job_id), event.version))
         return len(entries) == HISTORY_READ_BATCH
 
     def _dispatch(self, feed: OwnerFeed, event: Delivery) -> None:
@@ -879,7 +879,7 @@ async def _cluster_ready(client: Any) -> Any:
     return client
 
 
-async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> list[JobEvent]:
+async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> list[StreamEvent]:
     """History entries as events of this person; entries whose snapshot was too large to
     copy are completed from the jobs' keys (one pipeline)."""
     parsed = [entry for entry_id, fields in entries
@@ -893,7 +893,7 @@ async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> lis
             pipe.get(keys.status_key(registry.get(entry.kind).status_namespace, entry.job_id))
         for entry, raw in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
             fetched[id(entry)] = raw if isinstance(raw, bytes) else None
-    events: list[JobEvent] = []
+    events: list[StreamEvent] = []
     for entry in parsed:
         event = _resolve(entry, fetched.get(id(entry)))
         if event is not None:
@@ -901,7 +901,7 @@ async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> lis
     return events
 
 
-def _resolve(entry: EventEntry, fetched: bytes | None) -> JobEvent | None:
+def _resolve(entry: EventEntry, fetched: bytes | None) -> StreamEvent | None:
     if entry.needs_snapshot and fetched is None:
         return None  # the job's snapshot expired meanwhile: nothing to show
     return entry.resolve(fetched)
@@ -943,7 +943,7 @@ async def _box_reply(tenant: str, owner: str) -> list[Any]:
 
 
 async def replay_after(event_id: EventId, *, tenant: str,
-                       owner: str) -> tuple[list[JobEvent], EventId] | None:
+                       owner: str) -> tuple[list[StreamEvent], EventId] | None:
     """This person's events after `event_id` and the newest id looked at, or None when the
     history no longer covers it (trimmed past it, expired, or an id beyond the newest: from
     before a Redis reset); the caller resyncs."""

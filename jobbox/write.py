@@ -38,6 +38,14 @@ logger = logging.getLogger(__name__)
 # short pauses, since the caller (a worker) waits for them.
 STORE_ATTEMPTS = 3
 STORE_RETRY_PAUSE_SECONDS = 0.05
+# How long a deleted job's marker refuses stores of it. A fill stores what it read a database
+# read and a Redis call ago (each bounded by its timeout: seconds); an hour leaves room for a
+# process paused by a stop or a swap, and costs a few dozen bytes per deleted job.
+DELETED_MARKER_TTL_SECONDS = 60 * 60
+
+
+class JobIsDeleted(Exception):
+    """The job's row was deleted: its snapshot is not stored, nor its box entry or event."""
 
 
 def save_transition(instance: models.Model, *, update_fields: Iterable[str]) -> None:
@@ -82,6 +90,8 @@ def store_after_commit(snapshot: Snapshot) -> bool:
         with_retries(lambda: record_owner_part(snapshot, stored=stored, progress=progress),
                      attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
         return stored
+    except JobIsDeleted:
+        return False
     except RedisUnavailable as exc:
         CACHE_WRITES.labels(snapshot.kind, "failed").inc()
         logger.warning(
@@ -96,24 +106,33 @@ def store_snapshot(snapshot: Snapshot) -> bool:
 
     Used by transitions (after commit), read-through fills and repairs (of committed rows).
     Raises `RedisUnavailable`. The job's part, then the owner's (see the module's notes).
+    False, and nothing stored, for a job deleted since its row was read.
     """
-    stored, progress = store_job_part(snapshot)
+    try:
+        stored, progress = store_job_part(snapshot)
+    except JobIsDeleted:
+        return False
     record_owner_part(snapshot, stored=stored, progress=progress)
     return stored
 
 
 def store_job_part(snapshot: Snapshot) -> tuple[bool, str]:
     """The compare-and-set in the job's slot: (stored, the progress hash as JSON pairs).
-    KEYS and ARGV as `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`."""
+    KEYS and ARGV as `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`, and
+    `JobIsDeleted` when the job's deleted marker stands."""
     job = registry.get(snapshot.kind)
     queued = not snapshot.terminal and snapshot.status not in job.running_statuses
     with redis_errors():
         stored, progress = script("store_snapshot", get_redis())(
             keys=[keys.status_key(job.status_namespace, snapshot.job_id),
-                  keys.progress_key(job.progress_namespace, snapshot.job_id)],
+                  keys.progress_key(job.progress_namespace, snapshot.job_id),
+                  keys.deleted_key(job.status_namespace, snapshot.job_id)],
             args=[snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
                   "clear" if queued else "keep", model.FORMAT],
         )
+    if stored < 0:
+        CACHE_WRITES.labels(snapshot.kind, "deleted").inc()
+        raise JobIsDeleted(f"{snapshot.kind} {snapshot.job_id}")
     CACHE_WRITES.labels(snapshot.kind, "stored" if stored else "stale").inc()
     return bool(stored), _text(progress)
 
@@ -137,7 +156,17 @@ def record_owner_change(snapshot: Snapshot, *, member: str, score: int,
     owner's history and its notification. KEYS and ARGV as `lua/record_owner_change.lua`
     documents them. Raises `RedisUnavailable`."""
     assert snapshot.owner is not None
-    tenant, owner = snapshot.tenant, snapshot.owner
+    return record_owner_change_of(snapshot.tenant, snapshot.owner, member=member, score=score,
+                                  event=event)
+
+
+# `record_owner_change_of`'s score that takes the member out of the box (a deleted job).
+REMOVE_FROM_BOX = "remove"
+
+
+def record_owner_change_of(tenant: str, owner: str, *, member: str, score: int | str,
+                           event: list[str] | None) -> str:
+    """`record_owner_change` for an owner named directly (a deleted job has no snapshot)."""
     with redis_errors():
         event_id = script("record_owner_change", get_redis())(
             keys=[keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner),
@@ -167,6 +196,11 @@ def event_fields(name: str, snapshot: Snapshot, progress: str,
             "i", snapshot.job_id, "s", encoded if inline else "", "p", progress]
 
 
+def deleted_event_fields(kind: str, job_id: str, *, tenant: str, owner: str) -> list[str]:
+    """A `deleted` event's field/value pairs: the job's name, no snapshot (there is none)."""
+    return ["e", "deleted", "t", tenant, "o", owner, "k", kind, "i", job_id, "s", "", "p", "[]"]
+
+
 def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
@@ -193,23 +227,35 @@ def forget_on_commit(job: TrackedJob, instance: models.Model) -> None:
 
 def forget_deleted(job: TrackedJob, job_id: str, *, tenant: str, owner: str | None) -> None:
     """Remove a deleted job's snapshot and progress, leave a negative entry (polls answer 404
-    from Redis), and take it out of its owner's box. Never raises for Redis: a failure leaves
-    the snapshot to its TTL, and a box shows it no longer once the database is read."""
+    from Redis) and a deleted marker (no fill stores it again), take it out of its owner's
+    box and tell the owner's open streams (a `deleted` event). Never raises for Redis: a
+    failure leaves the snapshot to its TTL, and a box shows it no longer once the database is
+    read."""
     caches.job_snapshots.discard((job.kind, job_id))
 
-    def forget() -> None:
+    def forget_job_part() -> None:
         with redis_errors():
             script("forget_job", get_redis())(
                 keys=[keys.status_key(job.status_namespace, job_id),
                       keys.progress_key(job.progress_namespace, job_id),
-                      keys.missing_key(job.status_namespace, job_id)],
-                args=[conf.get("NEGATIVE_TTL_SECONDS")],
+                      keys.missing_key(job.status_namespace, job_id),
+                      keys.deleted_key(job.status_namespace, job_id)],
+                args=[conf.get("NEGATIVE_TTL_SECONDS"), DELETED_MARKER_TTL_SECONDS],
             )
-            if owner is not None:  # another slot (the owner's): its own command
-                get_redis().zrem(keys.box_index_key(tenant, owner), box_member(job, job_id))
+
+    def forget_owner_part() -> None:
+        # Another slot (the owner's): its own script, retried apart like a transition's.
+        assert owner is not None
+        record_owner_change_of(
+            tenant, owner, member=box_member(job, job_id), score=REMOVE_FROM_BOX,
+            event=deleted_event_fields(job.kind, job_id, tenant=tenant, owner=owner))
 
     try:
-        with_retries(forget, attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+        with_retries(forget_job_part, attempts=STORE_ATTEMPTS,
+                     pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+        if owner is not None:
+            with_retries(forget_owner_part, attempts=STORE_ATTEMPTS,
+                         pause_seconds=STORE_RETRY_PAUSE_SECONDS)
     except RedisUnavailable:
         logger.warning("jobbox: deleted %s %s not removed from Redis; its TTL bounds it",
                        job.kind, job_id)

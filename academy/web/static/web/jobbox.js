@@ -89,6 +89,13 @@
     render();
   }
 
+  function drop(entry) {
+    const key = keyOf(entry);
+    entries.delete(key);
+    order = order.filter((k) => k !== key);
+    render();
+  }
+
   function viewOf(entry) {
     const job = entry.job || {};
     if (entry.kind === "video") {
@@ -552,6 +559,10 @@
       lastEventId = event.lastEventId || lastEventId;
       upsert(JSON.parse(event.data), name === "changed");
     }));
+    source.addEventListener("deleted", (event) => {
+      lastEventId = event.lastEventId || lastEventId;
+      drop(JSON.parse(event.data));
+    });
     source.addEventListener("error", () => {
       startPolling(); // until the stream is back
       if (source && source.readyState === EventSource.CLOSED) {
