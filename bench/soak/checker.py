@@ -16,6 +16,8 @@ CONVERGE_SECONDS = 5.0
 # A 503 is documented while the database is unreachable; the web process learns it is back
 # on its next connection attempt, so answers this soon after the outage still count.
 DATABASE_OUTAGE_GRACE_SECONDS = 10.0
+# Faults during which Redis cannot serve a stream (its box and history live there).
+REDIS_FAULTS = ("redis_killed", "redis_paused", "redis_latency", "master_failover")
 # Examples kept per property in the report (the count is always whole).
 EXAMPLES_PER_PROPERTY = 5
 
@@ -113,14 +115,19 @@ def _own_jobs_only(ordered: list[dict[str, Any]], truth: dict[JobKey, dict[str, 
 def _no_server_errors(ordered: list[dict[str, Any]], faults: list[dict[str, Any]],
                       found: Violations) -> None:
     """No 5xx but the documented 503 with Retry-After, and that only while the database is
-    unreachable."""
-    outages = [(f["start"], f["end"] + DATABASE_OUTAGE_GRACE_SECONDS) for f in faults
-               if f["kind"] == "postgres_restarted"]
+    unreachable (or, for a stream, which lives on Redis, while Redis is)."""
+    def windows(kinds: tuple[str, ...]) -> list[tuple[float, float]]:
+        return [(f["start"], f["end"] + DATABASE_OUTAGE_GRACE_SECONDS) for f in faults
+                if f["kind"] in kinds]
+
+    database = windows(("postgres_restarted",))
+    redis = database + windows(REDIS_FAULTS)
     for answer in ordered:
         status = answer.get("status")
         if status is None or status < 500:
             continue
         sent = answer.get("sent", answer["t"])
+        outages = redis if answer.get("op") == "stream" else database
         during_outage = any(start <= answer["t"] and sent <= end for start, end in outages)
         if not (status == 503 and answer.get("retry_after") and during_outage):
             found.add("server_error", f"{status} outside the documented database outage",
@@ -217,7 +224,7 @@ def _stream_views(ordered: list[dict[str, Any]], truth: dict[JobKey, dict[str, A
 
 def _baseline(baseline: dict[str, Any], after: dict[str, Any], found: Violations) -> None:
     """Once the clients are gone: no stream left open, Redis connections back to what the
-    stack held before the load (a little slack for a pool's idle connection)."""
+    stack held under load before the faults (a little slack for a pool's idle connection)."""
     if not after:
         return
     if after.get("streams_open", 0) != 0:

@@ -22,6 +22,7 @@ CLIENT_PAUSE_SECONDS = 0.2
 REQUEST_TIMEOUT_SECONDS = 10
 # A stream is dropped and resumed from its last event id this often (a browser's reconnect).
 STREAM_RESUME_SECONDS = 15
+HEARTBEAT = ":heartbeat"
 POLL_URLS = {"video": "/api/videos/{}/", "ai_job": "/api/ai/jobs/{}/"}
 
 
@@ -121,8 +122,9 @@ class StreamClient(threading.Thread):
             ends_at = time.monotonic() + STREAM_RESUME_SECONDS * random.uniform(0.5, 1.5)
             first = True
             for name, event_id, data in read_events(response):
-                self.record_event(name, event_id, data, resumed=resumed, first=first)
-                first = False
+                if name != HEARTBEAT:
+                    self.record_event(name, event_id, data, resumed=resumed, first=first)
+                    first = False
                 if event_id:
                     self.last_event_id = event_id
                 if self.stop.is_set() or time.monotonic() > ends_at:
@@ -153,7 +155,9 @@ def read_events(response: http.client.HTTPResponse) -> Iterator[tuple[str, str |
         if line == "":
             return
         line = line.rstrip("\n")
-        if line.startswith("event: "):
+        if line.startswith(":"):
+            yield HEARTBEAT, None, None  # the reader may stop between events
+        elif line.startswith("event: "):
             name = line[7:]
         elif line.startswith("id: "):
             event_id = line[4:]

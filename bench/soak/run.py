@@ -103,7 +103,6 @@ def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, A
         clients.append(StreamClient(f"stream-{person.person}", person, bases, recorder,
                                     stop_clients))
     driver = Driver(people, bases, recorder, stop_driver)
-    baseline = stack.figures()
     for thread in [*clients, driver]:
         thread.start()
 
@@ -115,6 +114,7 @@ def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, A
     schedule = [kind for _ in range(rounds) for kind in random.sample(kinds, len(kinds))]
     gap = fault_seconds / len(schedule)
     time.sleep(WARMUP_SECONDS)
+    baseline = stack.figures()  # under load, before any fault
     for kind in schedule:
         began = time.monotonic()
         print(f"soak: {kind}", flush=True)
