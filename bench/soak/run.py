@@ -150,6 +150,11 @@ def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, A
         "seconds": time.time() - started,
     }
     _write(report)
+    # The whole history beside the other local run files (not committed: megabytes).
+    history = BASE_DIR / ".run" / f"soak-{_stamp(report)}.history.jsonl"
+    history.parent.mkdir(exist_ok=True)
+    recorder.dump(history)
+    print(f"soak: history in {history}", file=sys.stderr)
     return report
 
 
@@ -160,9 +165,13 @@ def _count(answers: list[dict[str, Any]], field: str) -> dict[str, int]:
     return counted
 
 
+def _stamp(report: dict[str, Any]) -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(report["started"]))
+
+
 def _write(report: dict[str, Any]) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(report["started"]))
+    stamp = _stamp(report)
     path = RESULTS_DIR / f"soak-{stamp}"
     path.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
     out = io.StringIO()

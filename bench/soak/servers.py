@@ -16,7 +16,15 @@ import redis
 
 from academy.embedded import free_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _postgres_bin() -> Path:
+    # Debian installs each major version's tools beside the others; the newest is used.
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda path: int(path.parent.parent.name))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _postgres_bin()
 # initdb and a first start take a few seconds; a loaded shared machine gets room.
 PG_START_TIMEOUT_SECONDS = 120
 REDIS_START_TIMEOUT_SECONDS = 30
