@@ -18,13 +18,19 @@ CONVERGE_SECONDS = 5.0
 DATABASE_OUTAGE_GRACE_SECONDS = 10.0
 # Faults during which Redis cannot serve a stream (its box and history live there).
 REDIS_FAULTS = ("redis_killed", "redis_paused", "redis_latency", "master_failover")
+# The service's outage copies live this long (jobbox's FALLBACK_CACHE_SECONDS default).
+FALLBACK_CACHE_SECONDS = 1.0
+# Counted after a Redis fault: the breaker's open interval (2 s) and the soak's settle (3 s).
+OUTAGE_TAIL_SECONDS = 5.0
+# Job kinds the soak makes (each has its outage batch read).
+JOB_KINDS = 2
 # Examples kept per property in the report (the count is always whole).
 EXAMPLES_PER_PROPERTY = 5
 
 PROPERTIES = (
     "version_backwards", "foreign_job", "server_error", "not_terminal", "stale_after_faults",
     "resurrected_after_delete", "stream_resume_without_resync", "stream_view_wrong",
-    "baseline_not_restored",
+    "baseline_not_restored", "outage_reads_over_budget",
 )
 
 JobKey = tuple[str, str]
@@ -65,6 +71,7 @@ def check(answers: list[dict[str, Any]], truth: dict[JobKey, dict[str, Any]],
         "stream_resume_without_resync": lambda: _resumes_recovered(ordered, found),
         "stream_view_wrong": lambda: _stream_views(ordered, truth, found),
         "baseline_not_restored": lambda: _baseline(baseline or {}, after or {}, found),
+        "outage_reads_over_budget": lambda: _outage_reads(faults, len(truth), found),
     }
     for prop, run in checks.items():
         if prop not in skipped:
@@ -220,6 +227,24 @@ def _stream_views(ordered: list[dict[str, Any]], truth: dict[JobKey, dict[str, A
             elif not _matches(view, row) and view["status"] != row["status"]:
                 found.add("stream_view_wrong", f"{key} shown {view['status']}, the database "
                           f"says {row['status']}", last[client], {"database": row})
+
+
+def outage_read_budget(fault: dict[str, Any], jobs: int) -> float:
+    """Job-table reads one web process may make across a Redis fault: each job at most once
+    per FALLBACK_CACHE_SECONDS (its outage copy) for as long as the fault, the breaker's
+    open interval and the settle after it last, plus one batch read per kind per interval."""
+    seconds = fault["end"] - fault["start"] + OUTAGE_TAIL_SECONDS
+    intervals = seconds / FALLBACK_CACHE_SECONDS + 1
+    return (jobs + JOB_KINDS) * intervals
+
+
+def _outage_reads(faults: list[dict[str, Any]], jobs: int, found: Violations) -> None:
+    for fault in faults:
+        for process, reads in (fault.get("job_reads") or {}).items():
+            budget = outage_read_budget(fault, jobs)
+            if reads > budget:
+                found.add("outage_reads_over_budget", f"{process} read {reads:.0f} job rows "
+                          f"across {fault['kind']}, budget {budget:.0f}", {"fault": fault})
 
 
 def _baseline(baseline: dict[str, Any], after: dict[str, Any], found: Violations) -> None:

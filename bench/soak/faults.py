@@ -25,6 +25,10 @@ FAULT_KINDS = ("redis_killed", "redis_paused", "postgres_restarted", "worker_kil
                "web_killed", "redis_latency")
 CLUSTER_FAULT_KINDS = ("master_failover", "redis_killed", "redis_paused",
                        "postgres_restarted", "worker_killed", "web_killed")
+# Faults that make Redis unavailable or slow: the web processes read the database instead.
+REDIS_FAULT_KINDS = ("redis_killed", "redis_paused", "redis_latency", "master_failover")
+# After a Redis fault, the breaker's probe and the fallback copies' expiry end within this.
+READS_SETTLE_SECONDS = 3.0
 
 
 @dataclass
@@ -56,7 +60,18 @@ class Injector:
         self.stack, self.log = stack, log
 
     def inject(self, kind: str) -> None:
+        """Apply the fault; for a Redis fault, each web process's job-table reads across it
+        are kept with the fault (the checker holds them to their budget)."""
+        before = self.stack.job_reads()
+        count = len(self.log.faults)
         getattr(self, kind)()
+        if kind in REDIS_FAULT_KINDS:
+            time.sleep(READS_SETTLE_SECONDS)
+            after = self.stack.job_reads()
+            for fault in self.log.faults[count:]:
+                if fault["kind"] == kind:
+                    fault["job_reads"] = {name: after[name] - before[name]
+                                          for name in after if name in before}
 
     def redis_killed(self) -> None:
         """Redis killed; while it is down a web process is started (killed first: a fresh

@@ -3,6 +3,7 @@ in front of Redis, web processes (uvicorn: polls, boxes and streams), Celery wor
 (the reconciler and the reapers), each one that a fault can kill and start again."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,8 +16,18 @@ from bench.soak.servers import LatencyProxy, PrivatePostgres, PrivateRedis
 from bench.stack import BASE_DIR, Server
 
 METRICS_TOKEN = "soak-scraper"
+# `jobbox_reads_total` sources that read the job's table (one row each).
+JOB_TABLE_SOURCES = ("db_fill", "db_fallback", "not_found")
 # A worker imports Django and reaches its broker in a few seconds; a loaded machine gets room.
 WORKER_START_SECONDS = 5.0
+
+
+def _is_job_table_read(sample: str) -> bool:
+    if sample.startswith("jobbox_reads_total{"):
+        return any(f'source="{source}"' in sample for source in JOB_TABLE_SOURCES)
+    if sample.startswith("jobbox_outage_queries_total{"):
+        return any(f'group="{kind}"' in sample for kind in ("video", "ai_job"))
+    return False
 
 
 class Stack:
@@ -113,36 +124,44 @@ class Stack:
 
     def redis_down(self) -> None:
         if self.cluster:
-            for port in self.cluster.master_ports():
-                kill(self.cluster.processes[port])
+            for process in self.cluster.processes.values():
+                kill(process)
             return
         self.redis.kill()
 
     def redis_up(self) -> None:
         if self.cluster:
-            self._restart_cluster_nodes()
+            self._recreate_cluster()
             return
         self.redis.start()
 
-    def _restart_cluster_nodes(self) -> None:
-        # The killed masters come back on their ports (their nodes.conf kept); their replicas
-        # were promoted meanwhile, so they rejoin as replicas.
-        for port, process in list(self.cluster.processes.items()):
-            if process.poll() is not None:
-                del self.cluster.processes[port]
-                self.cluster._start_node("redis-server", port)
+    def _recreate_cluster(self) -> None:
+        # Back empty, on the same ports (the web processes know the first node's address): a
+        # new cluster, as after losing every node's data.
+        ports = list(self.cluster.processes)
+        self.cluster.processes.clear()
+        for conf in self.cluster.data_dir.glob("nodes-*.conf"):
+            conf.unlink()
+        for port in ports:
+            if not self.cluster._start_node("redis-server", port):
+                raise RuntimeError(f"cluster node {port} did not come back")
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                        "--cluster-replicas", "1", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
         self.cluster.wait_until_ok()
 
     def redis_pause(self) -> None:
         if self.cluster:
+            # A master stopped longer than the node timeout: its replica takes over, and it
+            # comes back as a replica.
             self._paused = self.cluster.master_ports()[0]
-            self.cluster.processes[self._paused].send_signal(19)  # SIGSTOP
+            self.cluster.processes[self._paused].send_signal(signal.SIGSTOP)
             return
         self.redis.pause()
 
     def redis_resume(self) -> None:
         if self.cluster:
-            self.cluster.processes[self._paused].send_signal(18)  # SIGCONT
+            self.cluster.processes[self._paused].send_signal(signal.SIGCONT)
             self.cluster.wait_until_ok()
             return
         self.redis.resume()
@@ -167,6 +186,29 @@ class Stack:
 
     # --- figures ---
 
+    def job_reads(self) -> dict[str, float]:
+        """Each live web process's job-table reads so far (by its pid: a process started
+        again counts from zero): single reads (fills, fallbacks, ids that name nothing) and
+        the outage's batch reads."""
+        reads: dict[str, float] = {}
+        for web in self.webs:
+            text = self._metrics(web)
+            if text is None or web.process is None:
+                continue
+            total = sum(float(line.split()[-1]) for line in text.splitlines()
+                        if _is_job_table_read(line))
+            reads[f"{web.name}:{web.process.pid}"] = total
+        return reads
+
+    def _metrics(self, web: Server) -> str | None:
+        request = urllib.request.Request(web.base_url + "/metrics", headers={
+            "Authorization": f"Bearer {METRICS_TOKEN}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.read().decode()
+        except OSError:
+            return None
+
     def figures(self) -> dict[str, Any]:
         """Redis memory and connections, and streams open in the web processes."""
         figures: dict[str, Any] = {"streams_open": 0}
@@ -175,14 +217,8 @@ class Stack:
             figures["redis_connections"] = int(info["connected_clients"])
             figures["redis_memory_bytes"] = int(info["used_memory"])
         for web in self.webs:
-            request = urllib.request.Request(web.base_url + "/metrics", headers={
-                "Authorization": f"Bearer {METRICS_TOKEN}"})
-            try:
-                with urllib.request.urlopen(request, timeout=10) as answer:
-                    text = answer.read().decode()
-            except OSError:
-                continue
-            for line in text.splitlines():
+            text = self._metrics(web)
+            for line in (text or "").splitlines():
                 if line.startswith("jobbox_streams_open"):
                     figures["streams_open"] += int(float(line.split()[-1]))
         return figures

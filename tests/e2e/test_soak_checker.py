@@ -2,7 +2,7 @@
 on purpose are reported, with the answers that show it; the same history with that check
 switched off is not."""
 
-from bench.soak.checker import CONVERGE_SECONDS, check
+from bench.soak.checker import CONVERGE_SECONDS, check, outage_read_budget
 
 T0 = 1_000_000.0
 FIRST, SECOND = "2026-12-07T10:00:00+00:00", "2026-12-07T10:00:05+00:00"
@@ -112,3 +112,15 @@ def test_a_stream_left_open_after_the_run_is_reported():
                                                              "redis_connections": 10})
 
     assert found.counts["baseline_not_restored"] == 1
+
+
+def test_a_web_process_reading_past_its_outage_budget_is_reported():
+    fault = {"kind": "redis_killed", "start": T0, "end": T0 + 4}
+    budget = outage_read_budget(fault, len(TRUTH))
+    within = {**fault, "job_reads": {"web-0:1": budget}}
+    past = {**fault, "job_reads": {"web-1:2": budget + 1}}
+
+    found = check([], TRUTH, [within, past], converge_from=CONVERGE_FROM)
+
+    assert found.counts["outage_reads_over_budget"] == 1
+    assert "web-1:2" in found.examples["outage_reads_over_budget"][0]["why"]
