@@ -24,7 +24,7 @@ RESULTS_DIR = BASE_DIR / "bench" / "results"
 # Two academies, two people each: enough to prove the walls between them.
 ACADEMIES = ("north", "south")
 PEOPLE_PER_ACADEMY = 2
-POLL_CLIENTS_PER_PERSON = 2
+POLL_CLIENTS_PER_PERSON = 3
 WEB_PROCESSES = 2
 WORKERS = 2
 # After the last fault: jobs are driven to their end, then clients go on this long, so the

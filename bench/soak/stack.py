@@ -215,6 +215,12 @@ class Stack:
         if not self.cluster:
             info = self.redis.client().info()
             figures["redis_connections"] = int(info["connected_clients"])
+            # What the connections last did (a pool's idle ones, subscribers, this check):
+            # where to look when the count did not come back.
+            by_command: dict[str, int] = {}
+            for client in self.redis.client().client_list():
+                by_command[client["cmd"]] = by_command.get(client["cmd"], 0) + 1
+            figures["redis_connections_by_last_command"] = by_command
             figures["redis_memory_bytes"] = int(info["used_memory"])
         for web in self.webs:
             text = self._metrics(web)
