@@ -124,30 +124,29 @@ class Stack:
 
     def redis_down(self) -> None:
         if self.cluster:
-            for process in self.cluster.processes.values():
-                kill(process)
+            # A master killed: its replica is promoted once the others agree it failed.
+            self._killed = self.cluster.master_ports()[0]
+            kill(self.cluster.processes[self._killed])
             return
         self.redis.kill()
 
     def redis_up(self) -> None:
         if self.cluster:
-            self._recreate_cluster()
+            self._cluster_back_empty()
             return
         self.redis.start()
 
-    def _recreate_cluster(self) -> None:
-        # Back empty, on the same ports (the web processes know the first node's address): a
-        # new cluster, as after losing every node's data.
-        ports = list(self.cluster.processes)
-        self.cluster.processes.clear()
-        for conf in self.cluster.data_dir.glob("nodes-*.conf"):
-            conf.unlink()
-        for port in ports:
-            if not self.cluster._start_node("redis-server", port):
-                raise RuntimeError(f"cluster node {port} did not come back")
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-                        "--cluster-replicas", "1", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
+    def _cluster_back_empty(self) -> None:
+        # Back empty, as after losing the data: once the replica took over, every master is
+        # flushed, and the killed node starts again on its port (its nodes.conf kept: it
+        # rejoins as the new master's replica).
+        live = [p for p, proc in self.cluster.processes.items() if proc.poll() is None]
+        self.cluster.wait_until_ok(live)
+        for port in self.cluster.master_ports():
+            self.cluster.node(port).flushall()
+        del self.cluster.processes[self._killed]
+        if not self.cluster._start_node("redis-server", self._killed):
+            raise RuntimeError(f"cluster node {self._killed} did not come back")
         self.cluster.wait_until_ok()
 
     def redis_pause(self) -> None:
