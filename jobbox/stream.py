@@ -1021,9 +1021,10 @@ class Stream:
                     yield chunk
             async for chunk in self._live(seen):
                 yield chunk
-        except (OSError, redis.exceptions.RedisError,
-                redis.exceptions.RedisClusterException) as exc:
-            # Redis failed while starting: end the stream; the browser resumes.
+        except (OSError, redis.exceptions.RedisError, redis.exceptions.RedisClusterException,
+                RedisUnavailable) as exc:
+            # Redis failed while starting (RedisUnavailable: a box rebuilt in a thread found
+            # the breaker open): end the stream; the browser resumes.
             logger.warning("jobbox stream: ended early (%s)", type(exc).__name__)
         finally:
             await self.close()
