@@ -124,3 +124,20 @@ def test_a_web_process_reading_past_its_outage_budget_is_reported():
 
     assert found.counts["outage_reads_over_budget"] == 1
     assert "web-1:2" in found.examples["outage_reads_over_budget"][0]["why"]
+
+
+def test_a_resumed_stream_replaying_older_events_is_not_stale_if_its_view_ends_right():
+    late = CONVERGE_FROM + CONVERGE_SECONDS
+
+    def event(t: float, status: str, updated_at: str) -> dict:
+        return {"t": t, "client": "stream-north-0", "academy": "north", "person": "north-0",
+                "op": "stream", "status": 200, "event": "changed", "resumed": True,
+                "first": False, "jobs": [{"kind": "video", "id": "1", "status": status,
+                                          "updated_at": updated_at}]}
+
+    replayed = [event(late, "PROCESSING", FIRST), event(late + 0.1, "READY", SECOND)]
+    assert sum(check(replayed, TRUTH, [], converge_from=CONVERGE_FROM).counts.values()) == 0
+
+    cut_short = replayed[:1]
+    assert check(cut_short, TRUTH, [], converge_from=CONVERGE_FROM).counts[
+        "stream_view_wrong"] == 1
