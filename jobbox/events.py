@@ -29,6 +29,18 @@ class JobEvent:
 
     name = "job"
 
+    @property
+    def kind(self) -> str:
+        return self.snapshot.kind
+
+    @property
+    def job_id(self) -> str:
+        return self.snapshot.job_id
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version
+
     def representation(self) -> dict[str, Any]:
         job = registry.get(self.snapshot.kind)
         return job.render(self.snapshot.fields, self.progress)
@@ -52,7 +64,28 @@ class ProgressReported(JobEvent):
     name = "progressed"
 
 
-_EVENT_TYPES: dict[str, type[JobEvent]] = {"changed": JobChanged, "progressed": ProgressReported}
+@dataclass(frozen=True, slots=True)
+class JobDeleted:
+    """A job's row was deleted: a box drops it. No snapshot: only its kind and id."""
+
+    event_id: str
+    tenant: str
+    owner: str
+    kind: str
+    job_id: str
+
+    name = "deleted"
+    version = 0  # no version: nothing of the job is shown any more
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.job_id}
+
+
+# What a person's stream carries from the history.
+StreamEvent = JobEvent | JobDeleted
+
+_EVENT_TYPES: dict[str, type[JobEvent] | type[JobDeleted]] = {
+    "changed": JobChanged, "progressed": ProgressReported, "deleted": JobDeleted}
 
 # A history entry's fields: one letter each, since every event of every history carries them.
 _NAME, _TENANT, _OWNER, _KIND, _JOB_ID, _SNAPSHOT, _PROGRESS = "e", "t", "o", "k", "i", "s", "p"
@@ -71,12 +104,18 @@ def encode_event(name: str, snapshot: Snapshot, progress: str,
             _SNAPSHOT, encoded if inline else "", _PROGRESS, progress]
 
 
+def encode_deleted_event(kind: str, job_id: str, *, tenant: str, owner: str) -> list[str]:
+    """A `deleted` event's field/value pairs: the job's name, no snapshot (there is none)."""
+    return [_NAME, "deleted", _TENANT, tenant, _OWNER, owner, _KIND, kind, _JOB_ID, job_id,
+            _SNAPSHOT, "", _PROGRESS, "[]"]
+
+
 @dataclass(frozen=True, slots=True)
 class EventEntry:
     """A history entry, parsed but not yet decoded into an event."""
 
     event_id: str
-    event_type: type[JobEvent]
+    event_type: type[JobEvent] | type[JobDeleted]
     tenant: str
     owner: str
     kind: str
@@ -86,11 +125,14 @@ class EventEntry:
 
     @property
     def needs_snapshot(self) -> bool:
-        return not self.raw_snapshot
+        return not self.raw_snapshot and self.event_type is not JobDeleted
 
-    def resolve(self, raw_snapshot: bytes | None = None) -> JobEvent | None:
+    def resolve(self, raw_snapshot: bytes | None = None) -> StreamEvent | None:
         """The event, with the snapshot it carries (or `raw_snapshot`, read from the job's
         key for an entry that needs one); None if malformed or not this owner's job."""
+        if self.event_type is JobDeleted:
+            return JobDeleted(event_id=self.event_id, tenant=self.tenant, owner=self.owner,
+                              kind=self.kind, job_id=self.job_id)
         snapshot = decode_snapshot(raw_snapshot or self.raw_snapshot, kind=self.kind,
                                    job_id=self.job_id)
         if snapshot is None or snapshot.tenant != self.tenant or snapshot.owner != self.owner:
@@ -122,7 +164,7 @@ def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> EventEn
     )
 
 
-def from_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> JobEvent | None:
+def from_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> StreamEvent | None:
     """A history entry that carries its snapshot as an event; None for anything else."""
     entry = parse_entry(event_id, fields)
     return entry.resolve() if entry is not None and not entry.needs_snapshot else None

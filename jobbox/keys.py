@@ -53,6 +53,12 @@ def missing_key(namespace: str, job_id: str) -> str:
     return _job_key(namespace, job_id, "missing")
 
 
+def deleted_key(namespace: str, job_id: str) -> str:
+    """`video:{42}:deleted`: the job's row was deleted; no snapshot of it may be stored again
+    (a fill that read the row just before the delete would otherwise bring it back)."""
+    return _job_key(namespace, job_id, "deleted")
+
+
 def fill_lease_key(namespace: str, job_id: str) -> str:
     """`video:{42}:filling`: held by the one reader filling the snapshot from the database."""
     return _job_key(namespace, job_id, "filling")

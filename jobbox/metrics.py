@@ -17,7 +17,7 @@ READS = Counter(
 CACHE_WRITES = Counter(
     "jobbox_cache_writes_total",
     "Snapshot writes to Redis by outcome.",
-    ["kind", "outcome"],  # outcome: stored, stale, failed
+    ["kind", "outcome"],  # outcome: stored, stale, failed, deleted (refused: the job was deleted)
 )
 LARGE_FIELD_READS = Counter(
     "jobbox_large_field_reads_total",

@@ -29,7 +29,7 @@ from django.utils import timezone
 from jobbox import caches, conf, keys, model, pending, registry, signals
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors, with_retries
 from jobbox.control import CancelRequested
-from jobbox.events import encode_event
+from jobbox.events import encode_deleted_event, encode_event
 from jobbox.metrics import CACHE_WRITES
 from jobbox.model import Snapshot, clamp_percent
 from jobbox.registry import TrackedJob, UnknownJobKind
@@ -47,6 +47,15 @@ ETA_SAMPLE_MIN_MS = 1000
 # The newest sample's weight in the smoothed rate: about the last five samples count, so the
 # estimate follows a change of step within seconds without jumping at every report.
 ETA_SMOOTHING_WEIGHT = 0.3
+
+# How long a deleted job's marker refuses stores of it. A fill stores what it read a database
+# read and a Redis call ago (each bounded by its timeout: seconds); an hour leaves room for a
+# process paused by a stop or a swap, and costs a few dozen bytes per deleted job.
+DELETED_MARKER_TTL_SECONDS = 60 * 60
+
+
+class JobIsDeleted(Exception):
+    """The job's row was deleted: its snapshot is not stored, nor its box entry or event."""
 
 
 def save_transition(instance: models.Model, *, update_fields: Iterable[str]) -> None:
@@ -94,6 +103,8 @@ def store_after_commit(snapshot: Snapshot) -> bool:
         with_retries(lambda: record_owner_part(snapshot, stored=stored, progress=progress),
                      attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
         return stored
+    except JobIsDeleted:
+        return False
     except RedisUnavailable as exc:
         CACHE_WRITES.labels(snapshot.kind, "failed").inc()
         logger.warning(
@@ -108,24 +119,33 @@ def store_snapshot(snapshot: Snapshot) -> bool:
 
     Used by transitions (after commit), read-through fills and repairs (of committed rows).
     Raises `RedisUnavailable`. The job's part, then the owner's (see the module's notes).
+    False, and nothing stored, for a job deleted since its row was read.
     """
-    stored, progress = store_job_part(snapshot)
+    try:
+        stored, progress = store_job_part(snapshot)
+    except JobIsDeleted:
+        return False
     record_owner_part(snapshot, stored=stored, progress=progress)
     return stored
 
 
 def store_job_part(snapshot: Snapshot) -> tuple[bool, str]:
     """The compare-and-set in the job's slot: (stored, the progress hash as JSON pairs).
-    KEYS and ARGV as `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`."""
+    KEYS and ARGV as `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`, and
+    `JobIsDeleted` when the job's deleted marker stands."""
     job = registry.get(snapshot.kind)
     queued = not snapshot.terminal and snapshot.status not in job.running_statuses
     with redis_errors():
         stored, progress = script("store_snapshot", get_redis())(
             keys=[keys.status_key(job.status_namespace, snapshot.job_id),
-                  keys.progress_key(job.progress_namespace, snapshot.job_id)],
+                  keys.progress_key(job.progress_namespace, snapshot.job_id),
+                  keys.deleted_key(job.status_namespace, snapshot.job_id)],
             args=[snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
                   "clear" if queued else "keep", model.FORMAT],
         )
+    if stored < 0:
+        CACHE_WRITES.labels(snapshot.kind, "deleted").inc()
+        raise JobIsDeleted(f"{snapshot.kind} {snapshot.job_id}")
     CACHE_WRITES.labels(snapshot.kind, "stored" if stored else "stale").inc()
     return bool(stored), _text(progress)
 
@@ -149,7 +169,17 @@ def record_owner_change(snapshot: Snapshot, *, member: str, score: int,
     owner's history and its notification. KEYS and ARGV as `lua/record_owner_change.lua`
     documents them. Raises `RedisUnavailable`."""
     assert snapshot.owner is not None
-    tenant, owner = snapshot.tenant, snapshot.owner
+    return record_owner_change_of(snapshot.tenant, snapshot.owner, member=member, score=score,
+                                  event=event)
+
+
+# `record_owner_change_of`'s score that takes the member out of the box (a deleted job).
+REMOVE_FROM_BOX = "remove"
+
+
+def record_owner_change_of(tenant: str, owner: str, *, member: str, score: int | str,
+                           event: list[str] | None) -> str:
+    """`record_owner_change` for an owner named directly (a deleted job has no snapshot)."""
     with redis_errors():
         event_id = script("record_owner_change", get_redis())(
             keys=[keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner),
@@ -215,18 +245,27 @@ def forget_now(job: TrackedJob, job_id: str, *, tenant: str, owner: str | None) 
     """The removal itself. Raises RedisUnavailable."""
     caches.job_snapshots.discard((job.kind, job_id))
 
-    def forget() -> None:
+    def forget_job_part() -> None:
         with redis_errors():
             script("forget_job", get_redis())(
                 keys=[keys.status_key(job.status_namespace, job_id),
                       keys.progress_key(job.progress_namespace, job_id),
-                      keys.missing_key(job.status_namespace, job_id)],
-                args=[conf.settings().NEGATIVE_TTL_SECONDS],
+                      keys.missing_key(job.status_namespace, job_id),
+                      keys.deleted_key(job.status_namespace, job_id)],
+                args=[conf.settings().NEGATIVE_TTL_SECONDS, DELETED_MARKER_TTL_SECONDS],
             )
-            if owner is not None:  # another slot (the owner's): its own command
-                get_redis().zrem(keys.box_index_key(tenant, owner), box_member(job, job_id))
 
-    with_retries(forget, attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+    def forget_owner_part() -> None:
+        # Another slot (the owner's): its own script, retried apart like a transition's.
+        assert owner is not None
+        record_owner_change_of(
+            tenant, owner, member=box_member(job, job_id), score=REMOVE_FROM_BOX,
+            event=encode_deleted_event(job.kind, job_id, tenant=tenant, owner=owner))
+
+    with_retries(forget_job_part, attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+    if owner is not None:
+        with_retries(forget_owner_part, attempts=STORE_ATTEMPTS,
+                     pause_seconds=STORE_RETRY_PAUSE_SECONDS)
 
 
 def _forget_recorded(arguments: dict[str, Any]) -> None:

@@ -316,7 +316,7 @@ async def open_stream_for(request: HttpRequest) -> "Stream | JsonResponse":
         response["Retry-After"] = str(max(1, round(CLIENT_RETRY_SECONDS)))
         return response
     except StreamUnavailable:
-        return JsonResponse({"detail": "The event stream is unavailable."}, status=503)
+        return _stream_unavailable("The event stream is unavailable.")
 
 
 async def stream_head_for(request: HttpRequest) -> HttpResponse:
@@ -335,13 +335,21 @@ async def _stream_principal(request: HttpRequest) -> "Principal | JsonResponse":
     try:
         principal = await in_sync_thread(principal_for_request)(request)
     except DatabaseError:
-        return JsonResponse({"detail": "Service temporarily unavailable."}, status=503)
+        return _stream_unavailable("Service temporarily unavailable.")
     if principal is None or not principal.is_active:
         return JsonResponse({"detail": "Authentication credentials were not provided."},
                             status=401)
     if principal.tenant is None:
         return JsonResponse({"detail": "Not found."}, status=404)
     return principal
+
+
+def _stream_unavailable(detail: str) -> JsonResponse:
+    # Said with when to come back, like every other 503: a client (EventSource or a script)
+    # retries then instead of at once.
+    response = JsonResponse({"detail": detail}, status=503)
+    response["Retry-After"] = str(max(1, round(CLIENT_RETRY_SECONDS)))
+    return response
 
 
 def principal_check(request: HttpRequest, principal: Principal) -> PrincipalCheck:

@@ -5,7 +5,8 @@
 -- KEYS[3] the owner's notification channel (declared so a cluster client routes this call
 -- to the node that owns the slot; it is published to, never read as a key)
 -- ARGV[1] the index member ('' to leave the index alone: a progress event),
--- ARGV[2] its score (ms of the last change; negative: too old to belong in a box),
+-- ARGV[2] its score (ms of the last change; negative: too old to belong in a box; 'remove':
+-- take the member out, the job was deleted),
 -- ARGV[3] index TTL in seconds, ARGV[4] most entries an index keeps,
 -- ARGV[5] '1' to record an event, '0' for the index alone (a stale write),
 -- ARGV[6] the history's length cap (exact), ARGV[7] the history's TTL in seconds,
@@ -16,7 +17,9 @@
 -- since the newer snapshot that beat it belongs in the box too; GT keeps the latest change's
 -- score. An index without the rebuild marker is read as a miss and completed from the
 -- database, so a write that lands while a rebuild runs is kept, not lost.
-if ARGV[1] ~= '' then
+if ARGV[1] ~= '' and ARGV[2] == 'remove' then
+  if redis.call('TYPE', KEYS[1]).ok == 'zset' then redis.call('ZREM', KEYS[1], ARGV[1]) end
+elseif ARGV[1] ~= '' then
   local score = tonumber(ARGV[2])
   if score >= 0 then
     if redis.call('TYPE', KEYS[1]).ok ~= 'zset' then redis.call('DEL', KEYS[1]) end

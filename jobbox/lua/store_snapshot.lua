@@ -1,12 +1,16 @@
 -- Store a job's status snapshot only if it is newer than the one stored (docs/explanation/invariants.md, invariant 3).
 -- Touches the job's keys only (one hash tag, one cluster slot); the owner's job box and event
 -- history are updated next, in the owner's slot, by record_owner_change.lua (jobbox.write).
--- KEYS[1] status key, KEYS[2] progress key
+-- KEYS[1] status key, KEYS[2] progress key, KEYS[3] the job's deleted marker (forget_job.lua)
 -- ARGV[1] the snapshot's row version, ARGV[2] the snapshot JSON, ARGV[3] TTL in seconds,
 -- ARGV[4] "clear" to drop the progress hash (a job back in the queue), "keep" otherwise,
 -- ARGV[5] the snapshot format: a stored value of another format counts as garbage.
 -- Returns {1, progress} when stored, {0, progress} when the stored snapshot is as new or
--- newer; progress is the progress hash as cjson encodes HGETALL (for the event).
+-- newer; progress is the progress hash as cjson encodes HGETALL (for the event); {-1, ''}
+-- when the job was deleted: nothing is stored (a fill that read the row before the delete).
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return {-1, ''}
+end
 local version = tonumber(ARGV[1])
 -- A value of another Redis type at our key is garbage too: remove it rather than fail on it.
 if redis.call('TYPE', KEYS[1]).ok ~= 'string' then redis.call('DEL', KEYS[1]) end

@@ -6,7 +6,7 @@ from typing import Any
 
 from jobbox import keys, registry
 from jobbox.aio import async_client
-from jobbox.events import EventEntry, JobEvent, parse_entry
+from jobbox.events import EventEntry, StreamEvent, parse_entry
 from jobbox.stream.model import EventId, id_text, parse_event_id, text
 
 # History entries read per round trip when catching up one person's history.
@@ -39,7 +39,7 @@ async def entries_after(tenant: str, owner: str, cursor: str) -> tuple[list[Any]
 
 
 async def replay_after(event_id: EventId, *, tenant: str,
-                       owner: str) -> tuple[list[JobEvent], EventId] | None:
+                       owner: str) -> tuple[list[StreamEvent], EventId] | None:
     """This person's events after `event_id` and the newest id looked at, or None when the
     history no longer covers it (trimmed past it, expired, or an id beyond the newest: from
     before a Redis reset); the caller resyncs."""
@@ -60,7 +60,7 @@ async def replay_after(event_id: EventId, *, tenant: str,
     return await resolve_entries(entries, tenant=tenant, owner=owner), newest
 
 
-async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> list[JobEvent]:
+async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> list[StreamEvent]:
     """History entries as events of this person; entries whose snapshot was too large to
     copy are completed from the jobs' keys (one pipeline)."""
     parsed = [entry for entry_id, fields in entries
@@ -74,7 +74,7 @@ async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> lis
             pipe.get(keys.status_key(registry.get(entry.kind).status_namespace, entry.job_id))
         for entry, raw in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
             fetched[id(entry)] = raw if isinstance(raw, bytes) else None
-    events: list[JobEvent] = []
+    events: list[StreamEvent] = []
     for entry in parsed:
         event = _resolve(entry, fetched.get(id(entry)))
         if event is not None:
@@ -82,7 +82,7 @@ async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> lis
     return events
 
 
-def _resolve(entry: EventEntry, fetched: bytes | None) -> JobEvent | None:
+def _resolve(entry: EventEntry, fetched: bytes | None) -> StreamEvent | None:
     if entry.needs_snapshot and fetched is None:
         return None  # the job's snapshot expired meanwhile: nothing to show
     return entry.resolve(fetched)

@@ -290,8 +290,8 @@ class EventHub:
                 continue
             chunk = format_event(event.name, await off_loop_if_needed(event.as_json),
                                  event.event_id)
-            self._dispatch(feed, Delivery(event_id, event.name, chunk, job_key(
-                event.snapshot.kind, event.snapshot.job_id), event.snapshot.version))
+            self._dispatch(feed, Delivery(event_id, event.name, chunk,
+                                          job_key(event.kind, event.job_id), event.version))
         return len(entries) == HISTORY_READ_BATCH
 
     def _dispatch(self, feed: OwnerFeed, event: Delivery) -> None:

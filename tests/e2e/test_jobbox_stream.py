@@ -532,3 +532,20 @@ def test_after_its_pubsub_connection_is_killed_the_hub_resubscribes_and_misses_n
     channels = set(outside.pubsub_channels())
     assert {keys.owner_channel(str(m.tenant.pk), str(m.user.pk)).encode()
             for m in (alice, bob)} <= channels  # both subscribed again, in one round
+
+
+def test_a_deleted_job_reaches_open_and_resumed_streams_as_a_deleted_event(
+        server, alice, streams):
+    from academy.videos.models import Video
+
+    video = new_video(alice)
+    stream = streams(server, alice.token)
+    first = stream.next_event()
+    Video.objects.filter(pk=video.pk).delete()
+
+    live = stream.until(lambda event: event.name == "deleted")[-1]
+    resumed = streams(server, alice.token, last_event_id=first.id)
+    replayed = resumed.until(lambda event: event.name == "deleted")[-1]
+
+    assert live.data == replayed.data == {"kind": "video", "id": str(video.pk)}
+    assert live.id == replayed.id

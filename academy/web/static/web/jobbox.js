@@ -101,6 +101,13 @@
     render();
   }
 
+  function drop(entry) {
+    const key = keyOf(entry);
+    entries.delete(key);
+    order = order.filter((k) => k !== key);
+    render();
+  }
+
   function viewOf(entry) {
     const job = entry.job || {};
     const control = {
@@ -651,6 +658,10 @@
       setBox(data.jobs);
       return;
     }
+    if (message.name === "deleted") {
+      drop(data);
+      return;
+    }
     const before = entries.get(keyOf(data));
     upsert(data, message.name === "changed");
     if (message.name === "changed") tellIfEnded(before, data);
@@ -668,7 +679,7 @@
       setMode("live");
       tabs.shareMode("live");
     });
-    ["box", "resync", "changed", "progressed"].forEach((name) => source.addEventListener(
+    ["box", "resync", "changed", "progressed", "deleted"].forEach((name) => source.addEventListener(
       name, (event) => {
         const message = { name, data: event.data, lastEventId: event.lastEventId };
         applyEvent(message);
