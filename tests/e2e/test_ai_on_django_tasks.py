@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import conftest
 import pytest
 from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
 from jobbox import conf
 from process_tools import wait_until
+from tests import workers
 from tests.ai_helpers import poll, sheet_bytes, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +30,7 @@ SHEET = [
 
 
 def start_db_worker() -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": conftest.test_database_url(),
+    env = {**os.environ, "DATABASE_URL": workers.test_database_url(),
            "REDIS_URL": conf.settings().REDIS_URL, "AI_JOB_RUNNER": "tasks"}
     return subprocess.Popen([sys.executable, "manage.py", "db_worker", "--interval", "0.05",
                              "--no-startup-delay"], cwd=ROOT, env=env)

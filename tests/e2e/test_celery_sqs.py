@@ -13,7 +13,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import conftest
 import pytest
 from celery import Celery
 from django.conf import settings as django_settings
@@ -22,6 +21,7 @@ from academy import queue, sqs
 from academy.videos.models import Video
 from jobbox import conf, keys
 from process_tools import free_port, wait_until
+from tests import workers
 from tests.media import make_clip
 from tests.redis_peek import outside_redis
 
@@ -78,7 +78,7 @@ def sqs_env(sqs_endpoint, tmp_path, settings, monkeypatch) -> dict[str, str]:
            "VIDEO_X264_PRESET": "ultrafast", "VIDEO_FFMPEG_THREADS": "1",
            # Real-time reading: the transcode outlasts the visibility timeout.
            "VIDEO_FFMPEG_READRATE": "1",
-           "DATABASE_URL": conftest.test_database_url(), "REDIS_URL": conf.settings().REDIS_URL}
+           "DATABASE_URL": workers.test_database_url(), "REDIS_URL": conf.settings().REDIS_URL}
     for name, value in LOCAL_AWS.items():  # this process's sends sign their requests
         monkeypatch.setenv(name, value)
     settings.MEDIA_ROOT = str(media)
