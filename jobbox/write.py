@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from jobbox import caches, conf, keys, model, registry, signals
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors, with_retries
-from jobbox.events import encode_event
+from jobbox.events import ALL_FIELDS, encode_event
 from jobbox.metrics import CACHE_WRITES
 from jobbox.model import Snapshot, clamp_percent
 from jobbox.registry import TrackedJob, UnknownJobKind
@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 # short pauses, since the caller (a worker) waits for them.
 STORE_ATTEMPTS = 3
 STORE_RETRY_PAUSE_SECONDS = 0.05
+# What a `progressed` event says changed: the job's progress, not a snapshot field.
+PROGRESS_CHANGED = "progress"
 
 
 def save_transition(instance: models.Model, *, update_fields: Iterable[str]) -> None:
@@ -80,10 +82,10 @@ def store_after_commit(snapshot: Snapshot) -> bool:
     try:
         # The two parts are retried apart: a retry of the whole would find the snapshot
         # stored by the first try, record no event, and the open streams would miss it.
-        stored, progress = with_retries(lambda: store_job_part(snapshot),
-                                        attempts=STORE_ATTEMPTS,
-                                        pause_seconds=STORE_RETRY_PAUSE_SECONDS)
-        with_retries(lambda: record_owner_part(snapshot, stored=stored, progress=progress),
+        stored, changed = with_retries(lambda: store_job_part(snapshot),
+                                       attempts=STORE_ATTEMPTS,
+                                       pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+        with_retries(lambda: record_owner_part(snapshot, stored=stored, changed=changed),
                      attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
         return stored
     except RedisUnavailable as exc:
@@ -101,28 +103,30 @@ def store_snapshot(snapshot: Snapshot) -> bool:
     Used by transitions (after commit), read-through fills and repairs (of committed rows).
     Raises `RedisUnavailable`. The job's part, then the owner's (see the module's notes).
     """
-    stored, progress = store_job_part(snapshot)
-    record_owner_part(snapshot, stored=stored, progress=progress)
+    stored, changed = store_job_part(snapshot)
+    record_owner_part(snapshot, stored=stored, changed=changed)
     return stored
 
 
-def store_job_part(snapshot: Snapshot) -> tuple[bool, str]:
-    """The compare-and-set in the job's slot: (stored, the progress hash as JSON pairs).
-    KEYS and ARGV as `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`."""
+def store_job_part(snapshot: Snapshot) -> tuple[bool, tuple[str, ...]]:
+    """The compare-and-set in the job's slot: (stored, the names of the fields that differ
+    from the snapshot it replaced, `ALL_FIELDS` when there was none). KEYS and ARGV as
+    `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`."""
     job = registry.get(snapshot.kind)
     queued = not snapshot.terminal and snapshot.status not in job.running_statuses
     with redis_errors():
-        stored, progress = script("store_snapshot", get_redis())(
+        stored, changed = script("store_snapshot", get_redis())(
             keys=[keys.status_key(job.status_namespace, snapshot.job_id),
                   keys.progress_key(job.progress_namespace, snapshot.job_id)],
             args=[snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
                   "clear" if queued else "keep", model.FORMAT],
         )
     CACHE_WRITES.labels(snapshot.kind, "stored" if stored else "stale").inc()
-    return bool(stored), _text(progress)
+    return bool(stored), tuple(name for name in _text(changed).split(",") if name)
 
 
-def record_owner_part(snapshot: Snapshot, *, stored: bool, progress: str) -> str:
+def record_owner_part(snapshot: Snapshot, *, stored: bool,
+                      changed: Iterable[str] = (ALL_FIELDS,)) -> str:
     """The owner's box entry always (a stale write's newer snapshot belongs in the box too);
     a `changed` event only when the snapshot was stored. Returns the event id ('' if none).
     Raises `RedisUnavailable`."""
@@ -132,11 +136,11 @@ def record_owner_part(snapshot: Snapshot, *, stored: bool, progress: str) -> str
     return record_owner_change(
         snapshot, member=box_member(job, snapshot.job_id),
         score=box_score_ms(job, snapshot),
-        event=encode_event("changed", snapshot, progress) if stored else None)
+        event=encode_event("changed", snapshot, changed) if stored else None)
 
 
 def record_owner_change(snapshot: Snapshot, *, member: str, score: int,
-                        event: list[str] | None) -> str:
+                        event: list[str | int] | None) -> str:
     """One call in the owner's slot: the box index (unless `member` is ''), the event in the
     owner's history and its notification. KEYS and ARGV as `lua/record_owner_change.lua`
     documents them. Raises `RedisUnavailable`."""
@@ -245,12 +249,13 @@ def report_progress(
     to care. KEYS and ARGV as `lua/report_progress.lua` documents them; a report due as an
     event is then recorded in the owner's slot (`record_owner_change`)."""
     job = registry.get(kind)
-    pairs: list[str | int] = ["updated_at", repr(time.time())]
+    pairs: list[str | int] = [model.PROGRESS_UPDATED_AT_MS, int(time.time() * 1000)]
     for name, value in (
-        ("step_index", step_index),
-        ("step_total", step_total),
-        ("step_name", step_name),
-        ("step_percent", None if step_percent is None else clamp_percent(step_percent)),
+        (model.PROGRESS_STEP_INDEX, step_index),
+        (model.PROGRESS_STEP_TOTAL, step_total),
+        (model.PROGRESS_STEP_NAME, step_name),
+        (model.PROGRESS_STEP_PERCENT,
+         None if step_percent is None else clamp_percent(step_percent)),
     ):
         if value is not None:
             pairs += [name, value]
@@ -263,15 +268,15 @@ def report_progress(
             args=[conf.settings().RUNNING_TTL_SECONDS, clamp_percent(percent),
                   interval_ms, *pairs],
         )
-    if len(reply) == 3:
-        _publish_progress(job, job_id, raw_snapshot=_text(reply[1]), progress=_text(reply[2]))
+    if len(reply) == 2:
+        _publish_progress(job, job_id, raw_snapshot=_text(reply[1]))
     return bool(reply[0])
 
 
-def _publish_progress(job: TrackedJob, job_id: str, *, raw_snapshot: str, progress: str) -> None:
+def _publish_progress(job: TrackedJob, job_id: str, *, raw_snapshot: str) -> None:
     """The `progressed` event, in the owner's slot (the job's script said it is due)."""
     snapshot = model.decode_snapshot(raw_snapshot, kind=job.kind, job_id=job_id)
     if snapshot is None or snapshot.owner is None:
         return  # garbage at the status key: the next fill replaces it; nothing to announce
     record_owner_change(snapshot, member="", score=-1,
-                        event=encode_event("progressed", snapshot, progress, raw_snapshot))
+                        event=encode_event("progressed", snapshot, [PROGRESS_CHANGED]))

@@ -12,14 +12,15 @@ which a 2,000-command pipeline held for tens of ms.
 
 import asyncio
 import gc
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 from jobbox import conf, keys
 from jobbox.aio import in_sync_thread
+from jobbox.auth.principals import decode_principal
 from jobbox.client import RedisUnavailable, async_redis_errors, get_redis, is_cluster
 from jobbox.stream.model import REVOKED, Subscription
 from jobbox.stream.notifier import NotifierLost
@@ -192,7 +193,5 @@ def _expected(subscriptions: set[Subscription]) -> dict[str, Any]:
 def _unchanged(raw: Any, expected: dict[str, Any]) -> bool:
     if not isinstance(raw, bytes):
         return False
-    try:
-        return json.loads(raw) == expected
-    except ValueError:
-        return False
+    principal = decode_principal(raw)
+    return principal is not None and asdict(principal) == expected
