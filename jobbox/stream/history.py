@@ -67,9 +67,9 @@ async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> lis
     many of its entries the batch holds), and an entry whose job has moved past its version
     is skipped: its newer event is later in the history. Entries of the previous format
     carry their snapshot (and progress) unless it was too large to copy."""
-    parsed = [entry for entry_id, fields in entries
-              if (entry := parse_entry(entry_id, fields, tenant=tenant, owner=owner))
-              is not None]
+    parsed = _latest_of_each(
+        [entry for entry_id, fields in entries
+         if (entry := parse_entry(entry_id, fields, tenant=tenant, owner=owner)) is not None])
     jobs = list(dict.fromkeys((entry.kind, entry.job_id) for entry in parsed
                               if entry.needs_snapshot))
     states: dict[tuple[str, str], tuple[bytes | None, Progress | None]] = {}
@@ -90,6 +90,15 @@ async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> lis
         if event is not None:
             events.append(event)
     return events
+
+
+def _latest_of_each(parsed: list[EventEntry]) -> list[EventEntry]:
+    """Of entries naming the same job, version and event, the last: they would all show the
+    same state (read when delivered), so the earlier ones would only repeat it."""
+    last = {(entry.kind, entry.job_id, entry.version, entry.event_type): at
+            for at, entry in enumerate(parsed) if entry.version is not None}
+    return [entry for at, entry in enumerate(parsed) if entry.version is None
+            or last[(entry.kind, entry.job_id, entry.version, entry.event_type)] == at]
 
 
 def _resolve(entry: EventEntry,

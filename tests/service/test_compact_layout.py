@@ -131,3 +131,16 @@ def test_a_history_drops_entries_older_than_its_ttl_on_the_next_event(alice):
     services.mark_processing(video.pk, worker_id="w1")
     ids = [entry_id for entry_id, _ in get_redis().xrange(history)]
     assert b"1-0" not in ids and ids
+
+
+def test_events_of_one_job_and_version_read_together_are_delivered_once(alice):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    for step in (1, 2):  # a new step is always published
+        services.report_video_progress(video.pk, percent=20 * step, step_index=step,
+                                       step_total=2)
+    entries = get_redis().xrange(history_of(alice))
+    assert [fields[b"e"] for _, fields in entries].count(b"progressed") == 2
+    progressed = [event for event in replay(alice, entries) if event.name == "progressed"]
+    assert [event.event_id for event in progressed] == [entries[-1][0].decode()]
+    assert progressed[0].progress.step_index == 2
