@@ -8,11 +8,11 @@ side by side in one run, on a private redis-server this module starts itself.
 Each layout gets the same work on an empty Redis: people with a cached principal (and their
 session generation), MEMORY_JOBS_PER_PERSON videos each, every video created (v1), started
 (v2) and reporting progress once (an event), then finished (v3). `INFO memory` used_memory
-deltas give the all-in bytes (keys, values, TTLs, the keyspace's own tables); `MEMORY USAGE
-... SAMPLES 0` gives each key kind. The current layout is written by jobbox itself (the
-write path and the principal fill); the previous one by `write_previous_layout`, which
-replays the previous formats byte for byte (its values are what a rolling deploy still
-finds in Redis). Results: bench/results/memory-<UTC time>.json.
+deltas give the all-in bytes (keys, values, TTLs, the keyspace's own tables; the clients'
+buffers left out); `MEMORY USAGE ... SAMPLES 0` gives each key kind. The current layout
+is written by jobbox itself (the write path and the principal fill); the previous one by
+`write_previous_layout`, which replays the previous formats byte for byte (its values are
+what a rolling deploy still finds in Redis). Results: bench/results/memory-<UTC time>.json.
 """
 
 import argparse
@@ -183,7 +183,10 @@ def write_previous_layout(client: Any, people: list[int], jobs: list[tuple[int, 
 
 
 def used_memory(client: Any) -> int:
-    return int(client.info("memory")["used_memory"])
+    """used_memory without the clients' buffers: a pipeline's query buffer grows and shrinks
+    with the run (Redis resizes it when idle), and is no job's bytes."""
+    found = client.info("memory")
+    return int(found["used_memory"]) - int(found.get("mem_clients_normal", 0))
 
 
 def key_usage(client: Any, owner: int, video_id: int) -> dict[str, int]:
