@@ -1,7 +1,7 @@
 """Redis bytes per job, per event and per principal: the previous layout and the current one,
 side by side in one run, on a private redis-server this module starts itself.
 
-    python -m bench.memory                      # 1,000 jobs, both layouts, a table on stdout
+    python -m bench.memory                      # 10,000 jobs, both layouts, a table on stdout
     python -m bench.memory --curve 1000,10000,100000 --plot
                                                 # + bytes against jobs, bench/results/*.png
 
@@ -240,7 +240,8 @@ def measure(client: Any, jobs_count: int, write: Callable[[str, list[int],
     }
 
 
-def run_layouts(client: Any, jobs: int) -> dict[str, Any]:
+def layout_writers(client: Any) -> dict[str, Callable[[str, list[int], list[tuple[int, int]]],
+                                                       None]]:
     def previous(stage: str, people: list[int], found: list[tuple[int, int]]) -> None:
         write_previous_layout(client, people, found, stage)
 
@@ -249,10 +250,15 @@ def run_layouts(client: Any, jobs: int) -> dict[str, Any]:
          "running": lambda: current_running(found),
          "finished": lambda: current_finished(found)}[stage]()
 
+    return {"previous": previous, "current": current}
+
+
+def run_layouts(client: Any, jobs: int) -> dict[str, Any]:
+    writers = layout_writers(client)
     # Once before measuring: the scripts jobbox loads (and Redis's tables growing to their
     # first sizes) are not any job's bytes.
-    measure(client, 10 * MEMORY_JOBS_PER_PERSON, current)
-    return {"previous": measure(client, jobs, previous), "current": measure(client, jobs, current)}
+    measure(client, 10 * MEMORY_JOBS_PER_PERSON, writers["current"])
+    return {name: measure(client, jobs, write) for name, write in writers.items()}
 
 
 def print_table(layouts: dict[str, Any]) -> None:
@@ -272,7 +278,8 @@ def machine() -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=1_000)
+    # 1,000 people: fewer make the keyspace's own table growth a visible share of each.
+    parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--curve", default="", help="job counts for the curve, e.g. 1000,10000")
     parser.add_argument("--plot", action="store_true", help="write the curve's PNG")
     return parser.parse_args(argv)
@@ -308,24 +315,18 @@ def main(argv: list[str]) -> int:
 
 
 def curve(client: Any, counts: list[int]) -> list[dict[str, Any]]:
-    """The current layout's all-in bytes at each job count (the curve's points)."""
+    """Both layouts' all-in bytes at each job count (the curve's points)."""
     points = []
     for count in counts:
-        began = time.monotonic()
-        found = run_layouts_current_only(client, count)
-        points.append({**found, "seconds": round(time.monotonic() - began, 1)})
-        print(f"curve: {count} jobs: {found['bytes_per_running_job']} B running, "
-              f"{found['bytes_per_finished_job']} B finished", flush=True)
+        point: dict[str, Any] = {"jobs": count}
+        for name, write in layout_writers(client).items():
+            began = time.monotonic()
+            point[name] = {**measure(client, count, write),
+                           "seconds": round(time.monotonic() - began, 1)}
+            print(f"curve: {count} jobs, {name}: {point[name]['bytes_per_running_job']} B "
+                  f"running, {point[name]['bytes_per_finished_job']} B finished", flush=True)
+        points.append(point)
     return points
-
-
-def run_layouts_current_only(client: Any, jobs: int) -> dict[str, Any]:
-    def current(stage: str, people: list[int], found: list[tuple[int, int]]) -> None:
-        {"principals": lambda: current_principals(people),
-         "running": lambda: current_running(found),
-         "finished": lambda: current_finished(found)}[stage]()
-
-    return measure(client, jobs, current)
 
 
 if __name__ == "__main__":
