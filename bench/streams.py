@@ -396,6 +396,11 @@ def main(argv: list[str]) -> int:
         return 0
     args = parse_args(argv)
     result_limit = raise_open_files(max(args.streams, args.other_streams))
+    if result_limit < args.streams + OPEN_FILES_BESIDES_STREAMS:
+        print(f"bench.streams: open files are capped at {result_limit} per process here (a "
+              f"hard limit this process may not raise): at most "
+              f"{result_limit - OPEN_FILES_BESIDES_STREAMS} streams", file=sys.stderr)
+        return 2
     database_url = os.environ["BENCH_DATABASE_URL"]
     from academy.embedded import RedisServer
     from bench import stack
