@@ -15,12 +15,11 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any
 
 from jobbox import conf, keys
 from jobbox.aio import in_sync_thread
-from jobbox.auth.principals import decode_principal
+from jobbox.auth.principals import Principal, decode_principal
 from jobbox.client import RedisUnavailable, async_redis_errors, get_redis, is_cluster
 from jobbox.stream.model import REVOKED, Subscription
 from jobbox.stream.notifier import NotifierLost
@@ -193,5 +192,6 @@ def _expected(subscriptions: set[Subscription]) -> dict[str, Any]:
 def _unchanged(raw: Any, expected: dict[str, Any]) -> bool:
     if not isinstance(raw, bytes):
         return False
+    # Compared as principals, not as JSON: the cache's short fields decode to the same one.
     principal = decode_principal(raw)
-    return principal is not None and asdict(principal) == expected
+    return principal is not None and principal == Principal(**expected)
