@@ -56,15 +56,18 @@ class ProgressReported(JobEvent):
 
 _EVENT_TYPES: dict[str, type[JobEvent]] = {"changed": JobChanged, "progressed": ProgressReported}
 
-# A history entry's fields, the same six on every entry whatever its event: a stream node
+# A history entry's fields, the same eight on every entry whatever its event: a stream node
 # (listpack) then stores their names once, in its master entry, and each entry only its
-# values (integers as integers). Tenant and owner are the history's own (its key names them).
-_NAME, _KIND, _JOB_ID, _VERSION, _STATUS, _CHANGED = "e", "k", "i", "v", "st", "ch"
+# values (integers as integers). Tenant and owner are the history's own (its key names
+# them); an entry repeats them (a few bytes) so a process of the previous version, in a
+# rolling deploy, still delivers it (reading the job's key, as for a snapshot too large).
+_NAME, _TENANT, _OWNER, _KIND, _JOB_ID = "e", "t", "o", "k", "i"
+_VERSION, _STATUS, _CHANGED = "v", "st", "ch"
 # What `_CHANGED` says for a job Redis did not hold before: every field is new.
 ALL_FIELDS = "*"
 # The previous entry format copied the job's snapshot (and progress) into every entry; such
 # entries are still read (a rolling deploy, a history written before an upgrade).
-_OLD_TENANT, _OLD_OWNER, _OLD_SNAPSHOT, _OLD_PROGRESS = "t", "o", "s", "p"
+_OLD_SNAPSHOT, _OLD_PROGRESS = "s", "p"
 
 
 def encode_event(name: str, snapshot: Snapshot, changed: Iterable[str]) -> list[str | int]:
@@ -73,7 +76,8 @@ def encode_event(name: str, snapshot: Snapshot, changed: Iterable[str]) -> list[
     fields that changed (`ALL_FIELDS` for a job new to Redis). The job's representation is
     read from the job's keys when the event is delivered, so an entry costs a few dozen
     bytes whatever the job holds."""
-    return [_NAME, name, _KIND, snapshot.kind, _JOB_ID, snapshot.job_id,
+    return [_NAME, name, _TENANT, snapshot.tenant, _OWNER, str(snapshot.owner),
+            _KIND, snapshot.kind, _JOB_ID, snapshot.job_id,
             _VERSION, snapshot.version, _STATUS, snapshot.status,
             _CHANGED, ",".join(changed)]
 
@@ -121,7 +125,7 @@ class EventEntry:
 def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes], *, tenant: str,
                 owner: str) -> EventEntry | None:
     """An entry of `tenant`/`owner`'s history, of either format; None for anything
-    malformed, of an unknown job kind, or (previous format) naming another person."""
+    malformed, of an unknown job kind, or naming another person."""
     def text(name: str) -> str:
         return fields.get(name.encode(), b"").decode()
 
@@ -133,15 +137,12 @@ def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes], *, tenant:
         registry.get(kind)
     except UnknownJobKind:
         return None
+    if (text(_TENANT), text(_OWNER)) != (tenant, owner):
+        return None  # an entry names its history's person, in either format
     raw_version = text(_VERSION)
-    if raw_version:
-        if not raw_version.isdigit():
-            return None
-        version: int | None = int(raw_version)
-    else:  # the previous format: the entry names its person, and must name this one
-        version = None
-        if (text(_OLD_TENANT), text(_OLD_OWNER)) != (tenant, owner):
-            return None
+    if raw_version and not raw_version.isdigit():
+        return None
+    version = int(raw_version) if raw_version else None  # None: the previous format
     return EventEntry(
         event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
         event_type=event_type, tenant=tenant, owner=owner, kind=kind, job_id=job_id,

@@ -45,7 +45,9 @@ def test_a_transitions_event_names_the_job_its_state_and_what_changed_without_a_
     video = new_video(alice)
     services.mark_processing(video.pk, worker_id="w1")
     (_, fields), = get_redis().xrevrange(history_of(alice), count=1)
-    assert fields == {b"e": b"changed", b"k": b"video", b"i": str(video.pk).encode(),
+    assert fields == {b"e": b"changed", b"t": str(alice.tenant.pk).encode(),
+                      b"o": str(alice.user.pk).encode(), b"k": b"video",
+                      b"i": str(video.pk).encode(),
                       b"v": b"2", b"st": b"PROCESSING", b"ch": b"status,updated_at"}
 
 
@@ -126,7 +128,9 @@ def test_a_history_drops_entries_older_than_its_ttl_on_the_next_event(alice):
     video = new_video(alice)
     history = history_of(alice)
     get_redis().delete(history)
-    get_redis().xadd(history, {"e": "changed", "k": "video", "i": str(video.pk), "v": "1",
+    get_redis().xadd(history, {"e": "changed", "t": str(alice.tenant.pk),
+                               "o": str(alice.user.pk), "k": "video", "i": str(video.pk),
+                               "v": "1",
                                "st": "UPLOADED", "ch": "*"}, id="1-0")  # from 1970
     services.mark_processing(video.pk, worker_id="w1")
     ids = [entry_id for entry_id, _ in get_redis().xrange(history)]
@@ -144,3 +148,13 @@ def test_events_of_one_job_and_version_read_together_are_delivered_once(alice):
     progressed = [event for event in replay(alice, entries) if event.name == "progressed"]
     assert [event.event_id for event in progressed] == [entries[-1][0].decode()]
     assert progressed[0].progress.step_index == 2
+
+
+def test_an_entry_naming_another_person_is_not_delivered_from_this_history(alice):
+    video = new_video(alice)
+    history = history_of(alice)
+    stray = get_redis().xadd(history, {"e": "changed", "t": str(alice.tenant.pk),
+                                       "o": "someone-else", "k": "video",
+                                       "i": str(video.pk), "v": "1", "st": "UPLOADED",
+                                       "ch": "*"})
+    assert replay(alice, get_redis().xrange(history, min=stray)) == []
