@@ -183,7 +183,7 @@ REMOVE_FROM_BOX = "remove"
 
 
 def record_owner_change_of(tenant: str, owner: str, *, member: str, score: int | str,
-                           event: list[str] | None) -> str:
+                           event: list[str | int] | None) -> str:
     """`record_owner_change` for an owner named directly (a deleted job has no snapshot)."""
     with redis_errors():
         event_id = script("record_owner_change", get_redis())(
