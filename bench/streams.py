@@ -34,19 +34,23 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Streams the client starts at once: bounds the burst of stream starts the server sees.
 OPEN_CONCURRENCY = 200
-# How long the client waits for every stream's first event (10,000 starts on 2 cores).
-OPEN_TIMEOUT_SECONDS = 600
+# How long the client waits for every stream's first event: 10,000 starts took ~20 s on 2
+# shared cores; this leaves room for 50,000 on a busy machine.
+OPEN_TIMEOUT_SECONDS = 1_200
 # After the last transition, events still in flight get this long to arrive.
 DRAIN_SECONDS = 3.0
-# Open files for the server and the client: 10,000 sockets each, plus room.
-OPEN_FILES = 20_000
+# Open files for the server and the client: one socket per stream, plus room for the
+# database, Redis, logs and the listening socket.
+OPEN_FILES_BESIDES_STREAMS = 2_000
+# Connections per loopback source address: the ephemeral ports (32768-60999 by default, ~28k)
+# are per source address, so 50,000 streams from 127.0.0.1 alone would run out.
+STREAMS_PER_SOURCE_ADDRESS = 20_000
 # Threads committing transitions: one commit takes a few ms of database round trips, so
 # 100 a second need several in flight.
 DRIVER_THREADS = 8
@@ -56,19 +60,34 @@ WARM_BATCH = 3_000
 MEMORY_JOBS_PER_PERSON = 10
 
 
-def raise_open_files() -> None:
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(OPEN_FILES, hard), hard))
+def raise_open_files(streams: int) -> int:
+    """This process's (and its children's) open-file limit raised to what `streams` sockets
+    need: the hard limit too when allowed (root), else up to it. Returns the limit set."""
+    wanted = streams + OPEN_FILES_BESIDES_STREAMS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+        except (ValueError, OSError):
+            wanted = hard  # not allowed: as far as the hard limit goes
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    return max(soft, wanted)
+
+
+def source_address(n: int) -> str:
+    """The loopback address the n-th stream connects from (127.0.0.1, .2, ...)."""
+    return f"127.0.0.{1 + n // STREAMS_PER_SOURCE_ADDRESS}"
 
 
 # --- The client process -------------------------------------------------------------------
 
 
-async def _one_stream(host: str, port: int, token: str, ready: asyncio.Event,
+async def _one_stream(host: str, port: int, token: str, source: str, ready: asyncio.Event,
                       opened: list[int], receipts: list[list[Any]], gate: asyncio.Semaphore,
                       ) -> None:
     async with gate:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
         writer.write((f"GET /api/jobbox/stream HTTP/1.1\r\nHost: {host}\r\n"
                       f"Authorization: Token {token}\r\nAccept: text/event-stream\r\n\r\n"
                       ).encode())
@@ -106,8 +125,9 @@ async def client_main(base: str, tokens: list[str], out: Path) -> None:
     ready = asyncio.Event()
     opened, receipts = [0, 0], []
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
-    tasks = [asyncio.ensure_future(_one_stream(host, int(port), token, ready, opened,
-                                               receipts, gate)) for token in tokens]
+    tasks = [asyncio.ensure_future(_one_stream(host, int(port), token, source_address(n),
+                                               ready, opened, receipts, gate))
+             for n, token in enumerate(tokens)]
     started = time.monotonic()
     while opened[0] + opened[1] < len(tokens):
         if time.monotonic() - started > OPEN_TIMEOUT_SECONDS:
@@ -125,7 +145,6 @@ async def client_main(base: str, tokens: list[str], out: Path) -> None:
 
 
 def run_client(argv: list[str]) -> None:
-    raise_open_files()
     base, tokens_file, out = argv
     asyncio.run(client_main(base, json.loads(Path(tokens_file).read_text()), Path(out)))
 
@@ -169,7 +188,7 @@ def one_process_server(name: str) -> Any:
         def command(self) -> list[str]:
             return [sys.executable, "-m", "uvicorn", "academy.asgi:application", "--host",
                     "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-                    "--backlog", str(OPEN_FILES)]
+                    "--backlog", str(OPEN_FILES_BESIDES_STREAMS)]
 
     return OneProcess(name, "bench.settings", {}, asgi=True)
 
@@ -208,7 +227,7 @@ def warm_people(tenant_id: int, tokens: list[tuple[int, str]], owners: list[int]
     from django.contrib.auth import get_user_model
 
     from jobbox import conf, keys
-    from jobbox.auth.principals import _principal_from_user
+    from jobbox.auth.principals import _principal_from_user, encode_principal
     from jobbox.box import COMPLETE_MARKER
     from jobbox.client import get_redis
     from jobbox.write import box_index_ttl_seconds
@@ -217,7 +236,7 @@ def warm_people(tenant_id: int, tokens: list[tuple[int, str]], owners: list[int]
     pipe = get_redis().pipeline(transaction=False)
     for (_, token), owner in zip(tokens, owners, strict=True):
         principal = _principal_from_user(users[owner])
-        pipe.set(keys.token_principal_key(token), json.dumps(asdict(principal)),
+        pipe.set(keys.token_principal_key(token), encode_principal(principal),
                  ex=conf.settings().PRINCIPAL_TTL_SECONDS)
         index = keys.box_index_key(str(tenant_id), str(owner))
         pipe.zadd(index, {COMPLETE_MARKER: float("inf")})
@@ -376,7 +395,12 @@ def main(argv: list[str]) -> int:
         run_client(argv[1:])
         return 0
     args = parse_args(argv)
-    raise_open_files()
+    result_limit = raise_open_files(max(args.streams, args.other_streams))
+    if result_limit < args.streams + OPEN_FILES_BESIDES_STREAMS:
+        print(f"bench.streams: open files are capped at {result_limit} per process here (a "
+              f"hard limit this process may not raise): at most "
+              f"{result_limit - OPEN_FILES_BESIDES_STREAMS} streams", file=sys.stderr)
+        return 2
     database_url = os.environ["BENCH_DATABASE_URL"]
     from bench import stack
     from process_tools.redis_server import RedisServer
@@ -390,7 +414,10 @@ def main(argv: list[str]) -> int:
     servers: dict[str, Any] = {}
     clients: list[subprocess.Popen[str]] = []
     result: dict[str, Any] = {"command": " ".join(["python -m bench.streams", *argv]),
-                              "started_at": dt.datetime.now(dt.UTC).isoformat()}
+                              "started_at": dt.datetime.now(dt.UTC).isoformat(),
+                              "open_files_limit": result_limit,
+                              "source_addresses": 1 + (args.streams - 1)
+                              // STREAMS_PER_SOURCE_ADDRESS}
     try:
         import django
 

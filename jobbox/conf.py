@@ -144,14 +144,16 @@ class JobboxSettings:
         may_be_zero=True)
     EVENT_HISTORY_MAXLEN: int = _setting(
         500, "Events kept per person for resuming a stream: three running jobs publishing 4 "
-        "progress events a second keep ~40 s of history, ~500 KB at worst; a client away "
-        "longer gets a resync.", "count")
+        "progress events a second keep ~40 s of history, ~40 KB at worst (an entry is ~80 "
+        "bytes); a client away longer gets a resync.", "count")
     EVENT_HISTORY_TTL_SECONDS: int = _setting(
         2 * 60 * 60, "A person's event history expires this long after their last event, as "
-        "a running job's snapshot does: nobody resumes from an id that old.", "seconds")
+        "a running job's snapshot does, and each write trims entries older than this: nobody "
+        "resumes from an id that old.", "seconds")
     EVENT_SNAPSHOT_MAX_BYTES: int = _setting(
-        8 * 1024, "A snapshot larger than this is not copied into its event: the event names "
-        "the job and the stream reads the snapshot when delivering it.", "bytes")
+        8 * 1024, "No longer read: an event never copies its job's snapshot (it names the job, "
+        "its state, version and changed fields; the stream reads the snapshot when "
+        "delivering it). Kept so settings that name it still load.", "bytes")
     STREAM_HEARTBEAT_SECONDS: float = _setting(
         15.0, "An event stream's heartbeat (+-20 % jitter, so streams opened together do not "
         "beat in step): a proxy's idle timeout is usually 30-60 s.", "seconds")

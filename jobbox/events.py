@@ -2,19 +2,21 @@
 
 Events are written by `lua/record_owner_change.lua` (`jobbox.write`), after a snapshot was
 stored or a progress report is due, to the owner's bounded history (a Redis stream in the
-owner's slot, capped exactly); its entry ids are the increasing event ids a client resumes
-from. An entry carries the job's snapshot up to EVENT_SNAPSHOT_MAX_BYTES; a larger one is
-left out (`EventEntry.needs_snapshot`) and read from the job's key when delivered, so a
-history never holds results. This module makes an entry's fields (`encode_event`), turns an
-entry back into a typed event (`parse_entry`) and an event into what a person sees: the
-job's representation, the same render as the single-job endpoints.
+owner's slot, capped by count and by age); its entry ids are the increasing event ids a
+client resumes from. An entry names the job, its state and version and the fields that
+changed, never a copy of the snapshot: the job's representation is read from the job's keys
+when the event is delivered, and an entry whose job has moved past its version is skipped
+(the newer event follows). Entries of the previous format, which copied the snapshot in,
+are still read. This module makes an entry's fields (`encode_event`), turns an entry back
+into a typed event (`parse_entry`, `EventEntry.resolve`) and an event into what a person
+sees: the job's representation, the same render as the single-job endpoints.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobbox import conf, registry
+from jobbox import registry
 from jobbox.model import Progress, Snapshot, decode_snapshot
 from jobbox.registry import UnknownJobKind
 
@@ -87,32 +89,46 @@ StreamEvent = JobEvent | JobDeleted
 _EVENT_TYPES: dict[str, type[JobEvent] | type[JobDeleted]] = {
     "changed": JobChanged, "progressed": ProgressReported, "deleted": JobDeleted}
 
-# A history entry's fields: one letter each, since every event of every history carries them.
-_NAME, _TENANT, _OWNER, _KIND, _JOB_ID, _SNAPSHOT, _PROGRESS = "e", "t", "o", "k", "i", "s", "p"
+# A history entry's fields, the same eight on every entry whatever its event: a stream node
+# (listpack) then stores their names once, in its master entry, and each entry only its
+# values (integers as integers). Tenant and owner are the history's own (its key names
+# them); an entry repeats them (a few bytes) so a process of the previous version, in a
+# rolling deploy, still delivers it (reading the job's key, as for a snapshot too large).
+_NAME, _TENANT, _OWNER, _KIND, _JOB_ID = "e", "t", "o", "k", "i"
+_VERSION, _STATUS, _CHANGED = "v", "st", "ch"
+# What `_CHANGED` says for a job Redis did not hold before: every field is new.
+ALL_FIELDS = "*"
+# The previous entry format copied the job's snapshot (and progress) into every entry; such
+# entries are still read (a rolling deploy, a history written before an upgrade).
+_OLD_SNAPSHOT, _OLD_PROGRESS = "s", "p"
 
 
-def encode_event(name: str, snapshot: Snapshot, progress: str,
-                 encoded: str | None = None) -> list[str]:
-    """An event as a history entry's field/value pairs (`parse_entry` reads them back). The
-    snapshot is copied in only up to EVENT_SNAPSHOT_MAX_BYTES, so a history's size has a
-    bound whatever a job holds; a larger one is read from the job's key on delivery.
-    `encoded` is the snapshot already encoded, when the caller has it."""
-    encoded = snapshot.encode() if encoded is None else encoded
-    inline = len(encoded.encode()) <= conf.settings().EVENT_SNAPSHOT_MAX_BYTES
+def encode_event(name: str, snapshot: Snapshot, changed: Iterable[str]) -> list[str | int]:
+    """An event as a history entry's field/value pairs (`parse_entry` reads them back): what
+    a watcher needs to act on it, the job's identity, state, version and the names of the
+    fields that changed (`ALL_FIELDS` for a job new to Redis). The job's representation is
+    read from the job's keys when the event is delivered, so an entry costs a few dozen
+    bytes whatever the job holds."""
     return [_NAME, name, _TENANT, snapshot.tenant, _OWNER, str(snapshot.owner),
             _KIND, snapshot.kind, _JOB_ID, snapshot.job_id,
-            _SNAPSHOT, encoded if inline else "", _PROGRESS, progress]
+            _VERSION, snapshot.version, _STATUS, snapshot.status,
+            _CHANGED, ",".join(changed)]
 
 
-def encode_deleted_event(kind: str, job_id: str, *, tenant: str, owner: str) -> list[str]:
-    """A `deleted` event's field/value pairs: the job's name, no snapshot (there is none)."""
+def encode_deleted_event(kind: str, job_id: str, *, tenant: str,
+                         owner: str) -> list[str | int]:
+    """A `deleted` event's field/value pairs: the job's name, no state (there is none). The
+    same eight fields as every entry (version 0, no status, nothing changed), so the
+    history's nodes keep storing the names once."""
     return [_NAME, "deleted", _TENANT, tenant, _OWNER, owner, _KIND, kind, _JOB_ID, job_id,
-            _SNAPSHOT, "", _PROGRESS, "[]"]
+            _VERSION, 0, _STATUS, "", _CHANGED, ""]
 
 
 @dataclass(frozen=True, slots=True)
 class EventEntry:
-    """A history entry, parsed but not yet decoded into an event."""
+    """A history entry, parsed but not yet decoded into an event. An entry of the current
+    format names the job's `version` and reads the job's snapshot and progress from its keys
+    (`resolve(raw_snapshot, raw_progress)`); one of the previous format carries them."""
 
     event_id: str
     event_type: type[JobEvent] | type[JobDeleted]
@@ -120,16 +136,23 @@ class EventEntry:
     owner: str
     kind: str
     job_id: str
-    raw_snapshot: bytes  # empty when the snapshot was too large to copy into the event
+    version: int | None  # None: an entry of the previous format
+    status: str
+    changed: tuple[str, ...]
+    raw_snapshot: bytes  # the previous format's copy (empty when it was too large to copy)
     raw_progress: bytes
 
     @property
     def needs_snapshot(self) -> bool:
         return not self.raw_snapshot and self.event_type is not JobDeleted
 
-    def resolve(self, raw_snapshot: bytes | None = None) -> StreamEvent | None:
-        """The event, with the snapshot it carries (or `raw_snapshot`, read from the job's
-        key for an entry that needs one); None if malformed or not this owner's job."""
+    def resolve(self, raw_snapshot: bytes | None = None,
+                progress: Progress | None = None) -> StreamEvent | None:
+        """The event, with the snapshot it carries or `raw_snapshot` read from the job's key,
+        and `progress` read from the job's progress hash (an entry of the previous format
+        carries its own); None if malformed, not this owner's job, or the job has moved past
+        this event's version (its newer event follows in the history). A `deleted` event
+        needs neither: its job's keys are gone."""
         if self.event_type is JobDeleted:
             return JobDeleted(event_id=self.event_id, tenant=self.tenant, owner=self.owner,
                               kind=self.kind, job_id=self.job_id)
@@ -137,14 +160,18 @@ class EventEntry:
                                    job_id=self.job_id)
         if snapshot is None or snapshot.tenant != self.tenant or snapshot.owner != self.owner:
             return None
-        return self.event_type(
-            event_id=self.event_id, tenant=self.tenant, owner=self.owner, snapshot=snapshot,
-            progress=Progress.from_json_pairs(self.raw_progress or b"[]"),
-        )
+        if self.version is None:
+            progress = Progress.from_json_pairs(self.raw_progress or b"[]")
+        elif snapshot.version != self.version:
+            return None
+        return self.event_type(event_id=self.event_id, tenant=self.tenant, owner=self.owner,
+                               snapshot=snapshot, progress=progress)
 
 
-def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> EventEntry | None:
-    """A history entry; None for anything malformed or of an unknown job kind."""
+def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes], *, tenant: str,
+                owner: str) -> EventEntry | None:
+    """An entry of `tenant`/`owner`'s history, of either format; None for anything
+    malformed, of an unknown job kind, or naming another person."""
     def text(name: str) -> str:
         return fields.get(name.encode(), b"").decode()
 
@@ -156,15 +183,26 @@ def parse_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> EventEn
         registry.get(kind)
     except UnknownJobKind:
         return None
+    if (text(_TENANT), text(_OWNER)) != (tenant, owner):
+        return None  # an entry names its history's person, in either format
+    raw_version = text(_VERSION)
+    if raw_version and not raw_version.isdigit():
+        return None
+    version = int(raw_version) if raw_version else None  # None: the previous format
     return EventEntry(
         event_id=event_id.decode() if isinstance(event_id, bytes) else event_id,
-        event_type=event_type, tenant=text(_TENANT), owner=text(_OWNER), kind=kind,
-        job_id=job_id, raw_snapshot=fields.get(_SNAPSHOT.encode(), b""),
-        raw_progress=fields.get(_PROGRESS.encode(), b"[]"),
+        event_type=event_type, tenant=tenant, owner=owner, kind=kind, job_id=job_id,
+        version=version, status=text(_STATUS),
+        changed=tuple(name for name in text(_CHANGED).split(",") if name),
+        raw_snapshot=b"" if version is not None else fields.get(_OLD_SNAPSHOT.encode(), b""),
+        raw_progress=fields.get(_OLD_PROGRESS.encode(), b"[]"),
     )
 
 
 def from_entry(event_id: bytes | str, fields: Mapping[bytes, bytes]) -> StreamEvent | None:
-    """A history entry that carries its snapshot as an event; None for anything else."""
-    entry = parse_entry(event_id, fields)
+    """An entry that needs nothing read (a `deleted` event, an entry of the previous format
+    that copied its snapshot) as an event of the person it names; None for anything else.
+    For tools and tests that read a history directly; a stream uses `parse_entry`."""
+    tenant, owner = (fields.get(name.encode(), b"").decode() for name in (_TENANT, _OWNER))
+    entry = parse_entry(event_id, fields, tenant=tenant, owner=owner)
     return entry.resolve() if entry is not None and not entry.needs_snapshot else None

@@ -82,6 +82,25 @@ def decode_snapshot(raw: bytes | str, *, kind: str, job_id: str) -> Snapshot | N
     return snapshot if well_formed else None
 
 
+# The progress hash's fields: short names, since every running job's hash repeats them, and
+# integers, which a listpack (the small hash's encoding) stores in a few bytes. Every value
+# stays under hash-max-listpack-value (64 bytes) except a step name longer than that, which
+# turns that one job's hash into a (larger) hashtable. `lua/report_progress.lua` writes them.
+PROGRESS_PERCENT = "p"
+PROGRESS_STEP_INDEX = "si"
+PROGRESS_STEP_TOTAL = "sn"
+PROGRESS_STEP_NAME = "nm"
+PROGRESS_STEP_PERCENT = "sp"
+PROGRESS_UPDATED_AT_MS = "u"
+PROGRESS_ETA_SECONDS = "e"
+# The names the previous layout wrote (full words, updated_at in seconds), still read: a
+# hash written before an upgrade lives until its TTL.
+_OLD_PROGRESS_NAMES = {PROGRESS_PERCENT: "percent", PROGRESS_STEP_INDEX: "step_index",
+                       PROGRESS_STEP_TOTAL: "step_total", PROGRESS_STEP_NAME: "step_name",
+                       PROGRESS_STEP_PERCENT: "step_percent",
+                       PROGRESS_ETA_SECONDS: "eta_seconds"}
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     percent: int
@@ -89,27 +108,33 @@ class Progress:
     step_total: int | None = None
     step_name: str | None = None
     step_percent: int | None = None
-    updated_at: float | None = None
+    updated_at: float | None = None  # seconds since the epoch
     # Seconds left at the smoothed rate of the run so far (None until it can be estimated).
     eta_seconds: int | None = None
 
     @classmethod
     def from_hash(cls, raw: Mapping[bytes, bytes]) -> "Progress | None":
-        """Parse a stored hash; anything malformed reads as "no progress", never an error."""
+        """Parse a stored hash (either layout); anything malformed reads as "no progress",
+        never an error."""
         if not raw:
             return None
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
         try:
+            fields = {k.decode(): v.decode() for k, v in raw.items()}
+
+            def value(name: str) -> str | None:
+                found = fields.get(name)
+                return found if found is not None else fields.get(_OLD_PROGRESS_NAMES[name])
+
             return cls(
-                percent=clamp_percent(fields["percent"]),
-                step_index=_optional_int(fields.get("step_index")),
-                step_total=_optional_int(fields.get("step_total")),
-                step_name=fields.get("step_name") or None,
-                step_percent=_optional_percent(fields.get("step_percent")),
-                updated_at=float(fields["updated_at"]) if fields.get("updated_at") else None,
-                eta_seconds=_optional_seconds(fields.get("eta_seconds")),
+                percent=clamp_percent(value(PROGRESS_PERCENT)),  # type: ignore[arg-type]
+                step_index=_optional_int(value(PROGRESS_STEP_INDEX)),
+                step_total=_optional_int(value(PROGRESS_STEP_TOTAL)),
+                step_name=value(PROGRESS_STEP_NAME) or None,
+                step_percent=_optional_percent(value(PROGRESS_STEP_PERCENT)),
+                updated_at=_updated_at_seconds(fields),
+                eta_seconds=_optional_seconds(value(PROGRESS_ETA_SECONDS)),
             )
-        except (KeyError, ValueError, UnicodeDecodeError):
+        except (KeyError, ValueError, TypeError, UnicodeDecodeError):
             return None
 
     @classmethod
@@ -127,6 +152,12 @@ class Progress:
 
 def clamp_percent(value: float | str) -> int:
     return max(0, min(100, int(float(value))))
+
+
+def _updated_at_seconds(fields: Mapping[str, str]) -> float | None:
+    if fields.get(PROGRESS_UPDATED_AT_MS):
+        return int(fields[PROGRESS_UPDATED_AT_MS]) / 1000
+    return float(fields["updated_at"]) if fields.get("updated_at") else None
 
 
 def _optional_int(value: str | None) -> int | None:

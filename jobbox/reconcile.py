@@ -17,7 +17,6 @@ web process also runs it once, over the outage's window, when its breaker closes
 outage (`reconcile_after_outage`, wired in `jobbox.apps`).
 """
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -110,7 +109,7 @@ def _repair(job: TrackedJob, fresh: list[Snapshot], report: Report) -> None:
     repaired = sum(1 for snapshot in stale if store_snapshot(snapshot))
     for snapshot, found in zip(fresh, held, strict=True):
         if found.version == snapshot.version and found.box_entry_lost(job, snapshot):
-            record_owner_part(snapshot, stored=True, progress=found.progress)
+            record_owner_part(snapshot, stored=True)
             repaired += 1
     report.checked[job.kind] = report.checked.get(job.kind, 0) + len(fresh)
     report.repaired[job.kind] = report.repaired.get(job.kind, 0) + repaired
@@ -129,7 +128,6 @@ class _Held:
     """What Redis holds for one recently changed row."""
 
     version: int | None  # of the stored snapshot; None if absent or unreadable
-    progress: str  # the progress hash as JSON pairs (for a repaired event)
     box_score: float | None  # the job's score in its owner's index; None if not in it
     index_size: int  # entries of the owner's index (0: no index, rebuilt when next read)
 
@@ -153,7 +151,6 @@ def _held_state(job: TrackedJob, fresh: list[Snapshot]) -> list[_Held]:
         pipe = get_redis().pipeline(transaction=False)
         for snapshot in fresh:
             pipe.get(keys.status_key(job.status_namespace, snapshot.job_id))
-            pipe.hgetall(keys.progress_key(job.progress_namespace, snapshot.job_id))
             if snapshot.owner is not None:
                 index = keys.box_index_key(snapshot.tenant, snapshot.owner)
                 pipe.zscore(index, box_member(job, snapshot.job_id))
@@ -163,13 +160,11 @@ def _held_state(job: TrackedJob, fresh: list[Snapshot]) -> list[_Held]:
 
 
 def _held_one(job: TrackedJob, snapshot: Snapshot, replies: Any) -> _Held:
-    raw, progress = next(replies), next(replies)
+    raw = next(replies)
     score, size = (next(replies), next(replies)) if snapshot.owner is not None else (None, 0)
     decoded = (decode_snapshot(raw, kind=job.kind, job_id=snapshot.job_id)
                if isinstance(raw, bytes) else None)
-    pairs = ([part.decode() for item in progress.items() for part in item]
-             if isinstance(progress, dict) else [])
-    return _Held(version=decoded.version if decoded else None, progress=json.dumps(pairs),
+    return _Held(version=decoded.version if decoded else None,
                  box_score=score if isinstance(score, float) else None,
                  index_size=size if isinstance(size, int) else 0)
 

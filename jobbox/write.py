@@ -29,7 +29,7 @@ from django.utils import timezone
 from jobbox import caches, conf, keys, model, pending, registry, signals
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors, with_retries
 from jobbox.control import CancelRequested
-from jobbox.events import encode_deleted_event, encode_event
+from jobbox.events import ALL_FIELDS, encode_deleted_event, encode_event
 from jobbox.metrics import CACHE_WRITES
 from jobbox.model import Snapshot, clamp_percent
 from jobbox.registry import TrackedJob, UnknownJobKind
@@ -52,6 +52,9 @@ ETA_SMOOTHING_WEIGHT = 0.3
 # read and a Redis call ago (each bounded by its timeout: seconds); an hour leaves room for a
 # process paused by a stop or a swap, and costs a few dozen bytes per deleted job.
 DELETED_MARKER_TTL_SECONDS = 60 * 60
+
+# What a `progressed` event says changed: the job's progress, not a snapshot field.
+PROGRESS_CHANGED = "progress"
 
 
 class JobIsDeleted(Exception):
@@ -97,10 +100,10 @@ def store_after_commit(snapshot: Snapshot) -> bool:
     try:
         # The two parts are retried apart: a retry of the whole would find the snapshot
         # stored by the first try, record no event, and the open streams would miss it.
-        stored, progress = with_retries(lambda: store_job_part(snapshot),
-                                        attempts=STORE_ATTEMPTS,
-                                        pause_seconds=STORE_RETRY_PAUSE_SECONDS)
-        with_retries(lambda: record_owner_part(snapshot, stored=stored, progress=progress),
+        stored, changed = with_retries(lambda: store_job_part(snapshot),
+                                       attempts=STORE_ATTEMPTS,
+                                       pause_seconds=STORE_RETRY_PAUSE_SECONDS)
+        with_retries(lambda: record_owner_part(snapshot, stored=stored, changed=changed),
                      attempts=STORE_ATTEMPTS, pause_seconds=STORE_RETRY_PAUSE_SECONDS)
         return stored
     except JobIsDeleted:
@@ -122,21 +125,22 @@ def store_snapshot(snapshot: Snapshot) -> bool:
     False, and nothing stored, for a job deleted since its row was read.
     """
     try:
-        stored, progress = store_job_part(snapshot)
+        stored, changed = store_job_part(snapshot)
     except JobIsDeleted:
         return False
-    record_owner_part(snapshot, stored=stored, progress=progress)
+    record_owner_part(snapshot, stored=stored, changed=changed)
     return stored
 
 
-def store_job_part(snapshot: Snapshot) -> tuple[bool, str]:
-    """The compare-and-set in the job's slot: (stored, the progress hash as JSON pairs).
-    KEYS and ARGV as `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`, and
-    `JobIsDeleted` when the job's deleted marker stands."""
+def store_job_part(snapshot: Snapshot) -> tuple[bool, tuple[str, ...]]:
+    """The compare-and-set in the job's slot: (stored, the names of the fields that differ
+    from the snapshot it replaced, `ALL_FIELDS` when there was none). KEYS and ARGV as
+    `lua/store_snapshot.lua` documents them. Raises `RedisUnavailable`, and `JobIsDeleted`
+    when the job's deleted marker stands."""
     job = registry.get(snapshot.kind)
     queued = not snapshot.terminal and snapshot.status not in job.running_statuses
     with redis_errors():
-        stored, progress = script("store_snapshot", get_redis())(
+        stored, changed = script("store_snapshot", get_redis())(
             keys=[keys.status_key(job.status_namespace, snapshot.job_id),
                   keys.progress_key(job.progress_namespace, snapshot.job_id),
                   keys.deleted_key(job.status_namespace, snapshot.job_id)],
@@ -147,10 +151,11 @@ def store_job_part(snapshot: Snapshot) -> tuple[bool, str]:
         CACHE_WRITES.labels(snapshot.kind, "deleted").inc()
         raise JobIsDeleted(f"{snapshot.kind} {snapshot.job_id}")
     CACHE_WRITES.labels(snapshot.kind, "stored" if stored else "stale").inc()
-    return bool(stored), _text(progress)
+    return bool(stored), tuple(name for name in _text(changed).split(",") if name)
 
 
-def record_owner_part(snapshot: Snapshot, *, stored: bool, progress: str) -> str:
+def record_owner_part(snapshot: Snapshot, *, stored: bool,
+                      changed: Iterable[str] = (ALL_FIELDS,)) -> str:
     """The owner's box entry always (a stale write's newer snapshot belongs in the box too);
     a `changed` event only when the snapshot was stored. Returns the event id ('' if none).
     Raises `RedisUnavailable`."""
@@ -160,11 +165,11 @@ def record_owner_part(snapshot: Snapshot, *, stored: bool, progress: str) -> str
     return record_owner_change(
         snapshot, member=box_member(job, snapshot.job_id),
         score=box_score_ms(job, snapshot),
-        event=encode_event("changed", snapshot, progress) if stored else None)
+        event=encode_event("changed", snapshot, changed) if stored else None)
 
 
 def record_owner_change(snapshot: Snapshot, *, member: str, score: int,
-                        event: list[str] | None) -> str:
+                        event: list[str | int] | None) -> str:
     """One call in the owner's slot: the box index (unless `member` is ''), the event in the
     owner's history and its notification. KEYS and ARGV as `lua/record_owner_change.lua`
     documents them. Raises `RedisUnavailable`."""
@@ -178,7 +183,7 @@ REMOVE_FROM_BOX = "remove"
 
 
 def record_owner_change_of(tenant: str, owner: str, *, member: str, score: int | str,
-                           event: list[str] | None) -> str:
+                           event: list[str | int] | None) -> str:
     """`record_owner_change` for an owner named directly (a deleted job has no snapshot)."""
     with redis_errors():
         event_id = script("record_owner_change", get_redis())(
@@ -316,12 +321,13 @@ def report_progress(
     the owner's slot (`record_owner_change`). The smoothed time left rides in the progress
     hash (`Progress.eta_seconds`)."""
     job = registry.get(kind)
-    pairs: list[str | int] = ["updated_at", repr(time.time())]
+    pairs: list[str | int] = [model.PROGRESS_UPDATED_AT_MS, int(time.time() * 1000)]
     for name, value in (
-        ("step_index", step_index),
-        ("step_total", step_total),
-        ("step_name", step_name),
-        ("step_percent", None if step_percent is None else clamp_percent(step_percent)),
+        (model.PROGRESS_STEP_INDEX, step_index),
+        (model.PROGRESS_STEP_TOTAL, step_total),
+        (model.PROGRESS_STEP_NAME, step_name),
+        (model.PROGRESS_STEP_PERCENT,
+         None if step_percent is None else clamp_percent(step_percent)),
     ):
         if value is not None:
             pairs += [name, value]
@@ -337,15 +343,15 @@ def report_progress(
         )
     if reply[0] == -1:
         raise CancelRequested(kind, job_id)
-    if len(reply) == 3:
-        _publish_progress(job, job_id, raw_snapshot=_text(reply[1]), progress=_text(reply[2]))
+    if len(reply) == 2:
+        _publish_progress(job, job_id, raw_snapshot=_text(reply[1]))
     return bool(reply[0])
 
 
-def _publish_progress(job: TrackedJob, job_id: str, *, raw_snapshot: str, progress: str) -> None:
+def _publish_progress(job: TrackedJob, job_id: str, *, raw_snapshot: str) -> None:
     """The `progressed` event, in the owner's slot (the job's script said it is due)."""
     snapshot = model.decode_snapshot(raw_snapshot, kind=job.kind, job_id=job_id)
     if snapshot is None or snapshot.owner is None:
         return  # garbage at the status key: the next fill replaces it; nothing to announce
     record_owner_change(snapshot, member="", score=-1,
-                        event=encode_event("progressed", snapshot, progress, raw_snapshot))
+                        event=encode_event("progressed", snapshot, [PROGRESS_CHANGED]))

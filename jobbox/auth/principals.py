@@ -31,6 +31,7 @@ request that carries the header is never authenticated by its session instead.
 import json
 import logging
 import random
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -69,6 +70,14 @@ SESSION_GENERATION_KEY = "_jobbox_session_generation"
 PRINCIPAL_TTL_JITTER_FRACTION = 0.1
 _GARBAGE = object()
 _REVOKED = object()
+# A principal keeps this much of Django's session auth hash (64 hex characters of an
+# HMAC-SHA256): 128 bits tell a session saved before a password change from one after as
+# surely as the whole, in half the bytes of every cached principal.
+SESSION_HASH_KEPT_CHARS = 32
+# The cached principal's fields (`encode_principal`): one letter each, since every person's
+# principal repeats them; the three flags as one integer's bits.
+_USER_ID, _USERNAME, _FLAGS, _TENANT, _SESSION_HASH, _GENERATION = "u", "n", "a", "t", "h", "g"
+_ACTIVE, _STAFF, _SUPERUSER = 1, 2, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,11 @@ class Principal:
     # The user's session generation when cached from Redis; None for a token's principal and
     # for one read from the database during an outage (then not checked).
     session_generation: str | None = None
+
+    def __post_init__(self) -> None:
+        # Only the kept part of a session hash, however it came (the database, either layout).
+        if len(self.session_hash) > SESSION_HASH_KEPT_CHARS:
+            object.__setattr__(self, "session_hash", session_hash_kept(self.session_hash))
 
     def as_user(self) -> Model:
         """An unsaved-looking User built from the cache: no query to construct or to use."""
@@ -166,7 +180,8 @@ class PrincipalSource:
         logout since the session was saved)."""
         if principal is None or self.user_id is None or self.token is not None:
             return principal
-        matches = (constant_time_compare(self.session_hash or "", principal.session_hash)
+        matches = (constant_time_compare(session_hash_kept(self.session_hash or ""),
+                                         principal.session_hash)
                    and same_session_generation(self.session_generation, principal))
         return principal if matches else None
 
@@ -341,7 +356,7 @@ def _store_if_unchanged(key: str, principal: Principal, seen: object,
     with redis_errors():
         stored, generation = script("fill_principal", get_redis())(
             keys=[key] if generation_key is None else [key, generation_key],
-            args=[json.dumps(asdict(principal)), principal_ttl_seconds(),
+            args=[encode_principal(principal), principal_ttl_seconds(),
                   seen_kind, seen_value, new_generation(), session_generation_ttl_seconds()],
         )
     return bool(stored), generation.decode() if isinstance(generation, bytes) else generation
@@ -357,7 +372,9 @@ def principal_ttl_seconds() -> int:
 
 
 def new_generation() -> str:
-    return uuid.uuid4().hex
+    # 96 random bits: no session guesses another's, in 16 characters (stored twice a user:
+    # in the generation key and in the cached principal).
+    return secrets.token_urlsafe(12)
 
 
 def session_generation_ttl_seconds() -> int:
@@ -391,13 +408,38 @@ def _decode(raw: bytes) -> Principal | object:
     return parsed
 
 
+def session_hash_kept(session_hash: str) -> str:
+    """The part of a session auth hash a principal keeps and compares."""
+    return session_hash[:SESSION_HASH_KEPT_CHARS]
+
+
+def encode_principal(principal: Principal) -> str:
+    """What Redis holds for a principal: what a request needs (who, which flags, which
+    tenant, the session hash's kept part), in short fields; `lua/fill_principal.lua` adds
+    the user's session generation as `g`. About 90 bytes for a usual user."""
+    flags = ((_ACTIVE if principal.is_active else 0) | (_STAFF if principal.is_staff else 0)
+             | (_SUPERUSER if principal.is_superuser else 0))
+    doc: dict[str, Any] = {_USER_ID: principal.user_id, _USERNAME: principal.username,
+                           _FLAGS: flags, _TENANT: principal.tenant,
+                           _SESSION_HASH: principal.session_hash}
+    if principal.session_generation is not None:
+        doc[_GENERATION] = principal.session_generation
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_principal(raw: bytes) -> Principal | None:
+    """A cached principal (either layout); None for a revocation mark or garbage."""
+    found = _decode(raw)
+    return found if isinstance(found, Principal) else None
+
+
 def _parse(raw: bytes) -> Principal | object:
     try:
         doc = json.loads(raw)
         if isinstance(doc, dict) and set(doc) == {"revoked"}:
             return _REVOKED
-        principal = Principal(**doc)
-    except (ValueError, TypeError):
+        principal = _from_short_fields(doc) if _USER_ID in doc else Principal(**doc)
+    except (ValueError, TypeError, KeyError):
         return _GARBAGE
     well_formed = (
         type(principal.user_id) is int
@@ -410,6 +452,18 @@ def _parse(raw: bytes) -> Principal | object:
              or isinstance(principal.session_generation, str))
     )
     return principal if well_formed else _GARBAGE
+
+
+def _from_short_fields(doc: dict[str, Any]) -> Principal:
+    """A principal as `encode_principal` wrote it (the previous layout's full field names
+    are read by `Principal(**doc)`). Raises TypeError or KeyError for anything malformed."""
+    flags = doc[_FLAGS]
+    if type(flags) is not int:
+        raise TypeError("flags")
+    return Principal(user_id=doc[_USER_ID], username=doc[_USERNAME],
+                     is_active=bool(flags & _ACTIVE), is_staff=bool(flags & _STAFF),
+                     is_superuser=bool(flags & _SUPERUSER), tenant=doc[_TENANT],
+                     session_hash=doc[_SESSION_HASH], session_generation=doc.get(_GENERATION))
 
 
 def _load_token(token: str, address: str) -> Principal | None:

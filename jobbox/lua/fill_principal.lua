@@ -37,7 +37,7 @@ end
 local value = ARGV[1]
 if #KEYS > 1 then
   local doc = cjson.decode(value)
-  doc['session_generation'] = generation
+  doc['g'] = generation  -- jobbox.auth.principals' short field name
   value = cjson.encode(doc)
 end
 redis.call('DEL', KEYS[1])

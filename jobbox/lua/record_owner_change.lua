@@ -9,9 +9,10 @@
 -- take the member out, the job was deleted),
 -- ARGV[3] index TTL in seconds, ARGV[4] most entries an index keeps,
 -- ARGV[5] '1' to record an event, '0' for the index alone (a stale write),
--- ARGV[6] the history's length cap (exact), ARGV[7] the history's TTL in seconds,
+-- ARGV[6] the history's length cap (exact), ARGV[7] the history's TTL in seconds (also the
+-- oldest an entry may be),
 -- ARGV[8] the publish command (PUBLISH on a single Redis, SPUBLISH on a cluster),
--- ARGV[9..] the event's field/value pairs.
+-- ARGV[9..] the event's field/value pairs (jobbox.events.encode_event).
 -- Returns the new event's id, or '' when no event was recorded.
 -- The job box: a reference is added (or moved up) even when the snapshot write was stale,
 -- since the newer snapshot that beat it belongs in the box too; GT keeps the latest change's
@@ -35,8 +36,13 @@ end
 if redis.call('TYPE', KEYS[2]).ok ~= 'stream' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('DEL', KEYS[2])
 end
--- MAXLEN without '~': capped exactly, so a history's memory is bounded by the cap.
+-- MAXLEN without '~': capped exactly, so a history's memory is bounded by the cap. And by
+-- age: entries older than the history's TTL go too (nobody resumes from an id that old), so
+-- a person with steady events does not keep MAXLEN of them forever.
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[6]), '*', unpack(ARGV, 9))
+local now = redis.call('TIME')
+local oldest_ms = tonumber(now[1]) * 1000 - tonumber(ARGV[7]) * 1000
+redis.call('XTRIM', KEYS[2], 'MINID', oldest_ms)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
 redis.call(ARGV[8], KEYS[3], id)
 return id

@@ -7,14 +7,17 @@
 -- ARGV[3] the least milliseconds between two published progress events of this job,
 -- ARGV[4] the least milliseconds between two samples of the progress rate (the time left),
 -- ARGV[5] the weight of the newest sample in the smoothed rate (0 to 1),
--- ARGV[6..] field/value pairs (step index, total, name, percent, updated_at).
+-- ARGV[6..] field/value pairs (step index, total, name, percent, updated at in ms).
+-- The hash's field names are jobbox.model's PROGRESS_* (short: every running job repeats
+-- them); a hash of the previous layout (full-word names) is rewritten in the short ones.
 -- Returns {-1} when someone asked the job to stop (nothing recorded: the worker stops),
 -- {0} when the job's snapshot is terminal (a late report after completion changes
--- nothing), {1} when recorded and not due as an event, {1, snapshot, progress} when due (the
--- snapshot names the owner; progress as cjson encodes HGETALL). The overall percent never
--- goes backwards within one run; a re-queue clears the hash, so a new run starts from zero.
--- The time left (`eta_seconds`) is the remaining percent over the smoothed rate (an
--- exponential moving average of the rate between samples); unset until two samples differ.
+-- nothing), {1} when recorded and not due as an event, {1, snapshot} when due (the snapshot
+-- names the owner). The overall percent never goes backwards within one run; a re-queue
+-- clears the hash, so a new run starts from zero.
+-- The time left ('e', seconds) is the remaining percent over the smoothed rate ('r', an
+-- exponential moving average of the rate between samples taken at 'tm' ms with percent
+-- 'tp'); unset until two samples differ.
 if redis.call('EXISTS', KEYS[3]) == 1 then
   return {-1}
 end
@@ -33,38 +36,42 @@ if current then
   end
 end
 local percent = tonumber(ARGV[2])
-local stored = tonumber(redis.call('HGET', KEYS[2], 'percent'))
+local stored = tonumber(redis.call('HGET', KEYS[2], 'p') or redis.call('HGET', KEYS[2], 'percent'))
 if stored and stored > percent then
   percent = stored
 end
 local step = ''
 for i = 6, #ARGV - 1, 2 do
-  if ARGV[i] == 'step_index' then step = ARGV[i + 1] end
+  if ARGV[i] == 'si' then step = ARGV[i + 1] end
 end
-local previous_step = redis.call('HGET', KEYS[2], 'published_step') or ''
-local published_ms = tonumber(redis.call('HGET', KEYS[2], 'published_ms')) or 0
+local previous_step = redis.call('HGET', KEYS[2], 'ps') or redis.call('HGET', KEYS[2], 'published_step') or ''
+local published_ms = tonumber(redis.call('HGET', KEYS[2], 'pm')
+  or redis.call('HGET', KEYS[2], 'published_ms')) or 0
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('HSET', KEYS[2], 'percent', percent, unpack(ARGV, 6))
-local sample_ms = tonumber(redis.call('HGET', KEYS[2], 'sample_ms'))
-local sample_percent = tonumber(redis.call('HGET', KEYS[2], 'sample_percent'))
+-- The previous layout's names go: one set of fields per hash, the smaller one.
+redis.call('HDEL', KEYS[2], 'percent', 'step_index', 'step_total', 'step_name', 'step_percent',
+  'updated_at', 'published_ms', 'published_step', 'sample_ms', 'sample_percent', 'rate',
+  'eta_seconds')
+redis.call('HSET', KEYS[2], 'p', percent, unpack(ARGV, 6))
+local sample_ms = tonumber(redis.call('HGET', KEYS[2], 'tm'))
+local sample_percent = tonumber(redis.call('HGET', KEYS[2], 'tp'))
 if not sample_ms then
-  redis.call('HSET', KEYS[2], 'sample_ms', now_ms, 'sample_percent', percent)
+  redis.call('HSET', KEYS[2], 'tm', now_ms, 'tp', percent)
 elseif now_ms > sample_ms and now_ms - sample_ms >= tonumber(ARGV[4]) then
   local rate = (percent - sample_percent) * 1000 / (now_ms - sample_ms)
-  local smoothed = tonumber(redis.call('HGET', KEYS[2], 'rate'))
+  local smoothed = tonumber(redis.call('HGET', KEYS[2], 'r'))
   if smoothed then
     local weight = tonumber(ARGV[5])
     rate = weight * rate + (1 - weight) * smoothed
   end
-  redis.call('HSET', KEYS[2], 'sample_ms', now_ms, 'sample_percent', percent,
-             'rate', tostring(rate))
+  redis.call('HSET', KEYS[2], 'tm', now_ms, 'tp', percent, 'r', tostring(rate))
   if percent >= 100 then
-    redis.call('HSET', KEYS[2], 'eta_seconds', 0)
+    redis.call('HSET', KEYS[2], 'e', 0)
   elseif rate > 0 then
-    redis.call('HSET', KEYS[2], 'eta_seconds', math.ceil((100 - percent) / rate))
+    redis.call('HSET', KEYS[2], 'e', math.ceil((100 - percent) / rate))
   else
-    redis.call('HDEL', KEYS[2], 'eta_seconds')
+    redis.call('HDEL', KEYS[2], 'e')
   end
 end
 redis.call('EXPIRE', KEYS[2], ttl)
@@ -78,5 +85,5 @@ end
 if step == previous_step and now_ms - published_ms < tonumber(ARGV[3]) then
   return {1}
 end
-redis.call('HSET', KEYS[2], 'published_ms', now_ms, 'published_step', step)
-return {1, current, cjson.encode(redis.call('HGETALL', KEYS[2]))}
+redis.call('HSET', KEYS[2], 'pm', now_ms, 'ps', step)
+return {1, current}

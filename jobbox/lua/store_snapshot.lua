@@ -5,8 +5,9 @@
 -- ARGV[1] the snapshot's row version, ARGV[2] the snapshot JSON, ARGV[3] TTL in seconds,
 -- ARGV[4] "clear" to drop the progress hash (a job back in the queue), "keep" otherwise,
 -- ARGV[5] the snapshot format: a stored value of another format counts as garbage.
--- Returns {1, progress} when stored, {0, progress} when the stored snapshot is as new or
--- newer; progress is the progress hash as cjson encodes HGETALL (for the event); {-1, ''}
+-- Returns {1, changed} when stored, {0, ''} when the stored snapshot is as new or newer;
+-- changed names the snapshot fields that differ from the replaced snapshot's,
+-- comma-separated ('*' when there was none: every field is new), for the event; {-1, ''}
 -- when the job was deleted: nothing is stored (a fill that read the row before the delete).
 if redis.call('EXISTS', KEYS[3]) == 1 then
   return {-1, ''}
@@ -15,23 +16,38 @@ local version = tonumber(ARGV[1])
 -- A value of another Redis type at our key is garbage too: remove it rather than fail on it.
 if redis.call('TYPE', KEYS[1]).ok ~= 'string' then redis.call('DEL', KEYS[1]) end
 if redis.call('TYPE', KEYS[2]).ok ~= 'hash' then redis.call('DEL', KEYS[2]) end
-local stored = 1
+local previous = nil
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, doc = pcall(cjson.decode, current)
   -- Garbage (not JSON, not our shape) counts as older than anything: it is replaced.
-  if ok and type(doc) == 'table' and doc['f'] == tonumber(ARGV[5])
-      and tonumber(doc['version']) and tonumber(doc['version']) >= version then
-    stored = 0
+  if ok and type(doc) == 'table' and doc['f'] == tonumber(ARGV[5]) and tonumber(doc['version']) then
+    if tonumber(doc['version']) >= version then
+      return {0, ''}
+    end
+    if type(doc['fields']) == 'table' then previous = doc['fields'] end
   end
 end
-if stored == 1 then
-  local ttl = tonumber(ARGV[3])
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
-  if ARGV[4] == 'clear' then
-    redis.call('DEL', KEYS[2])
-  elseif redis.call('EXISTS', KEYS[2]) == 1 then
-    redis.call('EXPIRE', KEYS[2], ttl)
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
+if ARGV[4] == 'clear' then
+  redis.call('DEL', KEYS[2])
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+if not previous then
+  return {1, '*'}
+end
+-- A field counts as changed when its JSON differs (a nested value compared whole).
+local changed = {}
+local fields = cjson.decode(ARGV[2])['fields']
+for name, value in pairs(fields) do
+  if previous[name] == nil or cjson.encode(previous[name]) ~= cjson.encode(value) then
+    table.insert(changed, name)
   end
 end
-return {stored, cjson.encode(redis.call('HGETALL', KEYS[2]))}
+for name, _ in pairs(previous) do
+  if fields[name] == nil then table.insert(changed, name) end
+end
+table.sort(changed)
+return {1, table.concat(changed, ',')}

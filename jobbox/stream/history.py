@@ -7,6 +7,7 @@ from typing import Any
 from jobbox import keys, registry
 from jobbox.aio import async_client
 from jobbox.events import EventEntry, StreamEvent, parse_entry
+from jobbox.model import Progress
 from jobbox.stream.model import EventId, id_text, parse_event_id, text
 
 # History entries read per round trip when catching up one person's history.
@@ -60,29 +61,52 @@ async def replay_after(event_id: EventId, *, tenant: str,
     return await resolve_entries(entries, tenant=tenant, owner=owner), newest
 
 
-async def resolve_entries(entries: list[Any], *, tenant: str, owner: str) -> list[StreamEvent]:
-    """History entries as events of this person; entries whose snapshot was too large to
-    copy are completed from the jobs' keys (one pipeline)."""
-    parsed = [entry for entry_id, fields in entries
-              if (entry := parse_entry(entry_id, fields)) is not None
-              and entry.tenant == tenant and entry.owner == owner]
-    missing = [entry for entry in parsed if entry.needs_snapshot]
-    fetched: dict[int, bytes | None] = {}
-    if missing:
+async def resolve_entries(entries: list[Any], *, tenant: str,
+                          owner: str) -> list[StreamEvent]:
+    """History entries as events of this person. An entry names its job and version; the
+    job's snapshot and progress are read from its keys (one pipeline, once per job however
+    many of its entries the batch holds), and an entry whose job has moved past its version
+    is skipped: its newer event is later in the history. Entries of the previous format
+    carry their snapshot (and progress) unless it was too large to copy. A `deleted` entry
+    reads nothing: its job has no keys any more."""
+    parsed = _latest_of_each(
+        [entry for entry_id, fields in entries
+         if (entry := parse_entry(entry_id, fields, tenant=tenant, owner=owner)) is not None])
+    jobs = list(dict.fromkeys((entry.kind, entry.job_id) for entry in parsed
+                              if entry.needs_snapshot))
+    states: dict[tuple[str, str], tuple[bytes | None, Progress | None]] = {}
+    if jobs:
         pipe = async_client().pipeline(transaction=False)
-        for entry in missing:
-            pipe.get(keys.status_key(registry.get(entry.kind).status_namespace, entry.job_id))
-        for entry, raw in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
-            fetched[id(entry)] = raw if isinstance(raw, bytes) else None
+        for kind, job_id in jobs:
+            job = registry.get(kind)
+            pipe.get(keys.status_key(job.status_namespace, job_id))
+            pipe.hgetall(keys.progress_key(job.progress_namespace, job_id))
+        replies = await pipe.execute(raise_on_error=False)
+        for at, found in enumerate(jobs):
+            raw, progress = replies[2 * at], replies[2 * at + 1]
+            states[found] = (raw if isinstance(raw, bytes) else None,
+                             Progress.from_hash(progress) if isinstance(progress, dict) else None)
     events: list[StreamEvent] = []
     for entry in parsed:
-        event = _resolve(entry, fetched.get(id(entry)))
+        event = _resolve(entry, states.get((entry.kind, entry.job_id)))
         if event is not None:
             events.append(event)
     return events
 
 
-def _resolve(entry: EventEntry, fetched: bytes | None) -> StreamEvent | None:
-    if entry.needs_snapshot and fetched is None:
+def _latest_of_each(parsed: list[EventEntry]) -> list[EventEntry]:
+    """Of entries naming the same job, version and event, the last: they would all show the
+    same state (read when delivered), so the earlier ones would only repeat it."""
+    last = {(entry.kind, entry.job_id, entry.version, entry.event_type): at
+            for at, entry in enumerate(parsed) if entry.version is not None}
+    return [entry for at, entry in enumerate(parsed) if entry.version is None
+            or last[(entry.kind, entry.job_id, entry.version, entry.event_type)] == at]
+
+
+def _resolve(entry: EventEntry,
+             state: tuple[bytes | None, Progress | None] | None) -> StreamEvent | None:
+    if not entry.needs_snapshot:
+        return entry.resolve()
+    if state is None or state[0] is None:
         return None  # the job's snapshot expired meanwhile: nothing to show
-    return entry.resolve(fetched)
+    return entry.resolve(*state)

@@ -12,7 +12,6 @@ which a 2,000-command pipeline held for tens of ms.
 
 import asyncio
 import gc
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 from jobbox import conf, keys
 from jobbox.aio import in_sync_thread
+from jobbox.auth.principals import Principal, decode_principal
 from jobbox.client import RedisUnavailable, async_redis_errors, get_redis, is_cluster
 from jobbox.stream.model import REVOKED, Subscription
 from jobbox.stream.notifier import NotifierLost
@@ -192,7 +192,6 @@ def _expected(subscriptions: set[Subscription]) -> dict[str, Any]:
 def _unchanged(raw: Any, expected: dict[str, Any]) -> bool:
     if not isinstance(raw, bytes):
         return False
-    try:
-        return json.loads(raw) == expected
-    except ValueError:
-        return False
+    # Compared as principals, not as JSON: the cache's short fields decode to the same one.
+    principal = decode_principal(raw)
+    return principal is not None and principal == Principal(**expected)

@@ -4,7 +4,6 @@ runs the real video pipeline: upload, transcode to HLS, READY. A transcode longe
 visibility timeout is not run twice, and a worker killed mid-transcode leaves a video that
 still ends READY exactly once."""
 
-import json
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from django.conf import settings as django_settings
 from academy import queue, sqs
 from academy.videos.models import Video
 from jobbox import conf, keys
+from jobbox.model import PROGRESS_STEP_INDEX
 from process_tools import free_port, wait_until
 from tests import workers
 from tests.media import make_clip
@@ -157,9 +157,8 @@ def ready_events(member, video_id: int) -> int:
         keys.owner_events_key(str(member.tenant.pk), str(member.user.pk)))
     count = 0
     for _, fields in history:
-        snapshot = fields.get(b"s")
-        if fields.get(b"i") == str(video_id).encode() and snapshot:
-            count += json.loads(snapshot)["status"] == "READY"
+        if fields.get(b"i") == str(video_id).encode() and fields.get(b"e") == b"changed":
+            count += fields.get(b"st") == b"READY"
     return count
 
 
@@ -198,8 +197,9 @@ def test_a_worker_killed_mid_transcode_on_sqs_leaves_a_video_ready_exactly_once(
     try:
         video_id = upload(alice, clip)
         progress_key = keys.progress_key("job:video", str(video_id))
-        assert wait_until(lambda: int(outside_redis().hget(progress_key, "step_index") or 0) >= 2,
-                          timeout_seconds=JOB_TIMEOUT_SECONDS), "the first worker never transcoded"
+        assert wait_until(
+            lambda: int(outside_redis().hget(progress_key, PROGRESS_STEP_INDEX) or 0) >= 2,
+            timeout_seconds=JOB_TIMEOUT_SECONDS), "the first worker never transcoded"
         os.killpg(first.pid, signal.SIGKILL)  # the worker and its ffmpeg, mid-transcode
         first.wait(timeout=10)
         # A new worker with the periodic scheduler, as `make run` starts it: SQS redelivers

@@ -23,6 +23,7 @@ from academy.videos import processing, reaper, services, storage, transcoding
 from academy.videos.models import Video
 from academy.videos.tasks import reap_expired_video_leases, transcode_video
 from jobbox import keys
+from jobbox.model import PROGRESS_STEP_INDEX
 from process_tools import wait_until
 from tests.media import make_clip
 from tests.redis_peek import outside_redis
@@ -250,7 +251,7 @@ def test_worker_killed_mid_job_is_requeued_by_the_reaper_and_ends_ready_once(
     try:
         video_id = upload(alice, clip).json()["id"]
         progress_key = keys.progress_key("job:video", str(video_id))
-        wait_for(lambda: int(outside_redis().hget(progress_key, "step_index") or 0) >= 2,
+        wait_for(lambda: int(outside_redis().hget(progress_key, PROGRESS_STEP_INDEX) or 0) >= 2,
                  "the first worker to be transcoding")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)

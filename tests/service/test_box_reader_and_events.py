@@ -7,13 +7,15 @@ from academy.videos import services
 from jobbox import box as boxes
 from jobbox import registry
 from jobbox.events import JobChanged, ProgressReported, encode_event, parse_entry
+from jobbox.model import Progress
 from tests.video_helpers import new_video
 
 
-def as_history_entry(fields: list[str]) -> dict[bytes, bytes]:
+def as_history_entry(fields: list[str | int]) -> dict[bytes, bytes]:
     """Field/value pairs as Redis hands a stream entry back: a dict of bytes."""
     pairs = iter(fields)
-    return {name.encode(): value.encode() for name, value in zip(pairs, pairs, strict=True)}
+    return {str(name).encode(): str(value).encode()
+            for name, value in zip(pairs, pairs, strict=True)}
 
 
 def test_the_async_box_reader_reads_the_box_the_sync_reader_reads(alice):
@@ -30,24 +32,26 @@ def test_the_async_box_reader_reads_the_box_the_sync_reader_reads(alice):
 def test_an_encoded_event_decodes_to_the_job_it_was_written_for(alice):
     video = new_video(alice)
     snapshot = registry.get("video").snapshot_of(video)
-    entry = parse_entry("5-0", as_history_entry(encode_event("changed", snapshot, "[]")))
-    assert entry is not None and not entry.needs_snapshot
-    event = entry.resolve()
+    entry = parse_entry("5-0", as_history_entry(encode_event("changed", snapshot, ["status"])),
+                        tenant=snapshot.tenant, owner=snapshot.owner)
+    assert entry is not None and entry.needs_snapshot
+    assert (entry.version, entry.status, entry.changed) == (snapshot.version, snapshot.status,
+                                                            ("status",))
+    event = entry.resolve(snapshot.encode().encode())  # as read from the job's key
     assert isinstance(event, JobChanged)
     assert (event.event_id, event.tenant, event.owner) == ("5-0", snapshot.tenant,
                                                            snapshot.owner)
     assert event.snapshot == snapshot
 
 
-def test_an_event_over_the_snapshot_budget_is_written_without_it_and_completed_on_reading(
-        alice, settings):
+def test_a_progress_event_resolves_with_the_progress_read_from_the_job(alice):
     video = new_video(alice)
     snapshot = registry.get("video").snapshot_of(video)
-    settings.JOBBOX = {**settings.JOBBOX, "EVENT_SNAPSHOT_MAX_BYTES": 1}
-    fields = encode_event("progressed", snapshot, '["percent","40"]')
-    entry = parse_entry("6-0", as_history_entry(fields))
-    assert entry is not None and entry.needs_snapshot
-    event = entry.resolve(snapshot.encode().encode())  # as read from the job's key
+    fields = encode_event("progressed", snapshot, ["progress"])
+    entry = parse_entry("6-0", as_history_entry(fields), tenant=snapshot.tenant,
+                        owner=snapshot.owner)
+    assert entry is not None
+    event = entry.resolve(snapshot.encode().encode(), Progress(percent=40))
     assert isinstance(event, ProgressReported)
     assert event.snapshot == snapshot
-    assert event.progress is not None
+    assert event.progress == Progress(percent=40)

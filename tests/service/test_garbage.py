@@ -8,6 +8,7 @@ import pytest
 from academy.videos import services
 from academy.videos.redis_status_cache import get_video_status_from_redis
 from jobbox import keys, model
+from jobbox.auth.principals import decode_principal
 from tests.redis_peek import outside_redis
 from tests.video_helpers import new_video, poll, stored_snapshot
 
@@ -111,4 +112,4 @@ def test_a_garbage_cached_principal_is_replaced_not_read_as_an_unknown_token(ali
     else:
         r.set(key, garbage)
     assert poll(alice, video.pk).status_code == 200
-    assert json.loads(r.get(key))["user_id"] == alice.user.pk
+    assert decode_principal(r.get(key)).user_id == alice.user.pk

@@ -1,6 +1,7 @@
 """Cancel, retry, the job's log and its time left, through the API, on real Redis and the real
 database; the workers are driven in-process here (tests/e2e has the real transcode)."""
 
+import asyncio
 import threading
 
 import pytest
@@ -24,7 +25,7 @@ from jobbox import (
     request_cancel,
     write,
 )
-from jobbox import events as events_module
+from jobbox.stream.history import resolve_entries
 from tests.ai_helpers import new_job, processing_job, row, sheet_bytes, submit
 from tests.ai_helpers import poll as poll_job
 from tests.redis_peek import outside_redis
@@ -311,9 +312,10 @@ def test_eta_is_null_until_a_rate_is_known_then_a_number_while_running(
     # The stream's events carry it too: the owner's history holds the progress events.
     history = outside_redis().xrange(
         keys.owner_events_key(str(alice.tenant.pk), str(alice.user.pk)))
-    events = [events_module.from_entry(event_id, fields) for event_id, fields in history]
+    events = asyncio.run(resolve_entries(history, tenant=str(alice.tenant.pk),
+                                         owner=str(alice.user.pk)))
     progressed = [event.as_json()["job"] for event in events
-                  if event is not None and event.as_json()["job"]["status"] == "PROCESSING"]
+                  if event.as_json()["job"]["status"] == "PROCESSING"]
     assert any(job["eta_seconds"] is not None for job in progressed)
     videos.complete_video(video.pk, f"hls/{video.pk}/1/master.m3u8", 2, worker_id="w1")
     assert poll(alice, video.pk).json()["eta_seconds"] is None

@@ -71,7 +71,7 @@ def test_an_owner_update_lost_between_the_two_slots_is_recorded_by_the_reconcile
     assert report.repaired["video"] == 1
     index_after, events_after = box_entries_and_events(alice)
     assert len(events_after) == len(events_before) + 1
-    assert b'"status":"PROCESSING"' in events_after[-1][1][b"s"]
+    assert (events_after[-1][1][b"st"], events_after[-1][1][b"v"]) == (b"PROCESSING", b"2")
     score = dict(index_after)
     assert max(score.values()) >= max(dict(index_before).values())
     assert reconcile_recent().repaired["video"] == 0  # nothing left to repair

@@ -1,0 +1,160 @@
+"""Redis holds each thing once and small: an event names its job instead of copying it, the
+progress hash and the principal use short fields, a history is bounded by age too. Values
+of the previous layout, still in Redis during a rolling deploy, read as they did."""
+
+import asyncio
+import json
+
+import pytest
+
+from academy.videos import services
+from jobbox import keys, registry
+from jobbox.auth.principals import (
+    Principal,
+    PrincipalSource,
+    _Named,
+    decode_principal,
+    encode_principal,
+)
+from jobbox.client import get_redis
+from jobbox.model import Progress
+from jobbox.stream.history import resolve_entries
+from jobbox.write import report_progress
+from tests.video_helpers import new_video
+
+# The previous layout's progress hash, as a worker wrote it before the upgrade.
+PREVIOUS_PROGRESS = {"percent": "40", "step_index": "2", "step_total": "4",
+                     "step_name": "transcode 360p", "step_percent": "60",
+                     "updated_at": "1796644800.5", "published_ms": "1796644800500",
+                     "published_step": "2"}
+
+# Transitions reach Redis after commit: the tests commit.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def history_of(alice) -> str:
+    return keys.owner_events_key(str(alice.tenant.pk), str(alice.user.pk))
+
+
+def replay(alice, entries) -> list:
+    return asyncio.run(resolve_entries(entries, tenant=str(alice.tenant.pk),
+                                       owner=str(alice.user.pk)))
+
+
+def test_a_transitions_event_names_the_job_its_state_and_what_changed_without_a_snapshot(alice):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    (_, fields), = get_redis().xrevrange(history_of(alice), count=1)
+    assert fields == {b"e": b"changed", b"t": str(alice.tenant.pk).encode(),
+                      b"o": str(alice.user.pk).encode(), b"k": b"video",
+                      b"i": str(video.pk).encode(),
+                      b"v": b"2", b"st": b"PROCESSING", b"ch": b"status,updated_at"}
+
+
+def test_an_event_of_a_job_that_moved_on_is_skipped_and_its_newest_carries_the_state(alice):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    services.report_video_progress(video.pk, percent=40, step_index=2, step_total=4)
+    entries = get_redis().xrange(history_of(alice))
+    events = replay(alice, entries)
+    # created (v1) is behind the stored v2: skipped; v2's change and progress are current.
+    assert [(event.name, event.snapshot.version) for event in events] == [
+        ("changed", 2), ("progressed", 2)]
+    assert events[-1].representation()["encoding_progress"] == 40
+
+
+def test_event_entries_of_the_previous_layout_replay_with_the_snapshot_they_carry(alice):
+    video = new_video(alice)
+    snapshot = registry.get("video").snapshot_of(video)
+    tenant, owner = str(alice.tenant.pk), str(alice.user.pk)
+    history = history_of(alice)
+    redis = get_redis()
+    carried = redis.xadd(history, {"e": "progressed", "t": tenant, "o": owner, "k": "video",
+                                   "i": snapshot.job_id, "s": snapshot.encode(),
+                                   "p": json.dumps(["percent", "30"])})
+    too_large = redis.xadd(history, {"e": "changed", "t": tenant, "o": owner, "k": "video",
+                                     "i": snapshot.job_id, "s": "", "p": "[]"})
+    redis.xadd(history, {"e": "changed", "t": tenant, "o": "someone-else", "k": "video",
+                         "i": snapshot.job_id, "s": snapshot.encode(), "p": "[]"})
+    events = replay(alice, redis.xrange(history, min=carried))
+    assert [(event.event_id, event.name) for event in events] == [
+        (carried.decode(), "progressed"), (too_large.decode(), "changed")]
+    assert events[0].progress == Progress(percent=30)
+    assert all(event.snapshot == snapshot for event in events)
+
+
+def test_a_progress_hash_of_the_previous_layout_reads_and_is_rewritten_in_short_fields(alice):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    progress_key = keys.progress_key("job:video", str(video.pk))
+    redis = get_redis()
+    redis.delete(progress_key)
+    redis.hset(progress_key, mapping=PREVIOUS_PROGRESS)
+    assert Progress.from_hash(redis.hgetall(progress_key)) == Progress(
+        percent=40, step_index=2, step_total=4, step_name="transcode 360p", step_percent=60,
+        updated_at=1796644800.5)
+    report_progress("video", str(video.pk), percent=10, step_index=2)  # never backwards
+    rewritten = redis.hgetall(progress_key)
+    assert not set(PREVIOUS_PROGRESS) & {name.decode() for name in rewritten}
+    assert Progress.from_hash(rewritten).percent == 40
+
+
+def test_a_principal_of_the_previous_layout_reads_and_still_matches_its_session(alice):
+    full_hash = "ab" * 32
+    previous = json.dumps({"user_id": 7, "username": "ann", "is_active": True,
+                           "is_staff": False, "is_superuser": False, "tenant": "3",
+                           "session_hash": full_hash, "session_generation": "g1"}).encode()
+    principal = decode_principal(previous)
+    assert principal is not None
+    assert (principal.user_id, principal.tenant, principal.session_generation) == (7, "3", "g1")
+    session = PrincipalSource(_Named(keys.user_principal_key(7), 7), user_id=7,
+                              session_hash=full_hash, session_generation="g1")
+    assert session.accept(principal) == principal
+    other_password = PrincipalSource(_Named(keys.user_principal_key(7), 7), user_id=7,
+                                     session_hash="cd" * 32, session_generation="g1")
+    assert other_password.accept(principal) is None
+
+
+def test_a_principal_is_stored_in_short_fields_and_reads_back_the_same():
+    principal = Principal(user_id=7, username="ann", is_active=True, is_staff=True,
+                          is_superuser=False, tenant=None, session_hash="ab" * 32,
+                          session_generation="g1")
+    encoded = encode_principal(principal)
+    assert len(encoded) < 100
+    assert decode_principal(encoded.encode()) == principal
+
+
+def test_a_history_drops_entries_older_than_its_ttl_on_the_next_event(alice):
+    video = new_video(alice)
+    history = history_of(alice)
+    get_redis().delete(history)
+    get_redis().xadd(history, {"e": "changed", "t": str(alice.tenant.pk),
+                               "o": str(alice.user.pk), "k": "video", "i": str(video.pk),
+                               "v": "1",
+                               "st": "UPLOADED", "ch": "*"}, id="1-0")  # from 1970
+    services.mark_processing(video.pk, worker_id="w1")
+    ids = [entry_id for entry_id, _ in get_redis().xrange(history)]
+    assert b"1-0" not in ids and ids
+
+
+def test_events_of_one_job_and_version_read_together_are_delivered_once(alice):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    for step in (1, 2):  # a new step is always published
+        services.report_video_progress(video.pk, percent=20 * step, step_index=step,
+                                       step_total=2)
+    entries = get_redis().xrange(history_of(alice))
+    assert [fields[b"e"] for _, fields in entries].count(b"progressed") == 2
+    progressed = [event for event in replay(alice, entries) if event.name == "progressed"]
+    assert [event.event_id for event in progressed] == [entries[-1][0].decode()]
+    assert progressed[0].progress.step_index == 2
+
+
+def test_an_entry_naming_another_person_is_not_delivered_from_this_history(alice):
+    video = new_video(alice)
+    history = history_of(alice)
+    stray = get_redis().xadd(history, {"e": "changed", "t": str(alice.tenant.pk),
+                                       "o": "someone-else", "k": "video",
+                                       "i": str(video.pk), "v": "1", "st": "UPLOADED",
+                                       "ch": "*"})
+    assert replay(alice, get_redis().xrange(history, min=stray)) == []
