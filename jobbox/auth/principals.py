@@ -47,6 +47,13 @@ from django.utils.module_loading import import_string
 
 from jobbox import caches, conf, keys
 from jobbox.auth import token_misses
+from jobbox.auth.principal import (
+    Principal,
+    encode_principal,
+    from_short_fields,
+    is_short_layout,
+    session_hash_kept,
+)
 from jobbox.caches import Flights
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import PRINCIPAL_READS
@@ -70,47 +77,6 @@ SESSION_GENERATION_KEY = "_jobbox_session_generation"
 PRINCIPAL_TTL_JITTER_FRACTION = 0.1
 _GARBAGE = object()
 _REVOKED = object()
-# A principal keeps this much of Django's session auth hash (64 hex characters of an
-# HMAC-SHA256): 128 bits tell a session saved before a password change from one after as
-# surely as the whole, in half the bytes of every cached principal.
-SESSION_HASH_KEPT_CHARS = 32
-# The cached principal's fields (`encode_principal`): one letter each, since every person's
-# principal repeats them; the three flags as one integer's bits.
-_USER_ID, _USERNAME, _FLAGS, _TENANT, _SESSION_HASH, _GENERATION = "u", "n", "a", "t", "h", "g"
-_ACTIVE, _STAFF, _SUPERUSER = 1, 2, 4
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    user_id: int
-    username: str
-    is_active: bool
-    is_staff: bool
-    is_superuser: bool
-    tenant: str | None
-    session_hash: str
-    # The user's session generation when cached from Redis; None for a token's principal and
-    # for one read from the database during an outage (then not checked).
-    session_generation: str | None = None
-
-    def __post_init__(self) -> None:
-        # Only the kept part of a session hash, however it came (the database, either layout).
-        if len(self.session_hash) > SESSION_HASH_KEPT_CHARS:
-            object.__setattr__(self, "session_hash", session_hash_kept(self.session_hash))
-
-    def as_user(self) -> Model:
-        """An unsaved-looking User built from the cache: no query to construct or to use."""
-        user = get_user_model()(
-            pk=self.user_id,
-            username=self.username,
-            is_active=self.is_active,
-            is_staff=self.is_staff,
-            is_superuser=self.is_superuser,
-        )
-        user._state.adding = False
-        return user
-
-
 _principal_fills: "Flights[Principal | None]" = Flights()
 
 
@@ -408,25 +374,6 @@ def _decode(raw: bytes) -> Principal | object:
     return parsed
 
 
-def session_hash_kept(session_hash: str) -> str:
-    """The part of a session auth hash a principal keeps and compares."""
-    return session_hash[:SESSION_HASH_KEPT_CHARS]
-
-
-def encode_principal(principal: Principal) -> str:
-    """What Redis holds for a principal: what a request needs (who, which flags, which
-    tenant, the session hash's kept part), in short fields; `lua/fill_principal.lua` adds
-    the user's session generation as `g`. About 90 bytes for a usual user."""
-    flags = ((_ACTIVE if principal.is_active else 0) | (_STAFF if principal.is_staff else 0)
-             | (_SUPERUSER if principal.is_superuser else 0))
-    doc: dict[str, Any] = {_USER_ID: principal.user_id, _USERNAME: principal.username,
-                           _FLAGS: flags, _TENANT: principal.tenant,
-                           _SESSION_HASH: principal.session_hash}
-    if principal.session_generation is not None:
-        doc[_GENERATION] = principal.session_generation
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-
-
 def decode_principal(raw: bytes) -> Principal | None:
     """A cached principal (either layout); None for a revocation mark or garbage."""
     found = _decode(raw)
@@ -438,7 +385,7 @@ def _parse(raw: bytes) -> Principal | object:
         doc = json.loads(raw)
         if isinstance(doc, dict) and set(doc) == {"revoked"}:
             return _REVOKED
-        principal = _from_short_fields(doc) if _USER_ID in doc else Principal(**doc)
+        principal = from_short_fields(doc) if is_short_layout(doc) else Principal(**doc)
     except (ValueError, TypeError, KeyError):
         return _GARBAGE
     well_formed = (
@@ -452,18 +399,6 @@ def _parse(raw: bytes) -> Principal | object:
              or isinstance(principal.session_generation, str))
     )
     return principal if well_formed else _GARBAGE
-
-
-def _from_short_fields(doc: dict[str, Any]) -> Principal:
-    """A principal as `encode_principal` wrote it (the previous layout's full field names
-    are read by `Principal(**doc)`). Raises TypeError or KeyError for anything malformed."""
-    flags = doc[_FLAGS]
-    if type(flags) is not int:
-        raise TypeError("flags")
-    return Principal(user_id=doc[_USER_ID], username=doc[_USERNAME],
-                     is_active=bool(flags & _ACTIVE), is_staff=bool(flags & _STAFF),
-                     is_superuser=bool(flags & _SUPERUSER), tenant=doc[_TENANT],
-                     session_hash=doc[_SESSION_HASH], session_generation=doc.get(_GENERATION))
 
 
 def _load_token(token: str, address: str) -> Principal | None:
