@@ -89,7 +89,8 @@ def sqs_env(sqs_endpoint, tmp_path, settings, monkeypatch) -> dict[str, str]:
 
 
 def sqs_app(env: dict[str, str]) -> Celery:
-    app = Celery("academy-sqs-sender")
+    # Not the current app: the service's own app stays current for every later test.
+    app = Celery("academy-sqs-sender", set_as_current=False)
     endpoint_broker = sqs.broker_url("sqs://", env["SQS_ENDPOINT_URL"])
     app.conf.update(
         broker_url=endpoint_broker, broker_read_url=endpoint_broker,
