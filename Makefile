@@ -68,7 +68,8 @@ bench: $(VENV)/.installed
 MINUTES ?= 10
 soak: $(VENV)/.installed
 	$(PY) -m bench.soak.run --minutes $(MINUTES) $(if $(CLUSTER),--cluster) \
-		$(if $(SOAK_PROFILE),--profile $(SOAK_PROFILE))
+		$(if $(SOAK_PROFILE),--profile $(SOAK_PROFILE)) \
+		$(foreach property,$(SOAK_TOLERATE),--tolerate $(property))
 
 # The library alone (docs/tutorial.md): a wheel and an sdist of jobbox/ into dist/,
 # built from a staged copy with packaging/jobbox/pyproject.toml; nothing of the service.

@@ -59,10 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--profile", choices=("full", "short"), default="full")
     parser.add_argument("--cluster", action="store_true")
+    # A property whose violations are a known, open defect (docs/how-to/soak.md, "What the
+    # runs found"): still counted and reported, but not the run's failure. Every other
+    # property's violation fails the run.
+    parser.add_argument("--tolerate", action="append", default=[], metavar="PROPERTY")
     args = parser.parse_args(argv)
     minutes = 1.5 if args.profile == "short" else args.minutes
     report = soak(minutes=minutes, cluster=args.cluster)
-    return 0 if sum(report["violations"].values()) == 0 else 1
+    return 0 if failing_violations(report["violations"], set(args.tolerate)) == 0 else 1
+
+
+def failing_violations(violations: dict[str, int], tolerated: set[str]) -> int:
+    """The violations that fail a run: every property's but the tolerated ones'."""
+    unknown = tolerated - set(violations)
+    if unknown:
+        raise SystemExit(f"soak: --tolerate names no property: {sorted(unknown)}")
+    return sum(count for prop, count in violations.items() if prop not in tolerated)
 
 
 def soak(*, minutes: float, cluster: bool) -> dict[str, Any]:

@@ -141,3 +141,15 @@ def test_a_resumed_stream_replaying_older_events_is_not_stale_if_its_view_ends_r
     cut_short = replayed[:1]
     assert check(cut_short, TRUTH, [], converge_from=CONVERGE_FROM).counts[
         "stream_view_wrong"] == 1
+
+
+def test_a_tolerated_property_is_reported_but_fails_no_run_and_others_still_do():
+    from bench.soak.run import failing_violations
+
+    assert failing_violations({"version_backwards": 2, "foreign_job": 0},
+                              {"version_backwards"}) == 0
+    assert failing_violations({"version_backwards": 2, "foreign_job": 0}, set()) == 2
+    assert failing_violations({"version_backwards": 0, "foreign_job": 1},
+                              {"version_backwards"}) == 1
+    with pytest.raises(SystemExit):
+        failing_violations({"version_backwards": 0}, {"versoin_backwards"})
