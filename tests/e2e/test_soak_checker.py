@@ -2,6 +2,8 @@
 on purpose are reported, with the answers that show it; the same history with that check
 switched off is not."""
 
+import pytest
+
 from bench.soak.checker import CONVERGE_SECONDS, check, outage_read_budget
 
 T0 = 1_000_000.0
