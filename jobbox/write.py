@@ -188,7 +188,7 @@ def record_owner_change_of(tenant: str, owner: str, *, member: str, score: int |
     with redis_errors():
         event_id = script("record_owner_change", get_redis())(
             keys=[keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner),
-                  keys.owner_channel(tenant, owner)],
+                  keys.owner_channel(tenant, owner), keys.owner_streams_key(tenant, owner)],
             args=[member, score, box_index_ttl_seconds(), conf.settings().BOX_MAX_JOBS,
                   "1" if event else "0", conf.settings().EVENT_HISTORY_MAXLEN,
                   conf.settings().EVENT_HISTORY_TTL_SECONDS, publish_command(), *(event or [])],

@@ -13,3 +13,17 @@ def outside_redis() -> redis.Redis | redis.cluster.RedisCluster:
     if conf.settings().REDIS_CLUSTER:
         return redis.cluster.RedisCluster.from_url(url)
     return redis.Redis.from_url(url)
+
+
+def streaming(tenant: object, owner: object) -> None:
+    """The person has an event stream open (a lease among their open streams, as opening one
+    records it), so their events are kept in a history (`lua/record_owner_change.lua`)."""
+    import time
+
+    from jobbox import keys
+
+    key = keys.owner_streams_key(str(tenant), str(owner))
+    hour_ms = 60 * 60 * 1000
+    client = outside_redis()
+    client.zadd(key, {"a-test-stream": int(time.time() * 1000) + hour_ms})
+    client.pexpire(key, hour_ms)

@@ -3,7 +3,8 @@
 -- owner's keys only (hash tag {tenant:owner}, one cluster slot).
 -- KEYS[1] the owner's job-box index, KEYS[2] the owner's event history (a stream),
 -- KEYS[3] the owner's notification channel (declared so a cluster client routes this call
--- to the node that owns the slot; it is published to, never read as a key)
+-- to the node that owns the slot; it is published to, never read as a key),
+-- KEYS[4] the owner's open streams (jobbox.stream: a sorted set of leases)
 -- ARGV[1] the index member ('' to leave the index alone: a progress event),
 -- ARGV[2] its score (ms of the last change; negative: too old to belong in a box; 'remove':
 -- take the member out, the job was deleted),
@@ -14,6 +15,11 @@
 -- ARGV[8] the publish command (PUBLISH on a single Redis, SPUBLISH on a cluster),
 -- ARGV[9..] the event's field/value pairs (jobbox.events.encode_event).
 -- Returns the new event's id, or '' when no event was recorded.
+-- A history is kept only for a person who may resume from it: one with a stream open, or
+-- whose history still stands (it is then kept whole until it expires). Anyone else holds no
+-- event id to resume from but "0-0" or an expired history's, which a resume answers with a
+-- resync either way; and a history costs a stream node Redis preallocates (4 KB) however few
+-- its entries.
 -- The job box: a reference is added (or moved up) even when the snapshot write was stale,
 -- since the newer snapshot that beat it belongs in the box too; GT keeps the latest change's
 -- score. An index without the rebuild marker is read as a miss and completed from the
@@ -33,7 +39,11 @@ end
 if ARGV[5] ~= '1' then
   return ''
 end
-if redis.call('TYPE', KEYS[2]).ok ~= 'stream' and redis.call('EXISTS', KEYS[2]) == 1 then
+local history_type = redis.call('TYPE', KEYS[2]).ok
+if history_type == 'none' and redis.call('EXISTS', KEYS[4]) == 0 then
+  return ''
+end
+if history_type ~= 'stream' and history_type ~= 'none' then
   redis.call('DEL', KEYS[2])
 end
 -- MAXLEN without '~': capped exactly, so a history's memory is bounded by the cap. And by

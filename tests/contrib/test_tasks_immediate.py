@@ -12,6 +12,7 @@ from jobbox.client import get_redis
 from jobbox.contrib.tasks import KIND, enqueue_for
 from jobbox.contrib.tasks.models import TrackedTask
 from tests.contrib import tasks
+from tests.redis_peek import streaming
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,6 +120,8 @@ def test_a_redis_miss_is_filled_from_the_row(ann):
 
 
 def test_each_transition_is_announced_in_order_to_its_owners_stream_only(ann, ben):
+    for person in (ann, ben):
+        streaming(person.tenant, person.user.pk)
     result = enqueue_for(tasks.count_to, tenant=ann.tenant, owner=ann.user.pk, args=[1])
 
     def announced(person) -> list[str]:

@@ -23,7 +23,7 @@ from jobbox.model import PROGRESS_STEP_INDEX
 from process_tools import free_port, wait_until
 from tests import workers
 from tests.media import make_clip
-from tests.redis_peek import outside_redis
+from tests.redis_peek import outside_redis, streaming
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -170,6 +170,7 @@ def test_an_upload_becomes_ready_hls_through_sqs_and_a_long_transcode_is_not_dup
     clip = make_clip(tmp_path / "six-seconds.mp4", seconds=6)
     logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
     workers = [start_sqs_worker({**sqs_env, "VIDEO_LEASE_SECONDS": "60"}, log) for log in logs]
+    streaming(alice.tenant.pk, alice.user.pk)  # its events are kept: READY is counted there
     try:
         video_id = upload(alice, clip)
         body = wait_ready(alice, video_id)
@@ -195,6 +196,7 @@ def test_a_worker_killed_mid_transcode_on_sqs_leaves_a_video_ready_exactly_once(
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     first = start_sqs_worker(short_lease, logs[0])
     second = None
+    streaming(alice.tenant.pk, alice.user.pk)  # its events are kept: READY is counted there
     try:
         video_id = upload(alice, clip)
         progress_key = keys.progress_key("job:video", str(video_id))

@@ -20,6 +20,7 @@ from jobbox.client import get_redis
 from jobbox.model import Progress
 from jobbox.stream.history import resolve_entries
 from jobbox.write import report_progress
+from tests.redis_peek import streaming
 from tests.video_helpers import new_video
 
 # The previous layout's progress hash, as a worker wrote it before the upgrade.
@@ -30,6 +31,12 @@ PREVIOUS_PROGRESS = {"percent": "40", "step_index": "2", "step_total": "4",
 
 # Transitions reach Redis after commit: the tests commit.
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def alice_streams(alice) -> None:
+    """Alice has a stream open: her events are kept in her history."""
+    streaming(alice.tenant.pk, alice.user.pk)
 
 
 def history_of(alice) -> str:
@@ -158,3 +165,22 @@ def test_an_entry_naming_another_person_is_not_delivered_from_this_history(alice
                                        "i": str(video.pk), "v": "1", "st": "UPLOADED",
                                        "ch": "*"})
     assert replay(alice, get_redis().xrange(history, min=stray)) == []
+
+
+def test_a_person_with_no_stream_open_and_no_history_gets_no_history_but_a_full_box(bob):
+    video = new_video(bob)
+    services.mark_processing(video.pk, worker_id="w1")
+    report_progress("video", str(video.pk), percent=40, step_index=2, step_total=4)
+    assert get_redis().exists(keys.owner_events_key(str(bob.tenant.pk), str(bob.user.pk))) == 0
+    jobs = bob.client().get("/api/jobbox/").json()["jobs"]
+    assert [(job["id"], job["job"]["status"], job["job"]["encoding_progress"])
+            for job in jobs] == [(str(video.pk), "PROCESSING", 40)]
+
+
+def test_a_history_that_stands_keeps_every_event_after_its_stream_closed(alice):
+    video = new_video(alice)
+    get_redis().delete(keys.owner_streams_key(str(alice.tenant.pk), str(alice.user.pk)))
+    services.mark_processing(video.pk, worker_id="w1")
+    entries = get_redis().xrange(history_of(alice))
+    assert [(fields[b"e"], fields[b"v"]) for _, fields in entries] == [
+        (b"changed", b"1"), (b"changed", b"2")]

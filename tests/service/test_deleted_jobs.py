@@ -5,7 +5,7 @@ import pytest
 
 from academy.videos.models import Video
 from jobbox import events, fill, keys, registry
-from tests.redis_peek import outside_redis
+from tests.redis_peek import outside_redis, streaming
 from tests.video_helpers import new_video, poll
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,6 +34,7 @@ def test_a_fill_that_read_the_row_before_its_delete_does_not_bring_the_job_back(
 
 
 def test_a_delete_records_a_deleted_event_in_the_owners_history(alice):
+    streaming(alice.tenant.pk, alice.user.pk)
     video = new_video(alice)
     history = keys.owner_events_key(str(alice.tenant.pk), str(alice.user.pk))
 

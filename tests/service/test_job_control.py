@@ -28,7 +28,7 @@ from jobbox import (
 from jobbox.stream.history import resolve_entries
 from tests.ai_helpers import new_job, processing_job, row, sheet_bytes, submit
 from tests.ai_helpers import poll as poll_job
-from tests.redis_peek import outside_redis
+from tests.redis_peek import outside_redis, streaming
 from tests.video_helpers import new_video, poll, stored_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -295,6 +295,7 @@ def test_eta_is_null_until_a_rate_is_known_then_a_number_while_running(
     monkeypatch.setattr(write, "ETA_SAMPLE_MIN_MS", 0)  # every report is a sample here
     # ...and an event: reports here come milliseconds apart.
     settings.JOBBOX = {**getattr(settings, "JOBBOX", {}), "PROGRESS_EVENT_INTERVAL_SECONDS": 0}
+    streaming(alice.tenant.pk, alice.user.pk)
     video = new_video(alice)
     videos.mark_processing(video.pk, worker_id="w1")
     report_progress("video", str(video.pk), percent=10)

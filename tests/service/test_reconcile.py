@@ -17,7 +17,7 @@ from jobbox.client import RedisUnavailable
 from jobbox.metrics import REPAIRS
 from jobbox.reconcile import reconcile_recent
 from process_tools import wait_until
-from tests.redis_peek import outside_redis
+from tests.redis_peek import outside_redis, streaming
 from tests.video_helpers import new_video, poll, stored_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,6 +59,7 @@ def test_an_owner_update_lost_between_the_two_slots_is_recorded_by_the_reconcile
         alice, monkeypatch):
     """The job's compare-and-set stored, the owner's box entry and event did not (a crash
     between the two scripts): the reconciler records them, with the job's current state."""
+    streaming(alice.tenant.pk, alice.user.pk)
     video = new_video(alice)
     alice.client().get("/api/jobbox/")  # the box index exists
     monkeypatch.setattr(write, "record_owner_part", refuse_write)
