@@ -165,7 +165,15 @@ def finished_before_ms() -> int:
 def read_script_arguments(tenant: str, owner: str) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of lua/read_jobbox.lua (a box read, and a hot poll's pipeline)."""
     return ([keys.box_index_key(tenant, owner), keys.owner_events_key(tenant, owner)],
-            [COMPLETE_MARKER, conf.settings().BOX_MAX_JOBS, finished_before_ms()])
+            [COMPLETE_MARKER, conf.settings().BOX_MAX_JOBS, finished_before_ms(),
+             *_job_key_parts()])
+
+
+def _job_key_parts() -> list[str]:
+    """read_jobbox.lua's ARGV[4..]: each kind, and its key names' parts around an id."""
+    return [part for job in registry.all_jobs() for part in (
+        job.kind, *keys.job_key_parts(job.status_namespace, "status"),
+        *keys.job_key_parts(job.progress_namespace, "progress"))]
 
 
 def read_with_principal(principal_key: str,
@@ -293,10 +301,23 @@ def index_members(index: Sequence[Any]) -> list[tuple[str, float]]:
 def queue_job_reads(pipe: Any, member: str) -> None:
     """Queue the GET of a member's snapshot and HGETALL of its progress on `pipe` (a sync or
     async pipeline; the key names come from the member, built by `jobbox.keys`)."""
-    parts = member.split("\t")
-    status_key, progress_key = (parts[2], parts[3]) if len(parts) == 4 else ("", "")
+    status_key, progress_key = _member_keys(member)
     pipe.get(status_key or "jobbox:garbage-member")
     pipe.hgetall(progress_key or "jobbox:garbage-member")
+
+
+def _member_keys(member: str) -> tuple[str, str]:
+    """A member's status and progress key names: built from its kind and id, or carried
+    by a member of the previous layout; empty for garbage."""
+    parts = member.split("\t")
+    if len(parts) == 4:
+        return parts[2], parts[3]
+    try:
+        job = registry.get(parts[0])
+        return (keys.status_key(job.status_namespace, parts[1]),
+                keys.progress_key(job.progress_namespace, parts[1]))
+    except (UnknownJobKind, keys.InvalidKeyPart, IndexError):
+        return "", ""
 
 
 def assemble_reply(index: Sequence[Any], members: list[tuple[str, float]],

@@ -135,9 +135,22 @@ def owner_streams_key(tenant: str, owner: str) -> str:
     return _owner_key(tenant, owner, "streams")
 
 
-def box_member(kind: str, job_id: str, *, status_namespace: str, progress_namespace: str) -> str:
-    """A box index's reference to a job: kind, id, and the job's two key names (tab-separated;
-    the box's read script takes the key names from it)."""
+def box_member(kind: str, job_id: str) -> str:
+    """A box index's reference to a job: its kind and id, tab-separated. The box's read
+    script builds the job's key names from them (`job_key_parts`)."""
+    return f"{kind}\t{_checked_id(job_id)}"
+
+
+def previous_box_member(kind: str, job_id: str, *, status_namespace: str,
+                        progress_namespace: str) -> str:
+    """The reference the previous layout wrote: kind, id and the job's two key names. Still
+    read; replaced by `box_member` at the job's next change."""
     return "\t".join([kind, job_id, status_key(status_namespace, job_id),
                       progress_key(progress_namespace, job_id)])
 
+
+def job_key_parts(namespace: str, suffix: str) -> tuple[str, str]:
+    """What comes before and after a job's id in its `suffix` key (`video:{`, `}:status`):
+    a script that holds only ids builds the key names from these."""
+    before, _, after = _job_key(namespace, "0", suffix).rpartition("{0}")
+    return f"{before}{{", f"}}{after}"

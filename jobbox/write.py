@@ -191,9 +191,18 @@ def record_owner_change_of(tenant: str, owner: str, *, member: str, score: int |
                   keys.owner_channel(tenant, owner), keys.owner_streams_key(tenant, owner)],
             args=[member, score, box_index_ttl_seconds(), conf.settings().BOX_MAX_JOBS,
                   "1" if event else "0", conf.settings().EVENT_HISTORY_MAXLEN,
-                  conf.settings().EVENT_HISTORY_TTL_SECONDS, publish_command(), *(event or [])],
+                  conf.settings().EVENT_HISTORY_TTL_SECONDS, publish_command(),
+                  _previous_member(member), *(event or [])],
         )
     return _text(event_id)
+
+
+def _previous_member(member: str) -> str:
+    """The previous layout's reference to `member`'s job, which its change replaces."""
+    if not member:
+        return ""
+    kind, _, job_id = member.partition("\t")
+    return previous_box_member(registry.get(kind), job_id)
 
 
 def publish_command() -> str:
@@ -282,8 +291,12 @@ pending.register_operation(pending.FORGET, _forget_recorded)
 
 
 def box_member(job: TrackedJob, job_id: str) -> str:
-    return keys.box_member(job.kind, job_id, status_namespace=job.status_namespace,
-                           progress_namespace=job.progress_namespace)
+    return keys.box_member(job.kind, job_id)
+
+
+def previous_box_member(job: TrackedJob, job_id: str) -> str:
+    return keys.previous_box_member(job.kind, job_id, status_namespace=job.status_namespace,
+                                    progress_namespace=job.progress_namespace)
 
 
 def box_score_ms(job: TrackedJob, snapshot: Snapshot) -> int:

@@ -13,7 +13,9 @@
 -- ARGV[6] the history's length cap (exact), ARGV[7] the history's TTL in seconds (also the
 -- oldest an entry may be),
 -- ARGV[8] the publish command (PUBLISH on a single Redis, SPUBLISH on a cluster),
--- ARGV[9..] the event's field/value pairs (jobbox.events.encode_event).
+-- ARGV[9] the member as the previous layout wrote it (with the job's key names), removed
+-- wherever the member is added or removed ('' with no member),
+-- ARGV[10..] the event's field/value pairs (jobbox.events.encode_event).
 -- Returns the new event's id, or '' when no event was recorded.
 -- A history is kept only for a person who may resume from it: one with a stream open, or
 -- whose history still stands (it is then kept whole until it expires). Anyone else holds no
@@ -25,11 +27,17 @@
 -- score. An index without the rebuild marker is read as a miss and completed from the
 -- database, so a write that lands while a rebuild runs is kept, not lost.
 if ARGV[1] ~= '' and ARGV[2] == 'remove' then
-  if redis.call('TYPE', KEYS[1]).ok == 'zset' then redis.call('ZREM', KEYS[1], ARGV[1]) end
+  if redis.call('TYPE', KEYS[1]).ok == 'zset' then redis.call('ZREM', KEYS[1], ARGV[1], ARGV[9]) end
 elseif ARGV[1] ~= '' then
   local score = tonumber(ARGV[2])
   if score >= 0 then
     if redis.call('TYPE', KEYS[1]).ok ~= 'zset' then redis.call('DEL', KEYS[1]) end
+    -- The previous layout's reference keeps its score for the new one (GT compares to it).
+    local previous_score = redis.call('ZSCORE', KEYS[1], ARGV[9])
+    if previous_score then
+      redis.call('ZREM', KEYS[1], ARGV[9])
+      redis.call('ZADD', KEYS[1], 'GT', previous_score, ARGV[1])
+    end
     redis.call('ZADD', KEYS[1], 'GT', score, ARGV[1])
     -- The newest entries stay (the rebuild marker scores +inf); the rest fall out of the box.
     redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[4]) + 2))
@@ -49,7 +57,7 @@ end
 -- MAXLEN without '~': capped exactly, so a history's memory is bounded by the cap. And by
 -- age: entries older than the history's TTL go too (nobody resumes from an id that old), so
 -- a person with steady events does not keep MAXLEN of them forever.
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[6]), '*', unpack(ARGV, 9))
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[6]), '*', unpack(ARGV, 10))
 local now = redis.call('TIME')
 local oldest_ms = tonumber(now[1]) * 1000 - tonumber(ARGV[7]) * 1000
 redis.call('XTRIM', KEYS[2], 'MINID', oldest_ms)

@@ -184,3 +184,42 @@ def test_a_history_that_stands_keeps_every_event_after_its_stream_closed(alice):
     entries = get_redis().xrange(history_of(alice))
     assert [(fields[b"e"], fields[b"v"]) for _, fields in entries] == [
         (b"changed", b"1"), (b"changed", b"2")]
+
+
+def box_index_of(member) -> dict[bytes, float]:
+    index = keys.box_index_key(str(member.tenant.pk), str(member.user.pk))
+    return dict(get_redis().zrange(index, 0, -1, withscores=True))
+
+
+def test_a_box_member_names_the_job_by_kind_and_id_only(alice):
+    video = new_video(alice)
+    alice.client().get("/api/jobbox/")  # the index is built, then the change lands in it
+    services.mark_processing(video.pk, worker_id="w1")
+    assert f"video\t{video.pk}".encode() in box_index_of(alice)
+    assert all(member.count(b"\t") == 1 for member in box_index_of(alice)
+               if member.startswith(b"video"))
+
+
+def test_a_box_member_of_the_previous_layout_is_read_then_replaced_at_the_jobs_change(alice):
+    video = new_video(alice)
+    alice.client().get("/api/jobbox/")
+    job = registry.get("video")
+    short = keys.box_member("video", str(video.pk)).encode()
+    previous = keys.previous_box_member(
+        "video", str(video.pk), status_namespace=job.status_namespace,
+        progress_namespace=job.progress_namespace).encode()
+    redis = get_redis()
+    index = keys.box_index_key(str(alice.tenant.pk), str(alice.user.pk))
+    score = box_index_of(alice)[short]
+    redis.zrem(index, short)
+    redis.zadd(index, {previous: score})
+
+    jobs = alice.client().get("/api/jobbox/").json()["jobs"]
+    assert [(job["id"], job["job"]["status"]) for job in jobs] == [(str(video.pk), "UPLOADED")]
+    services.mark_processing(video.pk, worker_id="w1")
+    assert previous not in box_index_of(alice) and short in box_index_of(alice)
+    # Both written (a rolling deploy): the job shows once.
+    redis.zadd(index, {previous: score})
+    jobs = alice.client().get("/api/jobbox/").json()["jobs"]
+    assert [(job["id"], job["job"]["status"]) for job in jobs] == [
+        (str(video.pk), "PROCESSING")]
