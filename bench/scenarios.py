@@ -661,6 +661,13 @@ def _redis_admin(b: Bench) -> Any:
     return redis.Redis.from_url(b.redis.url)
 
 
+def _held_version(raw: bytes | None, kind: str, job_id: str) -> int | None:
+    from jobbox.model import decode_snapshot
+
+    snapshot = decode_snapshot(raw, kind=kind, job_id=job_id) if raw else None
+    return snapshot.version if snapshot else None
+
+
 def _sample_held_versions(b: Bench, start_at: float, seconds: float,
                           out: list[dict[int, int | None]]) -> None:
     """Once a second from `start_at`: the version of every polled job's snapshot in Redis."""
@@ -674,7 +681,7 @@ def _sample_held_versions(b: Bench, start_at: float, seconds: float,
         pipe = client.pipeline(transaction=False)
         for vid in ids:
             pipe.get(keys.status_key(job.status_namespace, str(vid)))
-        out.append({vid: json.loads(raw)["version"] if raw else None
+        out.append({vid: _held_version(raw, job.kind, str(vid))
                     for vid, raw in zip(ids, pipe.execute(), strict=True)})
     client.close()
 

@@ -35,7 +35,7 @@ from jobbox import conf, keys, registry
 from jobbox.aio import async_client, in_sync_thread, off_loop_if_needed
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, on_reset, redis_errors
 from jobbox.metrics import JOBBOX_READS
-from jobbox.model import Progress, Snapshot, decode_snapshot
+from jobbox.model import Progress, Snapshot, decode_snapshot, is_running_snapshot
 from jobbox.registry import TrackedJob, UnknownJobKind
 from jobbox.scripts import script
 from jobbox.write import box_index_ttl_seconds, box_member, box_score_ms, store_snapshot
@@ -332,20 +332,13 @@ def assemble_reply(index: Sequence[Any], members: list[tuple[str, float]],
     for at, (member, score) in enumerate(members):
         snapshot, progress = job_replies[2 * at], job_replies[2 * at + 1]
         if not isinstance(snapshot, bytes) or (score < finished_before
-                                               and not _is_running(snapshot)):
+                                               and not is_running_snapshot(snapshot)):
             gone.append(member)
             continue
         pairs = ([] if not isinstance(progress, dict) else
                  [_text(part) for item in progress.items() for part in item])
         reply += [member, snapshot, json.dumps(pairs)]
     return reply, gone
-
-
-def _is_running(raw_snapshot: bytes) -> bool:
-    try:
-        return json.loads(raw_snapshot).get("terminal") is False
-    except (ValueError, AttributeError):
-        return False
 
 
 def parse_reply(reply: Sequence[Any], *, tenant: str, owner: str) -> Box | None:

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from enum import Enum
 
-from jobbox import conf, keys, model
+from jobbox import conf, keys
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import READS, SINGLE_FLIGHT_WAITS
 from jobbox.model import Snapshot, decode_snapshot
@@ -93,7 +93,7 @@ def claim_fill(job: TrackedJob, job_id: str) -> Claimed:
                 keys.fill_lease_key(job.status_namespace, job_id),
             ],
             # PX: the lease in milliseconds, at least one.
-            args=[token, max(1, round(conf.settings().FILL_LEASE_SECONDS * 1000)), model.FORMAT],
+            args=[token, max(1, round(conf.settings().FILL_LEASE_SECONDS * 1000))],
         )
     claim = Claim(kind.decode() if isinstance(kind, bytes) else kind)
     return Claimed(claim, raw=raw or None, token=token if claim is Claim.LEASE else None)
@@ -131,7 +131,7 @@ def _mark_missing(job: TrackedJob, job_id: str) -> None:
         script("mark_missing", get_redis())(
             keys=[keys.status_key(job.status_namespace, job_id),
                   keys.missing_key(job.status_namespace, job_id)],
-            args=[model.FORMAT, conf.settings().NEGATIVE_TTL_SECONDS],
+            args=[conf.settings().NEGATIVE_TTL_SECONDS],
         )
 
 

@@ -16,8 +16,15 @@ from typing import Any
 
 from jobbox import conf
 
-# Bumped when the stored shape changes; a snapshot of another format reads as a miss.
-FORMAT = 1
+# Bumped when the stored shape changes; a snapshot of an unknown format reads as a miss.
+# This format is positional, `[2, kind, id, tenant, owner, version, status, terminal,
+# fields]`: every job's snapshot would repeat the names of the envelope's eight fields. The
+# previous format, an object with those names and `"f": 1`, is still read (a rolling deploy,
+# a snapshot stored before an upgrade), by `decode_snapshot` and by the scripts
+# (`lua/snapshot_format.lua`).
+FORMAT = 2
+PREVIOUS_FORMAT = 1
+_ENVELOPE_LENGTH = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,17 +40,8 @@ class Snapshot:
 
     def encode(self) -> str:
         return json.dumps(
-            {
-                "f": FORMAT,
-                "kind": self.kind,
-                "id": self.job_id,
-                "tenant": self.tenant,
-                "owner": self.owner,
-                "version": self.version,
-                "status": self.status,
-                "terminal": self.terminal,
-                "fields": self.fields,
-            },
+            [FORMAT, self.kind, self.job_id, self.tenant, self.owner, self.version,
+             self.status, self.terminal, self.fields],
             separators=(",", ":"),
             ensure_ascii=False,
         )
@@ -55,23 +53,14 @@ class Snapshot:
 
 
 def decode_snapshot(raw: bytes | str, *, kind: str, job_id: str) -> Snapshot | None:
-    """Parse a stored snapshot; garbage, another format or another job's reads as a miss."""
+    """Parse a stored snapshot of either format; garbage, an unknown format or another job's
+    reads as a miss."""
     try:
-        doc = json.loads(raw)
-        snapshot = Snapshot(
-            kind=doc["kind"],
-            job_id=doc["id"],
-            tenant=doc["tenant"],
-            owner=doc["owner"],
-            version=doc["version"],
-            status=doc["status"],
-            terminal=doc["terminal"],
-            fields=doc["fields"],
-        )
+        snapshot = _snapshot_of(json.loads(raw))
     except (ValueError, TypeError, KeyError):
         return None
     well_formed = (
-        doc.get("f") == FORMAT
+        snapshot is not None
         and snapshot.kind == kind
         and snapshot.job_id == job_id
         and isinstance(snapshot.tenant, str)
@@ -80,6 +69,25 @@ def decode_snapshot(raw: bytes | str, *, kind: str, job_id: str) -> Snapshot | N
         and isinstance(snapshot.terminal, bool)
     )
     return snapshot if well_formed else None
+
+
+def _snapshot_of(doc: Any) -> Snapshot | None:
+    if isinstance(doc, list) and len(doc) == _ENVELOPE_LENGTH and doc[0] == FORMAT:
+        return Snapshot(*doc[1:])
+    if isinstance(doc, dict) and doc.get("f") == PREVIOUS_FORMAT:
+        return Snapshot(kind=doc["kind"], job_id=doc["id"], tenant=doc["tenant"],
+                        owner=doc["owner"], version=doc["version"], status=doc["status"],
+                        terminal=doc["terminal"], fields=doc["fields"])
+    return None
+
+
+def is_running_snapshot(raw: bytes | str) -> bool:
+    """Whether a stored snapshot (either format) says its job has not finished."""
+    try:
+        snapshot = _snapshot_of(json.loads(raw))
+    except (ValueError, TypeError, KeyError):
+        return False
+    return snapshot is not None and snapshot.terminal is False
 
 
 # The progress hash's fields: short names, since every running job's hash repeats them, and

@@ -6,6 +6,7 @@ script is then loaded again and the call repeated, by redis-py's `Script` for `s
 and `async_script()`, by `run_script()` itself on the hot path. Nothing is loaded up front.
 """
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
@@ -18,10 +19,15 @@ from redis.exceptions import NoScriptError
 
 from jobbox.client import get_redis
 
+# A script's line `-- include: NAME` is replaced by lua/NAME.lua: what several scripts share
+# (how a stored snapshot reads) is written once.
+_INCLUDE = re.compile(r"^-- include: ([a-z_]+)$", re.MULTILINE)
+
 
 @cache
 def _source(name: str) -> str:
-    return files("jobbox").joinpath("lua", f"{name}.lua").read_text()
+    text = files("jobbox").joinpath("lua", f"{name}.lua").read_text()
+    return _INCLUDE.sub(lambda found: _source(found.group(1)), text)
 
 
 def script(name: str, client: Any = None) -> Script:

@@ -145,7 +145,7 @@ def store_job_part(snapshot: Snapshot) -> tuple[bool, tuple[str, ...]]:
                   keys.progress_key(job.progress_namespace, snapshot.job_id),
                   keys.deleted_key(job.status_namespace, snapshot.job_id)],
             args=[snapshot.version, snapshot.encode(), snapshot.ttl_seconds,
-                  "clear" if queued else "keep", model.FORMAT],
+                  "clear" if queued else "keep"],
         )
     if stored < 0:
         CACHE_WRITES.labels(snapshot.kind, "deleted").inc()

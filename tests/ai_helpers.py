@@ -1,7 +1,6 @@
 """Helpers of the AI job tests: score sheets built with openpyxl, jobs in each state, polls."""
 
 import io
-import json
 from typing import Any
 
 import openpyxl
@@ -11,7 +10,7 @@ from academy.ai import services
 from academy.ai.models import AIJobModel
 from academy.celery import app as celery_app
 from jobbox import keys
-from tests.redis_peek import outside_redis
+from tests.redis_peek import outside_redis, snapshot_document
 
 GRADE_REPORT = "excel.grade_report"
 
@@ -71,7 +70,7 @@ def status_key(job_id: str) -> str:
 
 def stored_snapshot(job_id: str) -> dict[str, Any] | None:
     raw = outside_redis().get(status_key(job_id))
-    return json.loads(raw) if raw else None
+    return snapshot_document(raw)
 
 
 def row(job_id: str) -> AIJobModel:

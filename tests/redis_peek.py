@@ -27,3 +27,20 @@ def streaming(tenant: object, owner: object) -> None:
     client = outside_redis()
     client.zadd(key, {"a-test-stream": int(time.time() * 1000) + hour_ms})
     client.pexpire(key, hour_ms)
+
+
+_ENVELOPE = ("f", "kind", "id", "tenant", "owner", "version", "status", "terminal", "fields")
+
+
+def snapshot_document(raw: bytes | None) -> dict | None:
+    """A stored snapshot of either format (jobbox.model) as the previous format's object,
+    whose fields tests name (`["version"]`, `["fields"]`); written back, it is a snapshot of
+    that format, which jobbox still reads."""
+    if not raw:
+        return None
+    import json
+
+    doc = json.loads(raw)
+    if isinstance(doc, list):
+        return dict(zip(_ENVELOPE, [1, *doc[1:]], strict=True))
+    return doc

@@ -1,17 +1,16 @@
 """The service's videos in tests: create one, poll it, read its snapshot from Redis."""
 
-import json
 from typing import Any
 
 from academy.videos import services
 from academy.videos.models import Video
 from jobbox import keys
-from tests.redis_peek import outside_redis
+from tests.redis_peek import outside_redis, snapshot_document
 
 
 def stored_snapshot(video_id: int) -> dict[str, Any] | None:
     raw = outside_redis().get(keys.status_key("video", str(video_id)))
-    return json.loads(raw) if raw else None
+    return snapshot_document(raw)
 
 
 def new_video(member: Any, title: str = "Lecture") -> Video:

@@ -1,13 +1,14 @@
 -- Claim the fill of a job's snapshot, memcache-lease style (docs/explanation/invariants.md, invariant 6).
 -- KEYS[1] status key, KEYS[2] negative-entry key, KEYS[3] fill lease key
--- ARGV[1] lease token, ARGV[2] lease TTL in milliseconds, ARGV[3] the snapshot format.
--- Returns {"hit", snapshot} when a snapshot of this format is stored (someone filled it),
+-- ARGV[1] lease token, ARGV[2] lease TTL in milliseconds.
+-- Returns {"hit", snapshot} when a snapshot of a format read (snapshot_format.lua) is stored
+-- (someone filled it),
 -- {"missing", ""} when a negative entry stands and no snapshot does, {"lease", ""} when this
 -- caller now holds the lease, {"wait", ""} when another reader holds it.
+-- include: snapshot_format
 if redis.call('TYPE', KEYS[1]).ok == 'string' then
   local raw = redis.call('GET', KEYS[1])
-  local ok, doc = pcall(cjson.decode, raw)
-  if ok and type(doc) == 'table' and doc['f'] == tonumber(ARGV[3]) and tonumber(doc['version']) then
+  if stored_snapshot(raw) then
     return {'hit', raw}
   end
 elseif redis.call('TYPE', KEYS[2]).ok == 'string' and redis.call('GET', KEYS[2]) == '1' then

@@ -13,6 +13,7 @@
 -- rolling deploy may write both). This script touches keys it was not passed: fine on one
 -- Redis or behind Sentinel; on a Redis Cluster jobbox.box reads the index with
 -- read_box_index.lua and the jobs with a pipeline.
+-- include: snapshot_format
 if redis.call('TYPE', KEYS[1]).ok ~= 'zset' or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return {0}
 end
@@ -45,8 +46,8 @@ for at = 1, #members, 2 do
     local status_key, progress_key = job_keys(member)
     local snapshot = status_key and redis.pcall('GET', status_key)
     if snapshot and type(snapshot) == 'string' and score < finished_before then
-      local ok, doc = pcall(cjson.decode, snapshot)
-      if not ok or type(doc) ~= 'table' or doc['terminal'] ~= false then snapshot = nil end
+      local doc = stored_snapshot(snapshot)
+      if not doc or doc.terminal ~= false then snapshot = nil end
     end
     if snapshot and type(snapshot) == 'string' then
       local progress = '[]'

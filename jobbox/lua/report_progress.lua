@@ -18,6 +18,7 @@
 -- The time left ('e', seconds) is the remaining percent over the smoothed rate ('r', an
 -- exponential moving average of the rate between samples taken at 'tm' ms with percent
 -- 'tp'); unset until two samples differ.
+-- include: snapshot_format
 if redis.call('EXISTS', KEYS[3]) == 1 then
   return {-1}
 end
@@ -25,15 +26,9 @@ local ttl = tonumber(ARGV[1])
 if redis.call('TYPE', KEYS[1]).ok ~= 'string' then redis.call('DEL', KEYS[1]) end
 if redis.call('TYPE', KEYS[2]).ok ~= 'hash' then redis.call('DEL', KEYS[2]) end
 local current = redis.call('GET', KEYS[1])
-local doc = nil
-if current then
-  local ok, decoded = pcall(cjson.decode, current)
-  if ok and type(decoded) == 'table' then
-    doc = decoded
-    if doc['terminal'] == true then
-      return {0}
-    end
-  end
+local doc = current and stored_snapshot(current)
+if doc and doc.terminal == true then
+  return {0}
 end
 local percent = tonumber(ARGV[2])
 local stored = tonumber(redis.call('HGET', KEYS[2], 'p') or redis.call('HGET', KEYS[2], 'percent'))
@@ -79,7 +74,7 @@ if current then
   redis.call('EXPIRE', KEYS[1], ttl)
 end
 -- Only a job someone can see in a box is published: it has a snapshot naming its owner.
-if not (doc and type(doc['owner']) == 'string') then
+if not (doc and type(doc.owner) == 'string') then
   return {1}
 end
 if step == previous_step and now_ms - published_ms < tonumber(ARGV[3]) then

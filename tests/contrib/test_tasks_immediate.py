@@ -2,7 +2,6 @@
 `enqueue`): transitions through jobbox's after-commit path, progress by the result's id,
 zero SQL reads after, tenant walls, the owner's box."""
 
-import json
 
 import pytest
 from django.db import transaction
@@ -12,14 +11,14 @@ from jobbox.client import get_redis
 from jobbox.contrib.tasks import KIND, enqueue_for
 from jobbox.contrib.tasks.models import TrackedTask
 from tests.contrib import tasks
-from tests.redis_peek import streaming
+from tests.redis_peek import snapshot_document, streaming
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def stored(result_id: str) -> dict | None:
     raw = get_redis().get(keys.status_key("task", result_id))
-    return json.loads(raw) if raw else None
+    return snapshot_document(raw)
 
 
 def test_a_task_enqueued_for_a_person_is_recorded_with_its_owner_and_tenant(ann):

@@ -1,13 +1,12 @@
 """The toy chores in library tests: create one, move it, read its snapshot from Redis."""
 
-import json
 from typing import Any
 
 from jobbox import keys
 from tests.library.conftest import Person
 from tests.library.toyapp import services
 from tests.library.toyapp.models import Chore
-from tests.redis_peek import outside_redis
+from tests.redis_peek import outside_redis, snapshot_document
 
 
 def new_chore(person: Person, title: str = "Dishes") -> Chore:
@@ -25,7 +24,7 @@ def doing_chore(person: Person, percent: int = 40) -> Chore:
 
 def stored_snapshot(chore_id: int) -> dict[str, Any] | None:
     raw = outside_redis().get(keys.status_key("chore", str(chore_id)))
-    return json.loads(raw) if raw else None
+    return snapshot_document(raw)
 
 
 def forget_snapshot(chore_id: int) -> None:

@@ -3,12 +3,14 @@ progress hash and the principal use short fields, a history is bounded by age to
 of the previous layout, still in Redis during a rolling deploy, read as they did."""
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
 
 from academy.videos import services
-from jobbox import keys, registry
+from academy.videos.models import Video
+from jobbox import keys, model, registry
 from jobbox.auth.principals import (
     Principal,
     PrincipalSource,
@@ -19,7 +21,7 @@ from jobbox.auth.principals import (
 from jobbox.client import get_redis
 from jobbox.model import Progress
 from jobbox.stream.history import resolve_entries
-from jobbox.write import report_progress
+from jobbox.write import report_progress, store_snapshot
 from tests.redis_peek import streaming
 from tests.video_helpers import new_video
 
@@ -223,3 +225,46 @@ def test_a_box_member_of_the_previous_layout_is_read_then_replaced_at_the_jobs_c
     jobs = alice.client().get("/api/jobbox/").json()["jobs"]
     assert [(job["id"], job["job"]["status"]) for job in jobs] == [
         (str(video.pk), "PROCESSING")]
+
+
+def stored_raw(video) -> bytes:
+    return get_redis().get(keys.status_key("video", str(video.pk)))
+
+
+def test_a_snapshot_is_stored_positionally_and_reads_back_the_same(alice):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    raw = stored_raw(video)
+    doc = json.loads(raw)
+    assert doc[:8] == [model.FORMAT, "video", str(video.pk), str(alice.tenant.pk),
+                       str(alice.user.pk), 2, "PROCESSING", False]
+    snapshot = model.decode_snapshot(raw, kind="video", job_id=str(video.pk))
+    assert snapshot is not None and snapshot.encode().encode() == raw
+
+
+def previous_format(snapshot: model.Snapshot) -> str:
+    """A snapshot as the previous layout stored it: an object of named fields."""
+    return json.dumps({"f": 1, "kind": snapshot.kind, "id": snapshot.job_id,
+                       "tenant": snapshot.tenant, "owner": snapshot.owner,
+                       "version": snapshot.version, "status": snapshot.status,
+                       "terminal": snapshot.terminal, "fields": snapshot.fields})
+
+
+def test_a_snapshot_of_the_previous_format_is_served_and_guards_its_version(alice):
+    video = new_video(alice)
+    services.mark_processing(video.pk, worker_id="w1")
+    good = alice.client().get(f"/api/videos/{video.pk}/").content
+    current = model.decode_snapshot(stored_raw(video), kind="video", job_id=str(video.pk))
+    get_redis().set(keys.status_key("video", str(video.pk)), previous_format(current))
+
+    assert alice.client().get(f"/api/videos/{video.pk}/").content == good
+    jobs = alice.client().get("/api/jobbox/").json()["jobs"]
+    assert [job["job"]["status"] for job in jobs] == ["PROCESSING"]
+    # The scripts read its version: an older snapshot is refused, a newer one replaces it.
+    older = registry.get("video").snapshot_of(Video.objects.get(pk=video.pk))
+    assert store_snapshot(dataclasses.replace(older, version=1)) is False
+    # A progress report reads it too (running, with an owner): recorded and announced.
+    assert report_progress("video", str(video.pk), percent=30, step_index=1) is True
+    assert get_redis().xrevrange(history_of(alice), count=1)[0][1][b"e"] == b"progressed"
+    services.complete_video(video.pk, "hls/1/master.m3u8", duration=10)
+    assert json.loads(stored_raw(video))[6] == "READY"
