@@ -1,7 +1,7 @@
 """Redis bytes per job, per event and per principal: the previous layout and the current one,
 side by side in one run, on a private redis-server this module starts itself.
 
-    python -m bench.memory                      # 10,000 jobs, both layouts, a table on stdout
+    python -m bench.memory                      # 10,000 jobs, every layout, a table on stdout
     python -m bench.memory --curve 1000,10000,100000 --plot
                                                 # + bytes against jobs, bench/results/*.png
 
@@ -10,10 +10,13 @@ session generation), MEMORY_JOBS_PER_PERSON videos each, every video created (v1
 (v2) and reporting progress once (an event), then finished (v3). `INFO memory` used_memory
 deltas give the all-in bytes (keys, values, TTLs, the keyspace's own tables; the clients'
 buffers left out); `MEMORY USAGE ... SAMPLES 0` gives each key kind. The current layout
-is written by jobbox itself (the write path and the principal fill); the previous one by
-`write_previous_layout`, which replays the previous formats byte for byte (its values are
-what a rolling deploy still finds in Redis). Results: bench/results/memory-<UTC time>.json.
-"""
+is written by jobbox itself (the write path and the principal fill), twice: with nobody
+streaming (no person holds a history) and with every person holding a stream open (each
+person's lease and history counted); the previous one by `write_previous_layout`, which
+replays the previous formats byte for byte (its values are what a rolling deploy still
+finds in Redis). The server runs with its defaults: `stream-node-max-bytes` 4096, and small
+hashes and sorted sets (up to 128 entries of up to 64 bytes) in one compact allocation.
+Results: bench/results/memory-<UTC time>.json."""
 
 import argparse
 import datetime as dt
@@ -47,8 +50,15 @@ def setup_django(redis_url: str) -> None:
     os.environ["REDIS_URL"] = redis_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
     import django
+    from django.conf import settings
+    from django.test.signals import setting_changed
 
     django.setup()
+    # Bytes are measured, not speed: a write slowed by a busy machine must not time out.
+    settings.JOBBOX = {**settings.JOBBOX, "SOCKET_TIMEOUT_SECONDS": 10.0,
+                       "CONNECT_TIMEOUT_SECONDS": 10.0}
+    setting_changed.send(sender=type(settings), setting="JOBBOX", value=settings.JOBBOX,
+                         enter=True)
 
 
 def video_snapshot(video_id: int, owner: int, version: int, status: str) -> Any:
@@ -108,6 +118,7 @@ def current_finished(jobs: list[tuple[int, int]]) -> None:
 
 
 def previous_snapshot_json(snapshot: Any) -> str:
+    """A snapshot as the previous layout stored it: an object of named fields, format 1."""
     return json.dumps({"f": 1, "kind": snapshot.kind, "id": snapshot.job_id,
                        "tenant": snapshot.tenant, "owner": snapshot.owner,
                        "version": snapshot.version, "status": snapshot.status,
@@ -115,67 +126,70 @@ def previous_snapshot_json(snapshot: Any) -> str:
                       separators=(",", ":"), ensure_ascii=False)
 
 
-def previous_event(name: str, snapshot: Any, progress: str) -> dict[str, str]:
-    """An event entry as the previous layout wrote it: the snapshot copied in."""
-    return {"e": name, "t": snapshot.tenant, "o": str(snapshot.owner), "k": snapshot.kind,
-            "i": snapshot.job_id, "s": previous_snapshot_json(snapshot), "p": progress}
-
-
-PREVIOUS_PROGRESS = {"percent": "40", "step_index": "2", "step_total": "4",
-                     "step_name": "transcode 360p", "step_percent": "60",
-                     "updated_at": "1796644800.1234567", "published_ms": "1796644800123",
-                     "published_step": "2"}
-
-
-def previous_principal_json(user_id: int, generation: str) -> str:
-    from dataclasses import asdict
-
-    return json.dumps({**asdict(principal_of(user_id)), "session_generation": generation})
+def previous_progress() -> dict[str, str | int]:
+    """A progress hash after one report, as the previous layout's report_progress.lua left
+    it (the same short fields this layout writes: progress did not change)."""
+    now_ms = int(time.time() * 1000)
+    return {"p": 40, "u": now_ms, "si": 2, "sn": 4, "nm": "transcode 360p", "sp": 60,
+            "tm": now_ms, "tp": 40, "pm": now_ms, "ps": 2}
 
 
 def write_previous_layout(client: Any, people: list[int], jobs: list[tuple[int, int]],
                           stage: str) -> None:
-    """The previous formats, with the same keys, TTLs, caps and member names as jobbox."""
+    """The previous formats, with the same keys, TTLs and caps as jobbox: snapshots as
+    objects, box members that carry the job's two key names, and every person's events
+    recorded in a history whether or not anyone streams. Principals did not change: jobbox
+    writes them."""
     from jobbox import conf, keys, registry
-    from jobbox.write import box_member, box_score_ms
-
-    settings, job = conf.settings(), registry.get("video")
-    pipe = client.pipeline(transaction=False)
-
-    def flush_if_full() -> None:
-        if len(pipe) >= PIPELINE_COMMANDS:
-            pipe.execute()
+    from jobbox.events import ALL_FIELDS, encode_event
+    from jobbox.write import box_score_ms, previous_box_member
 
     if stage == "principals":
-        for user_id in people:
-            generation = "9c" * 16
-            pipe.set(keys.session_generation_key(user_id), generation, ex=1_209_600)
-            pipe.set(keys.user_principal_key(user_id), previous_principal_json(user_id, generation),
-                     ex=settings.PRINCIPAL_TTL_SECONDS)
-            flush_if_full()
-    progress_json = json.dumps([v for pair in PREVIOUS_PROGRESS.items() for v in pair])
+        current_principals(people)
+        return
+    settings, job = conf.settings(), registry.get("video")
+    pipe = client.pipeline(transaction=False)
+    steps = ([(1, "UPLOADED", "changed"), (2, "PROCESSING", "changed"),
+              (2, "PROCESSING", "progressed")] if stage == "running"
+             else [(3, "READY", "changed")])
     for video_id, owner in jobs:
-        steps = ([(1, "UPLOADED", "changed"), (2, "PROCESSING", "changed"),
-                  (2, "PROCESSING", "progressed")] if stage == "running"
-                 else [(3, "READY", "changed")] if stage == "finished" else [])
         for version, status, name in steps:
             snapshot = video_snapshot(video_id, owner, version, status)
             history = keys.owner_events_key(TENANT, str(owner))
             if name == "changed":
                 pipe.set(keys.status_key("video", str(video_id)),
                          previous_snapshot_json(snapshot), ex=snapshot.ttl_seconds)
-                pipe.zadd(keys.box_index_key(TENANT, str(owner)),
-                          {box_member(job, str(video_id)): box_score_ms(job, snapshot)})
-                pipe.expire(keys.box_index_key(TENANT, str(owner)), settings.RUNNING_TTL_SECONDS)
+                index = keys.box_index_key(TENANT, str(owner))
+                pipe.zadd(index, {previous_box_member(job, str(video_id)):
+                                  box_score_ms(job, snapshot)})
+                pipe.expire(index, settings.RUNNING_TTL_SECONDS)
             else:
                 progress_key = keys.progress_key("job:video", str(video_id))
-                pipe.hset(progress_key, mapping=PREVIOUS_PROGRESS)
+                pipe.hset(progress_key, mapping=previous_progress())
                 pipe.expire(progress_key, settings.RUNNING_TTL_SECONDS)
-            pipe.xadd(history, previous_event(name, snapshot, progress_json if name != "changed"
-                                              or version > 2 else "[]"),
+            pipe.xadd(history, dict(pairs(encode_event(name, snapshot, [ALL_FIELDS]))),
                       maxlen=settings.EVENT_HISTORY_MAXLEN, approximate=False)
             pipe.expire(history, settings.EVENT_HISTORY_TTL_SECONDS)
-            flush_if_full()
+        if len(pipe) >= PIPELINE_COMMANDS:
+            pipe.execute()
+    pipe.execute()
+
+
+def pairs(flat: list[Any]) -> list[tuple[Any, Any]]:
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
+def open_streams(client: Any, people: list[int]) -> None:
+    """Every person has a stream open (its lease, as jobbox.stream's open records it): their
+    events are kept in a history."""
+    from jobbox import keys
+
+    lease_ms = 60 * 60 * 1000
+    pipe = client.pipeline(transaction=False)
+    for user_id in people:
+        key = keys.owner_streams_key(TENANT, str(user_id))
+        pipe.zadd(key, {f"bench-stream-{user_id}": int(time.time() * 1000) + lease_ms})
+        pipe.pexpire(key, lease_ms)
     pipe.execute()
 
 
@@ -250,7 +264,12 @@ def layout_writers(client: Any) -> dict[str, Callable[[str, list[int], list[tupl
          "running": lambda: current_running(found),
          "finished": lambda: current_finished(found)}[stage]()
 
-    return {"previous": previous, "current": current}
+    def current_streaming(stage: str, people: list[int], found: list[tuple[int, int]]) -> None:
+        if stage == "principals":
+            open_streams(client, people)  # counted with the principal: a person's own bytes
+        current(stage, people, found)
+
+    return {"previous": previous, "current": current, "current, streaming": current_streaming}
 
 
 def run_layouts(client: Any, jobs: int) -> dict[str, Any]:
@@ -264,12 +283,12 @@ def run_layouts(client: Any, jobs: int) -> dict[str, Any]:
 def print_table(layouts: dict[str, Any]) -> None:
     rows = ["bytes_per_running_job", "bytes_per_finished_job", "bytes_per_event",
             "bytes_per_principal"]
-    print(f"{'':28}{'previous':>12}{'current':>12}")
+    print(f"{'':28}" + "".join(f"{name:>20}" for name in layouts))
     for row in rows:
-        print(f"{row:28}{layouts['previous'][row]:>12}{layouts['current'][row]:>12}")
+        print(f"{row:28}" + "".join(f"{found[row]:>20}" for found in layouts.values()))
     for name in layouts["current"]["memory_usage_finished"]:
-        print(f"  {name:26}{layouts['previous']['memory_usage_finished'][name]:>12}"
-              f"{layouts['current']['memory_usage_finished'][name]:>12}")
+        print(f"  {name:26}" + "".join(f"{found['memory_usage_finished'][name]:>20}"
+                                       for found in layouts.values()))
 
 
 def machine() -> str:
