@@ -1,5 +1,6 @@
 """GET /api/jobbox/: every job of a person in one response, zero SQL, one Redis round trip."""
 
+import json
 from contextlib import contextmanager
 
 import pytest
@@ -9,7 +10,7 @@ from redis.connection import Connection
 from academy.tenants.models import Membership
 from academy.videos import services
 from jobbox import conf, keys, registry
-from tests.redis_peek import outside_redis
+from tests.redis_peek import outside_redis, snapshot_document
 from tests.video_helpers import new_video
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,9 +125,15 @@ def test_a_snapshot_under_the_wrong_tenant_is_never_shown(alice, bob):
     video = new_video(alice)
     box(alice)
     # Garbage planted in Redis: alice's index pointing at a snapshot claiming another tenant.
-    raw = outside_redis().get(keys.status_key("video", str(video.pk))).decode()
-    outside_redis().set(keys.status_key("video", str(video.pk)),
-                        raw.replace(f'"tenant":"{alice.tenant.pk}"', f'"tenant":"{bob.tenant.pk}"'))
+    key = keys.status_key("video", str(video.pk))
+    stored = outside_redis().get(key)
+    doc = json.loads(stored)
+    doc[3] = str(bob.tenant.pk)  # the positional snapshot's tenant (jobbox.model)
+    outside_redis().set(key, json.dumps(doc))
+    assert jobs_of(box(alice)) == []
+    # The previous format's object too.
+    outside_redis().set(key, json.dumps({**snapshot_document(stored),
+                                         "tenant": str(bob.tenant.pk)}))
     assert jobs_of(box(alice)) == []
 
 
