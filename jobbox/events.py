@@ -124,6 +124,14 @@ def encode_deleted_event(kind: str, job_id: str, *, tenant: str,
             _VERSION, 0, _STATUS, "", _CHANGED, ""]
 
 
+def encode_history_start(*, tenant: str, owner: str) -> list[str | int]:
+    """The entry that starts a person's history when their first stream opens
+    (`lua/open_stream.lua`): no event (`parse_entry` knows no `started` and skips it), an id
+    for the stream's box to resume from. The same eight fields as every entry."""
+    return [_NAME, "started", _TENANT, tenant, _OWNER, owner, _KIND, "", _JOB_ID, "",
+            _VERSION, 0, _STATUS, "", _CHANGED, ""]
+
+
 @dataclass(frozen=True, slots=True)
 class EventEntry:
     """A history entry, parsed but not yet decoded into an event. An entry of the current

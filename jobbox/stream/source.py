@@ -22,6 +22,7 @@ from jobbox import conf, keys
 from jobbox.aio import async_client, off_loop_if_needed
 from jobbox.box import Box, read_box_async
 from jobbox.client import RedisUnavailable, async_redis_errors, async_redis_errors_ignored
+from jobbox.events import encode_history_start
 from jobbox.metrics import STREAM_EVENTS
 from jobbox.scripts import async_script
 from jobbox.stream.history import replay_after
@@ -184,9 +185,12 @@ async def start_stream(*, tenant: str, owner: str, resume_from: EventId | None,
     try:
         async with async_redis_errors():
             opened = await async_script("open_stream", async_client())(
-                keys=[keys.owner_streams_key(tenant, owner)],
+                keys=[keys.owner_streams_key(tenant, owner),
+                      keys.owner_events_key(tenant, owner)],
                 args=[subscription.stream_id, int(STREAM_LEASE_SECONDS * 1000),
-                      conf.settings().STREAMS_PER_PERSON])
+                      conf.settings().STREAMS_PER_PERSON,
+                      conf.settings().EVENT_HISTORY_TTL_SECONDS,
+                      *encode_history_start(tenant=tenant, owner=owner)])
     except RedisUnavailable as exc:
         hub().release(subscription)
         raise StreamUnavailable(str(exc)) from exc

@@ -19,6 +19,7 @@ from jobbox.auth.principals import (
     encode_principal,
 )
 from jobbox.client import get_redis
+from jobbox.events import encode_history_start, parse_entry
 from jobbox.model import Progress
 from jobbox.stream.history import resolve_entries
 from jobbox.write import report_progress, store_snapshot
@@ -268,3 +269,13 @@ def test_a_snapshot_of_the_previous_format_is_served_and_guards_its_version(alic
     assert get_redis().xrevrange(history_of(alice), count=1)[0][1][b"e"] == b"progressed"
     services.complete_video(video.pk, "hls/1/master.m3u8", duration=10)
     assert json.loads(stored_raw(video))[6] == "READY"
+
+
+def test_the_entry_that_starts_a_history_is_no_event_of_anyone(alice):
+    tenant, owner = str(alice.tenant.pk), str(alice.user.pk)
+    fields = encode_history_start(tenant=tenant, owner=owner)
+    entry_id = get_redis().xadd(history_of(alice), dict(zip(fields[::2], fields[1::2],
+                                                            strict=True)))
+    (found_id, found), = get_redis().xrange(history_of(alice), min=entry_id)
+    assert parse_entry(found_id, found, tenant=tenant, owner=owner) is None
+    assert replay(alice, [(found_id, found)]) == []
