@@ -48,20 +48,16 @@ def etag_version(etag: str | None) -> int | None:
 
 
 class Held:
-    """What a client holds of each job (its version, and its poll's ETag), sent back as a
-    browser would: a poll's `If-None-Match`, a box's `X-Jobbox-Versions`; no server then
-    answers it an older state."""
+    """The version a client holds of each job, sent back: a poll's `If-None-Match: "v<n>"`
+    (the version alone, never the whole ETag: every poll is answered in full and recorded,
+    no 304), a box's `X-Jobbox-Versions`; no server then answers it an older state."""
 
     def __init__(self) -> None:
         self.versions: dict[tuple[str, str], int] = {}
-        self.etags: dict[tuple[str, str], str] = {}
 
     def poll_headers(self, kind: str, job_id: str) -> dict[str, str]:
-        key = (kind, job_id)
-        etag = self.etags.get(key)
-        if etag is not None and etag_version(etag) == self.versions.get(key):
-            return {"If-None-Match": etag}
-        return {"If-None-Match": f'"v{self.versions[key]}"'} if key in self.versions else {}
+        version = self.versions.get((kind, job_id))
+        return {"If-None-Match": f'"v{version}"'} if version is not None else {}
 
     def box_headers(self, jobs: list[tuple[str, str]]) -> dict[str, str]:
         """The versions held of `jobs` (the person's: a deleted one is no longer named)."""
@@ -71,9 +67,8 @@ class Held:
 
     def learn_poll(self, kind: str, job_id: str, etag: str | None) -> None:
         version = etag_version(etag)
-        if etag is not None and version is not None:
+        if version is not None:
             self.learn(kind, job_id, version)
-            self.etags[(kind, job_id)] = etag
 
     def learn_box(self, body: dict[str, Any]) -> None:
         for entry in body.get("jobs", []):
