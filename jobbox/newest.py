@@ -93,8 +93,6 @@ def _repair(snapshots: list[Snapshot]) -> None:
             store_snapshot(snapshot)
 
 
-
-
 def box_at_least(box: Box, floors: dict[JobKey, int], *, tenant: str, owner: str) -> Box:
     """`box` with each entry the client has seen past replaced by the database's newer
     state (dropped when the job is gone or no longer this person's); one forced read per
