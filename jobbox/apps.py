@@ -12,7 +12,7 @@ class JobboxConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models import signals
 
-        from jobbox import breaker, checks, client, pending, reconcile, write
+        from jobbox import breaker, checks, client, failover, pending, reconcile, write
         from jobbox.auth import invalidation
 
         invalidation.connect_invalidation_signals()
@@ -25,3 +25,6 @@ class JobboxConfig(AppConfig):
         breaker.on_recovered(pending.replay_after_outage)
         # Redis back after an outage (empty, or a replica that missed writes): repair now.
         breaker.on_recovered(reconcile.reconcile_after_outage)
+        # A cluster failover (no outage seen, but the promoted replica may lack the last
+        # writes): the same repair, over the last minute's changes.
+        failover.on_primaries_changed(lambda: reconcile.reconcile_after_outage(0.0))

@@ -31,7 +31,7 @@ from typing import Any
 from cachetools import LRUCache
 from django.utils import timezone
 
-from jobbox import conf, keys, registry
+from jobbox import caches, conf, keys, registry
 from jobbox.aio import async_client, in_sync_thread, off_loop_if_needed
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, on_reset, redis_errors
 from jobbox.metrics import JOBBOX_READS
@@ -70,7 +70,9 @@ class BoxEntry:
         object.__setattr__(self, "encoded", _encode(self.as_json()))
 
     def as_json(self) -> dict[str, Any]:
-        found = {"kind": self.kind, "id": self.job_id, "job": self.representation}
+        # The version: what a client holds, named back on its next read (`jobbox.newest`).
+        found = {"kind": self.kind, "id": self.job_id, "version": self.version,
+                 "job": self.representation}
         return {**found, "truncated": True} if self.truncated else found
 
     def within(self, max_bytes: int) -> "BoxEntry":
@@ -409,26 +411,24 @@ def _entry(member: str, raw_snapshot: bytes, raw_progress: bytes | str,
     snapshot = decode_snapshot(raw_snapshot, kind=kind, job_id=job_id)
     if snapshot is None or snapshot.tenant != tenant or snapshot.owner != owner:
         return None
-    progress = Progress.from_json_pairs(raw_progress)
-    changed = job.changed_at(snapshot.fields)
-    return BoxEntry(kind=kind, job_id=job_id,
-                    changed_ms=int(changed.timestamp() * 1000) if changed else 0,
-                    representation=job.render(snapshot.fields, progress),
-                    version=snapshot.version)
+    return snapshot_entry(job, snapshot, Progress.from_json_pairs(raw_progress))
 
 
 def box_from_database(*, tenant: str, owner: str) -> Box:
     """The box read from the database alone (Redis is down): the same bounded queries as a
     rebuild, no progress, no event id (a stream cannot resume from it)."""
-    entries = []
-    for job, snapshot in _recent_snapshots(tenant, owner):
-        changed = job.changed_at(snapshot.fields)
-        entries.append(BoxEntry(
-            kind=job.kind, job_id=snapshot.job_id,
-            changed_ms=int(changed.timestamp() * 1000) if changed else 0,
-            representation=job.render(snapshot.fields, None)))
+    entries = [snapshot_entry(job, snapshot, None)
+               for job, snapshot in _recent_snapshots(tenant, owner)]
     entries.sort(key=lambda entry: entry.changed_ms, reverse=True)
     return Box(entries=entries[: conf.settings().BOX_MAX_JOBS], last_event_id="")
+
+
+def snapshot_entry(job: TrackedJob, snapshot: Snapshot, progress: Progress | None) -> BoxEntry:
+    changed = job.changed_at(snapshot.fields)
+    return BoxEntry(kind=job.kind, job_id=snapshot.job_id,
+                    changed_ms=int(changed.timestamp() * 1000) if changed else 0,
+                    representation=job.render(snapshot.fields, progress),
+                    version=snapshot.version)
 
 
 def _text(value: bytes | str) -> str:
@@ -460,6 +460,8 @@ def _recent_snapshots(tenant: str, owner: str) -> list[tuple[TrackedJob, Snapsho
     """The person's jobs a box can show, from the database: one bounded query per job kind."""
     since = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
     limit = conf.settings().BOX_MAX_JOBS
-    return [(job, job.snapshot_of(instance)) for job in registry.all_jobs()
-            for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since,
-                                                 limit=limit)]
+    found = [(job, job.snapshot_of(instance)) for job in registry.all_jobs()
+             for instance in job.recent_for_owner(tenant=tenant, owner=owner, since=since,
+                                                  limit=limit)]
+    caches.offer_snapshots(snapshot for _, snapshot in found)
+    return found

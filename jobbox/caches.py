@@ -18,7 +18,7 @@ or pollers"):
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -84,6 +84,9 @@ ASKED_RECENTLY_INTERVALS = 30
 # one): its copies are all stale, so its first query reads the live jobs again (`prefetch`)
 # rather than each copy costing a query of its own.
 PREFETCH_AFTER_IDLE_INTERVALS = 3
+# Jobs whose forced read a process remembers (`OncePerInterval`): each is kept one interval,
+# so this bounds the jobs a process re-reads for clients per interval, not the jobs it serves.
+FORCED_READS_MAX_KEYS = 10_000
 
 
 @dataclass
@@ -113,7 +116,21 @@ class _Group:
     last_round_at: float | None = None
 
 
-class OutageCopies:
+class _Interval:
+    """A cache whose entries live one interval, read from a setting on every use (a test or
+    a settings change takes effect at once), on a clock a test may replace."""
+
+    def __init__(self, interval_setting: str, clock: Callable[[], float]) -> None:
+        if interval_setting not in conf.FIELDS:
+            raise ValueError(f"{interval_setting!r} is not a jobbox setting")
+        self.clock = clock  # read on every access: a test may replace it
+        self._interval_setting = interval_setting
+
+    def interval(self) -> float:
+        return float(getattr(conf.settings(), self._interval_setting))
+
+
+class OutageCopies(_Interval):
     """Copies of database reads served while Redis is unavailable, refreshed in batches.
 
     Each key belongs to a group (a job kind; token or user principals). A copy is served
@@ -128,11 +145,11 @@ class OutageCopies:
     """
 
     def __init__(self, interval_setting: str, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if interval_setting not in conf.FIELDS:
-            raise ValueError(f"{interval_setting!r} is not a jobbox setting")
-        self.clock = clock  # read on every access: a test may replace it
-        self._interval_setting = interval_setting
+                 clock: Callable[[], float] = time.monotonic,
+                 version_of: Callable[[Any], int] | None = None) -> None:
+        super().__init__(interval_setting, clock)
+        # Versioned values: a copy is never replaced by an older version (`offer`, `_keep`).
+        self._version_of = version_of
         self._lock = threading.Lock()
         self._copies: OrderedDict[Hashable, _Copy] = OrderedDict()  # least recently asked first
         self._groups: dict[Hashable, _Group] = {}
@@ -141,7 +158,7 @@ class OutageCopies:
     def get(self, key: Hashable, *, group: Hashable, load_many: LoadMany,
             prefetch: Prefetch | None = None) -> tuple[Any, bool]:
         """The copy of `key` (None: it names nothing), and True if this call ran the query."""
-        interval = float(getattr(conf.settings(), self._interval_setting))
+        interval = self.interval()
         with self._lock:
             now = self.clock()
             copy = self._copies.get(key)
@@ -174,6 +191,25 @@ class OutageCopies:
                 if copy.asked_at >= since:
                     found.setdefault(copy.group, []).append(key)
         return found
+
+    def offer(self, key: Hashable, *, group: Hashable, value: Any) -> None:
+        """A value just read elsewhere in this process (a fill, a box, a transition): kept
+        as a fresh copy unless the copy held is newer, so this process never serves an older
+        one after it. A key without a copy is kept only while its group is in an outage
+        here (the next outage's first round reads afresh anyway), first in line for
+        eviction, and joins no batch until it is asked for."""
+        with self._lock:
+            now = self.clock()
+            if key in self._copies:
+                self._keep(key, group, value, now, prefetched=False)
+                return
+            state = self._groups.get(group)
+            if state is None or state.last_round_at is None or (
+                    now - state.last_round_at > self.interval() * PREFETCH_AFTER_IDLE_INTERVALS):
+                return
+            self._copies[key] = _Copy(group, value, now, asked_at=float("-inf"))
+            self._copies.move_to_end(key, last=False)
+            self._trim()
 
     def discard(self, key: Hashable) -> None:
         with self._lock:
@@ -212,7 +248,9 @@ class OutageCopies:
                     for key in wanted | prefetched.keys():
                         self._keep(key, group, loaded.get(key), started,
                                    prefetched=key in prefetched)
-                round_.values = {key: loaded.get(key) for key in round_.keys}
+                    # What was kept: a newer value offered while the query ran wins.
+                    round_.values = {key: self._copies[key].value if key in self._copies
+                                     else loaded.get(key) for key in round_.keys}
         except BaseException as exc:
             round_.error = exc
             raise
@@ -241,20 +279,115 @@ class OutageCopies:
         if copy is None:
             self._copies[key] = _Copy(group, value, loaded_at, asked_at=loaded_at)
         else:
-            copy.value, copy.loaded_at = value, loaded_at
+            if not self._older(value, loaded_at, than=copy):
+                copy.value = value
+            copy.loaded_at = max(copy.loaded_at, loaded_at)
             if prefetched:
                 copy.asked_at = max(copy.asked_at, loaded_at)
+        self._trim()
+
+    def _older(self, value: Any, loaded_at: float, *, than: _Copy) -> bool:
+        """Whether `value` (read at `loaded_at`) is older than the copy held: a lower version,
+        or "names nothing" from a read that started before the copy was kept."""
+        if self._version_of is None or than.value is None:
+            return False
+        if value is None:
+            return loaded_at < than.loaded_at
+        return self._version_of(value) < self._version_of(than.value)
+
+    def _trim(self) -> None:
         while len(self._copies) > conf.settings().OUTAGE_COPY_MAX_ENTRIES:
             self._copies.popitem(last=False)
 
 
+@dataclass
+class _Read:
+    started: float
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    failed: bool = False
+
+
+class OncePerInterval(_Interval):
+    """Reads a client can force (it names a version newer than this process holds), made at
+    most once per key per interval: a read made within the interval answers again with what
+    it found, and concurrent askers of a key share the read in flight. So a client naming a
+    version that never existed costs one read per key per interval in a process, however
+    often it asks. Bounded in keys, the oldest forgotten first."""
+
+    def __init__(self, interval_setting: str, *, max_keys: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(interval_setting, clock)
+        self._max_keys = max_keys
+        self._lock = threading.Lock()
+        self._reads: OrderedDict[Hashable, _Read] = OrderedDict()
+
+    def read(self, keys: list[Hashable], load_many: LoadMany) -> tuple[dict[Hashable, Any],
+                                                                         list[Hashable]]:
+        """The value of each key (None: it names nothing) from its read within the interval,
+        read now in one `load_many` for the keys without one; and the keys read now. A key
+        whose shared read failed is left out (the leader's call raises)."""
+        interval = self.interval()
+        with self._lock:
+            now = self.clock()
+            reads: dict[Hashable, _Read] = {}
+            mine: list[Hashable] = []
+            for key in keys:
+                found = self._reads.get(key)
+                if found is None or (found.done.is_set() and now - found.started >= interval):
+                    found = self._reads[key] = _Read(now)
+                    self._reads.move_to_end(key)
+                    mine.append(key)
+                reads[key] = found
+            while len(self._reads) > self._max_keys:
+                self._reads.popitem(last=False)
+        if mine:
+            self._load(mine, reads, load_many)
+        for found in reads.values():
+            found.done.wait()
+        return {key: found.value for key, found in reads.items() if not found.failed}, mine
+
+    @staticmethod
+    def _load(mine: list[Hashable], reads: dict[Hashable, _Read], load_many: LoadMany) -> None:
+        try:
+            loaded = load_many(mine)
+            for key in mine:
+                reads[key].value = loaded.get(key)
+        except BaseException:
+            for key in mine:
+                reads[key].failed = True
+            raise
+        finally:
+            for key in mine:
+                reads[key].done.set()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._reads.clear()
+
+
 # Job snapshots (None: no such job) read from the database while Redis is unavailable, one
-# group per kind. A transition committed in this process drops its job's copy (jobbox.write),
-# so the process that made a change never serves the state before it.
-job_snapshots = OutageCopies("OUTAGE_COPY_SECONDS")
+# group per kind. Every snapshot this process reads from the database or commits is offered
+# to them (`offer_snapshots`), newer version wins, so after a newer state this process
+# never serves an older one.
+job_snapshots = OutageCopies("OUTAGE_COPY_SECONDS", version_of=lambda snapshot: snapshot.version)
+
+
+def offer_snapshots(snapshots: Iterable[Any]) -> None:
+    """Job snapshots this process just read from the database or committed: its outage
+    copies never serve an older one after them."""
+    for snapshot in snapshots:
+        job_snapshots.offer((snapshot.kind, snapshot.job_id), group=snapshot.kind,
+                            value=snapshot)
+
+
 # Principals (None: unknown) read from the database while Redis is unavailable, by key name,
 # grouped by what names them (tokens, user ids).
 principals = OutageCopies("PRINCIPAL_OUTAGE_COPY_SECONDS")
+# Job reads forced by a client naming a newer version than this process would answer
+# (`jobbox.newest`): one per job per outage-copy interval at most.
+forced_reads = OncePerInterval("OUTAGE_COPY_SECONDS", max_keys=FORCED_READS_MAX_KEYS)
+client.on_reset(forced_reads.clear)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ import redis.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from jobbox import conf
+from jobbox import conf, failover
 from jobbox.breaker import CircuitBreaker, State
 from jobbox.metrics import REDIS_BREAKER_STATE
 
@@ -102,7 +102,9 @@ def _make_client(url: str, cluster: bool) -> RedisClient:
         "health_check_interval": 30,
     }
     if cluster:
-        return redis.cluster.RedisCluster.from_url(url, **options)
+        client = redis.cluster.RedisCluster.from_url(url, **options)
+        failover.watch(client)  # a promoted replica may have lost writes: repaired then
+        return client
     return redis.Redis.from_url(url, **options)
 
 

@@ -49,7 +49,7 @@ class JobEvent:
 
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.snapshot.kind, "id": self.snapshot.job_id,
-                "job": self.representation()}
+                "version": self.snapshot.version, "job": self.representation()}
 
 
 @dataclass(frozen=True, slots=True)

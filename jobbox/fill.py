@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from enum import Enum
 
-from jobbox import conf, keys
+from jobbox import caches, conf, keys
 from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.metrics import READS, SINGLE_FLIGHT_WAITS
 from jobbox.model import Snapshot, decode_snapshot
@@ -112,6 +112,8 @@ def read_and_store(job: TrackedJob, job_id: str) -> Snapshot | None:
     the store fails: the next poll tries again."""
     snapshot = load_snapshot(job, job_id)
     READS.labels(job.kind, "db_fill" if snapshot else "not_found").inc()
+    if snapshot is not None:
+        caches.offer_snapshots([snapshot])
     with contextlib.suppress(RedisUnavailable):
         if snapshot is not None:
             store_snapshot(snapshot)

@@ -53,7 +53,8 @@ STREAM_EVENTS = Counter(
 
 # --- Resilience (docs/explanation/invariants.md, invariants 6-8) ---
 # READS sources added: negative (a remembered missing id), outage_copy (Redis unavailable,
-# answered by this process's short-lived copy). PRINCIPAL_READS sources added:
+# answered by this process's short-lived copy), forced (a client named a newer version than
+# this process held: jobbox.newest). PRINCIPAL_READS sources added:
 # outage_copy, shared (another thread of this process read the same principal).
 REDIS_BREAKER_STATE = Gauge(
     "jobbox_redis_breaker_state",
@@ -107,7 +108,7 @@ def start_at_zero(kinds: list[str]) -> None:
     """
     for kind in kinds:
         for source in ("redis", "db_fill", "db_fallback", "not_found", "negative",
-                       "outage_copy"):
+                       "outage_copy", "forced"):
             READS.labels(kind, source)
         for outcome in ("stored", "stale", "failed"):
             CACHE_WRITES.labels(kind, outcome)

@@ -19,13 +19,13 @@ from typing import Any
 from django.utils import timezone
 from redis.client import Pipeline
 
-from jobbox import caches, conf, keys, registry
+from jobbox import caches, conf, keys, newest, registry
 from jobbox.caches import Flights
 from jobbox.client import RedisUnavailable, get_redis, is_cluster, redis_errors
 from jobbox.fill import drop_garbage, fill_once
 from jobbox.metrics import READS, SINGLE_FLIGHT_WAITS
 from jobbox.model import Progress, Snapshot, decode_snapshot
-from jobbox.registry import InvalidJobId, TrackedJob
+from jobbox.registry import InvalidJobId, TrackedJob, UnknownJobKind
 from jobbox.scripts import run_script
 
 logger = logging.getLogger(__name__)
@@ -51,12 +51,22 @@ def read_job(kind: str, raw_id: str, *, tenant: str,
              prefetched: Cached | None = None) -> dict[str, Any]:
     """The job's representation for a request acting in `tenant`, or `JobNotFound`.
     `prefetched`: what this request's round trip already read for the job (no second read)."""
+    snapshot, progress = read_job_snapshot(kind, raw_id, tenant=tenant, prefetched=prefetched)
+    return registry.get(kind).render(snapshot.fields, progress)
+
+
+def read_job_snapshot(kind: str, raw_id: str, *, tenant: str, prefetched: Cached | None = None,
+                      floor: int | None = None) -> tuple[Snapshot, Progress | None]:
+    """`read_job`'s snapshot and progress; `floor`: the newest version the client has seen,
+    never answered older than (`jobbox.newest`) unless the database has nothing newer."""
     job = registry.get(kind)
     job_id = parse_job_id(job, raw_id)
     snapshot, progress = read_snapshot(job, job_id, prefetched=prefetched)
-    if snapshot.tenant != tenant:
+    newer = newest.at_least(job, job_id, snapshot, floor)
+    # The tenant is checked on what is answered: a forced read never shows another's job.
+    if newer is None or newer.tenant != tenant:
         raise JobNotFound(job_id)
-    return job.render(snapshot.fields, progress)
+    return newer, progress
 
 
 def read_cached(kind: str, job_id: str) -> tuple[Snapshot, Progress | None] | None:
@@ -205,3 +215,27 @@ def _load_live(job: TrackedJob) -> dict[tuple[str, str], Snapshot]:
     since = timezone.now() - timedelta(seconds=conf.settings().TERMINAL_TTL_SECONDS)
     rows = job.load_live(since=since, limit=conf.settings().OUTAGE_PREFETCH_MAX_JOBS)
     return {(job.kind, job.job_id_of(row)): job.snapshot_of(row) for row in rows}
+
+
+def versions_named(header: str) -> dict[tuple[str, str], int]:
+    """The (kind, job id) -> version pairs of an `X-Jobbox-Versions` header; malformed pairs,
+    unknown kinds and ids a kind refuses are skipped; at most BOX_MAX_JOBS pairs."""
+    floors: dict[tuple[str, str], int] = {}
+    for pair in header[:newest.VERSIONS_HEADER_MAX_CHARS].split(","):
+        named, _, raw_version = pair.strip().rpartition("=")
+        kind, _, raw_id = named.partition(":")
+        if not (raw_version.isascii() and raw_version.isdigit()) or len(raw_version) > 18:
+            continue
+        job_id = _parsed_id(kind, raw_id)
+        if job_id is not None:
+            floors[(kind, job_id)] = int(raw_version)
+        if len(floors) >= conf.settings().BOX_MAX_JOBS:
+            break
+    return floors
+
+
+def _parsed_id(kind: str, raw_id: str) -> str | None:
+    try:
+        return parse_job_id(registry.get(kind), raw_id)
+    except (UnknownJobKind, JobNotFound):
+        return None

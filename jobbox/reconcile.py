@@ -103,6 +103,7 @@ def restore_served(job_ids: dict[str, list[str]]) -> Report:
 def _repair(job: TrackedJob, fresh: list[Snapshot], report: Report) -> None:
     """Store each snapshot Redis lacks or holds older (compare-and-set), and record again
     the owner's part of a current one whose box entry was lost; counted in `report`."""
+    caches.offer_snapshots(fresh)
     held = _held_state(job, fresh)
     stale = [s for s, found in zip(fresh, held, strict=True)
              if found.version is None or found.version < s.version]

@@ -96,7 +96,8 @@ def store_after_commit(snapshot: Snapshot) -> bool:
     README's staleness bound; meanwhile Redis holds the previous version or nothing, never
     a wrong newer one.
     """
-    caches.job_snapshots.discard((snapshot.kind, snapshot.job_id))
+    # This process never serves the state before its own transition (an outage copy).
+    caches.offer_snapshots([snapshot])
     try:
         # The two parts are retried apart: a retry of the whole would find the snapshot
         # stored by the first try, record no event, and the open streams would miss it.

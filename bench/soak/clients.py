@@ -23,6 +23,7 @@ REQUEST_TIMEOUT_SECONDS = 10
 # A stream is dropped and resumed from its last event id this often (a browser's reconnect).
 STREAM_RESUME_SECONDS = 15
 HEARTBEAT = ":heartbeat"
+BOX_MAX_JOBS = 100
 POLL_URLS = {"video": "/api/videos/{}/", "ai_job": "/api/ai/jobs/{}/"}
 
 
@@ -39,6 +40,46 @@ def box_views(body: dict[str, Any]) -> list[dict[str, Any]]:
             for entry in body.get("jobs", [])]
 
 
+def etag_version(etag: str | None) -> int | None:
+    """The version a poll's ETag names (`"v<version>.<digest>"`), None for any other tag."""
+    tag = (etag or "").removeprefix("W/").strip('"')
+    number = tag.removeprefix("v").partition(".")[0]
+    return int(number) if tag.startswith("v") and number.isdigit() else None
+
+
+class Held:
+    """The version a client holds of each job, sent back: a poll's `If-None-Match: "v<n>"`
+    (the version alone, never the whole ETag: every poll is answered in full and recorded,
+    no 304), a box's `X-Jobbox-Versions`; no server then answers it an older state."""
+
+    def __init__(self) -> None:
+        self.versions: dict[tuple[str, str], int] = {}
+
+    def poll_headers(self, kind: str, job_id: str) -> dict[str, str]:
+        version = self.versions.get((kind, job_id))
+        return {"If-None-Match": f'"v{version}"'} if version is not None else {}
+
+    def box_headers(self, jobs: list[tuple[str, str]]) -> dict[str, str]:
+        """The versions held of `jobs` (the person's: a deleted one is no longer named)."""
+        named = ",".join(f"{kind}:{job_id}={self.versions[(kind, job_id)]}"
+                         for kind, job_id in jobs if (kind, job_id) in self.versions)
+        return {"X-Jobbox-Versions": named} if named else {}
+
+    def learn_poll(self, kind: str, job_id: str, etag: str | None) -> None:
+        version = etag_version(etag)
+        if version is not None:
+            self.learn(kind, job_id, version)
+
+    def learn_box(self, body: dict[str, Any]) -> None:
+        for entry in body.get("jobs", []):
+            if isinstance(entry.get("version"), int):
+                self.learn(entry["kind"], str(entry["id"]), entry["version"])
+
+    def learn(self, kind: str, job_id: str, version: int) -> None:
+        key = (kind, job_id)
+        self.versions[key] = max(version, self.versions.get(key, version))
+
+
 class PollClient(threading.Thread):
     def __init__(self, name: str, person: Person, strangers: list[Person], bases: list[str],
                  recorder: Recorder, stop: threading.Event) -> None:
@@ -47,6 +88,7 @@ class PollClient(threading.Thread):
         self.recorder, self.stop = recorder, stop
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {person.token}"
+        self.held = Held()
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -66,7 +108,8 @@ class PollClient(threading.Thread):
         base = random.choice(self.bases)
         started = time.time()
         try:
-            answer = self.session.get(base + path, timeout=REQUEST_TIMEOUT_SECONDS)
+            answer = self.session.get(base + path, headers=self.headers(op, **about),
+                                      timeout=REQUEST_TIMEOUT_SECONDS)
         except requests.RequestException as exc:
             self.recorder.record(client=self.name, academy=self.person.academy,
                                  person=self.person.person, op=op, path=path, base=base,
@@ -76,10 +119,24 @@ class PollClient(threading.Thread):
         if answer.status_code == 200:
             body = answer.json()
             views = box_views(body) if op == "box" else [job_view(about["kind"], body)]
+            self.learn(op, body, answer.headers.get("ETag"), **about)
         self.recorder.record(client=self.name, academy=self.person.academy,
                              person=self.person.person, op=op, path=path, base=base,
                              sent=started, status=answer.status_code,
                              retry_after=answer.headers.get("Retry-After"), jobs=views, **about)
+
+
+    def headers(self, op: str, **about: str) -> dict[str, str]:
+        if op == "box":
+            # The newest jobs a box can hold (jobbox's BOX_MAX_JOBS default).
+            return self.held.box_headers(self.person.jobs[-BOX_MAX_JOBS:])
+        return self.held.poll_headers(about["kind"], about["job_id"]) if op == "poll" else {}
+
+    def learn(self, op: str, body: dict[str, Any], etag: str | None, **about: str) -> None:
+        if op == "box":
+            self.held.learn_box(body)
+        elif op == "poll":
+            self.held.learn_poll(about["kind"], about["job_id"], etag)
 
 
 class StreamClient(threading.Thread):

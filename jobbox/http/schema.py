@@ -25,6 +25,9 @@ class ErrorShape(serializers.Serializer):
 class BoxEntryShape(serializers.Serializer):
     kind = serializers.CharField(help_text="The job's kind (`video`, `ai_job`, ...).")
     id = serializers.CharField()
+    version = serializers.IntegerField(
+        help_text="The job's version: sent back in `X-Jobbox-Versions`, no entry is "
+                  "answered older.")
     job = serializers.DictField(
         help_text="The job's representation, as its own endpoint answers it; only "
                   "`status` when `truncated` (BOX_ENTRY_MAX_BYTES).")

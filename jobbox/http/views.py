@@ -35,7 +35,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobbox import box as boxes
-from jobbox import conf, keys, read, registry
+from jobbox import conf, keys, newest, read, registry
 from jobbox.auth.drf import CachedSessionAuthentication, CachedTokenAuthentication
 from jobbox.auth.principals import (
     Principal,
@@ -52,7 +52,7 @@ from jobbox.client import RedisUnavailable, get_redis, redis_errors
 from jobbox.http import errors
 from jobbox.http.schema import NOT_FOUND, UNAUTHENTICATED, BoxShape, extend_schema
 from jobbox.metrics import READS, start_at_zero
-from jobbox.read import JobNotFound, read_job
+from jobbox.read import JobNotFound, read_job_snapshot
 from jobbox.stream import (
     CLIENT_RETRY_SECONDS,
     PrincipalCheck,
@@ -176,14 +176,21 @@ class JobStatusAPIView(HitsServedDirectly):
 
     kind: ClassVar[str]
 
-    @extend_schema(responses={**UNAUTHENTICATED, **NOT_FOUND})  # 200: the project's shape
+    @extend_schema(responses={304: None, **UNAUTHENTICATED, **NOT_FOUND})  # 200: the project's
     def get(self, request: Request, job_id: str) -> Response:
+        if_none_match = request.META.get("HTTP_IF_NONE_MATCH", "")
         try:
-            body: dict[str, Any] = read_job(self.kind, job_id, tenant=self.request_tenant(request),
-                                            prefetched=_prefetched(request, self.kind, job_id))
+            snapshot, progress = read_job_snapshot(
+                self.kind, job_id, tenant=self.request_tenant(request),
+                prefetched=_prefetched(request, self.kind, job_id),
+                floor=newest.version_floor(if_none_match))
         except JobNotFound:
             raise NotFound() from None
-        return Response(body)
+        body: dict[str, Any] = registry.get(self.kind).render(snapshot.fields, progress)
+        etag = newest.poll_etag(snapshot.version, _renderer.render(body, None))
+        unchanged = newest.etag_matches(if_none_match, etag)
+        response = Response(status=304) if unchanged else Response(body)
+        return _with_validator(response, etag)
 
     @classmethod
     def answer_hit(cls, request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
@@ -207,11 +214,26 @@ class JobStatusAPIView(HitsServedDirectly):
         assert principal is not None
         if snapshot.tenant != principal.tenant:
             return None  # DRF answers the same 404 as for a missing job
+        if_none_match = request.META.get("HTTP_IF_NONE_MATCH", "")
+        floor = newest.version_floor(if_none_match) if if_none_match else None
+        if floor is not None and snapshot.version < floor:
+            return None  # the client has seen newer: DRF's path reads the database once
         _authenticate(request, principal)
         READS.labels(job.kind, "redis").inc()
         # No media type: DRF's parameterless `application/json` renders the same, unparsed.
         body = _renderer.render(job.render(snapshot.fields, cached.progress), None)
-        return HttpResponse(body, content_type="application/json")
+        etag = newest.poll_etag(snapshot.version, body)
+        if newest.etag_matches(if_none_match, etag):
+            return _with_validator(HttpResponse(status=304), etag)
+        return _with_validator(HttpResponse(body, content_type="application/json"), etag)
+
+
+def _with_validator(response: HttpResponse, etag: str) -> HttpResponse:
+    """A poll's `ETag` (naming the job's version) and a cache policy that makes a browser
+    send it back: the client's version is then never answered with an older one."""
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 def _prefetched(request: Request, kind: str, job_id: str) -> read.Cached | None:
@@ -235,7 +257,7 @@ class JobBoxView(HitsServedDirectly):
         except RedisUnavailable:
             # Invariant 6: degraded, answered from the database (bounded queries).
             box = box_from_database(tenant=tenant, owner=owner)
-        return _box_response(request, box)
+        return _box_response(request, _box_at_least(request, box, tenant, owner))
 
     @classmethod
     def answer_hit(cls, request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
@@ -261,12 +283,23 @@ class JobBoxView(HitsServedDirectly):
         if found is None:
             return None
         _authenticate(request, principal)
-        return _box_response(request, found)
+        return _box_response(request, _box_at_least(request, found, *actual))
+
+
+def _box_at_least(request: HttpRequest | Request, box: Box, tenant: str, owner: str) -> Box:
+    """The box with no entry older than the version its client names for that job."""
+    header = request.META.get(VERSIONS_META)
+    if not header:
+        return box
+    return newest.box_at_least(box, read.versions_named(header), tenant=tenant, owner=owner)
+
+
+VERSIONS_META = "HTTP_" + newest.VERSIONS_HEADER.upper().replace("-", "_")
 
 
 def _box_response(request: HttpRequest | Request, box: Box) -> HttpResponse:
     etag = box.etag  # a digest of the whole body: computed once
-    if etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+    if newest.etag_matches(request.META.get("HTTP_IF_NONE_MATCH", ""), etag):
         response = HttpResponse(status=304)
     else:
         response = HttpResponse(box.body, content_type="application/json")
@@ -274,10 +307,6 @@ def _box_response(request: HttpRequest | Request, box: Box) -> HttpResponse:
     response["Cache-Control"] = "private, no-cache"
     response[EVENT_ID_HEADER] = box.last_event_id
     return response
-
-
-def _etags(header: str) -> set[str]:
-    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
 async def job_box_stream(request: HttpRequest) -> HttpResponse:

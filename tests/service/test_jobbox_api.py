@@ -83,7 +83,9 @@ def test_each_job_has_the_same_representation_as_its_own_endpoint(alice):
                                    step_name="transcode 720p", step_percent=20)
     single = alice.client().get(f"/api/videos/{video.pk}/").json()
     [entry] = box(alice).json()["jobs"]
-    assert entry == {"kind": "video", "id": str(video.pk), "job": single}
+    video.refresh_from_db()
+    assert entry == {"kind": "video", "id": str(video.pk), "version": video.version,
+                     "job": single}
 
 
 def test_unchanged_box_answers_304_and_a_transition_changes_it(alice, django_assert_num_queries):

@@ -24,7 +24,7 @@ from jobbox import caches
 from jobbox.caches import OutageCopies
 from tests.faults import SqlCounter, closing_connections, private_redis_server
 from tests.members import Member
-from tests.video_helpers import new_video
+from tests.video_helpers import made_elsewhere, new_video
 
 INTERVAL_SECONDS = 1.0
 JOBS = 60
@@ -200,6 +200,7 @@ def running(members: list[Member], count: int) -> list[Video]:
     videos = [new_video(members[n % len(members)], title=f"Lecture {n}") for n in range(count)]
     for video in videos:
         services.mark_processing(video.pk, worker_id="w1")
+        made_elsewhere(video)
     return videos
 
 

@@ -22,7 +22,7 @@ from jobbox.breaker import State
 from jobbox.client import get_breaker
 from process_tools import wait_until
 from tests.faults import SqlCounter, closing_connections, private_redis_server
-from tests.video_helpers import new_video, poll
+from tests.video_helpers import made_elsewhere, new_video, poll
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fault]
 
@@ -48,6 +48,7 @@ def running_videos(member, n: int) -> list[Video]:
     videos = [new_video(member, title=f"Lecture {i}") for i in range(n)]
     for video in videos:
         services.mark_processing(video.pk, worker_id="w1")
+        made_elsewhere(video)
     return videos
 
 

@@ -70,7 +70,7 @@
     return text;
   }
 
-  const entries = new Map(); // "kind:id" -> {kind, id, job}
+  const entries = new Map(); // "kind:id" -> {kind, id, version, job}
   const elements = new Map(); // "kind:id" -> <li>
   let order = []; // keys, newest change first
   let etag = null;
@@ -85,15 +85,30 @@
     connection.textContent = L[mode] || mode;
   }
 
+  // The entry to show: the one already held when it is newer (a job's version never goes
+  // back on this page, whichever server process answered).
+  function newest(entry) {
+    const held = entries.get(keyOf(entry));
+    return held && (held.version || 0) > (entry.version || 0) ? held : entry;
+  }
+
   function setBox(jobs) {
+    const shown = jobs.map(newest);
     entries.clear();
-    order = jobs.map(keyOf);
-    jobs.forEach((entry) => entries.set(keyOf(entry), entry));
+    order = shown.map(keyOf);
+    shown.forEach((entry) => entries.set(keyOf(entry), entry));
     render();
+  }
+
+  // What this page holds, sent with a box poll: the server answers no job older than that.
+  function versionsHeld() {
+    return [...entries.values()].filter((entry) => Number.isInteger(entry.version))
+      .map((entry) => `${entry.kind}:${entry.id}=${entry.version}`).join(",");
   }
 
   function upsert(entry, moved) {
     const key = keyOf(entry);
+    entry = newest(entry);
     entries.set(key, entry);
     if (moved || !order.includes(key)) {
       order = [key, ...order.filter((k) => k !== key)];
@@ -624,6 +639,8 @@
   async function poll() {
     const headers = { Accept: "application/json" };
     if (etag) headers["If-None-Match"] = etag;
+    const held = versionsHeld();
+    if (held) headers["X-Jobbox-Versions"] = held;
     try {
       const response = await fetch("/api/jobbox/", { headers, credentials: "same-origin" });
       if (response.status === 200) {
