@@ -26,17 +26,20 @@ run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 # toy project of its own settings: pytest-django takes one settings module per run, so it is
 # a run of its own. pytest exits 5 when no test ran: make stops on it like on any failure.
 LIBRARY_TESTS := $(PY) -m pytest tests/library --ds=tests.library.settings
+# Two test processes (pytest-xdist), each on a private Redis of its own (tests/xdist_redis.py).
+PARALLEL := -n 2 -p tests.xdist_redis
 
 # Everything: the library layer, then the service and end-to-end layers.
 test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser monitoring nginx
-	$(WITH_REDIS) $(LIBRARY_TESTS) $(PYTEST_ARGS)
-	$(WITH_REDIS) $(PY) -m pytest tests/service tests/e2e $(PYTEST_ARGS)
+	$(WITH_REDIS) $(LIBRARY_TESTS) $(PARALLEL) $(PYTEST_ARGS)
+	$(WITH_REDIS) $(PY) -m pytest tests/service $(PARALLEL) $(PYTEST_ARGS)
+	$(WITH_REDIS) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 # The library and service layers: no browser, no worker process, no fresh install, no cluster
 # (the few service tests that start a worker or run for seconds are marked e2e).
 test-fast: $(VENV)/.installed lint docs $(MESSAGES)
-	$(WITH_REDIS) $(LIBRARY_TESTS) $(PYTEST_ARGS)
-	$(WITH_REDIS) $(PY) -m pytest tests/service -m 'not e2e' $(PYTEST_ARGS)
+	$(WITH_REDIS) $(LIBRARY_TESTS) $(PARALLEL) $(PYTEST_ARGS)
+	$(WITH_REDIS) $(PY) -m pytest tests/service -m 'not e2e' $(PARALLEL) $(PYTEST_ARGS)
 
 
 # The library layer once per supported (Django, Python, redis-py) pair, each in a virtualenv

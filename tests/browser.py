@@ -74,6 +74,22 @@ def sign_in(context, base: str, username: str, password: str):
     return page
 
 
+def password_of(member) -> str:
+    """The password tests.members gives a tenant's member."""
+    return f"pw-{member.tenant.slug}"
+
+
+def live_page(context, base: str, member):
+    """`member` signed in on the page, its event stream connected."""
+    page = sign_in(context, base, member.user.username, password_of(member))
+    page.wait_for_selector("#connection[data-mode=live]")
+    return page
+
+
+def job_row(page, video):
+    return page.locator(f"li.job[data-kind=video][data-id='{video.pk}']")
+
+
 def screenshot(page, name: str) -> Path:
     """The whole page as a PNG under SCREENSHOTS (kept), for a person to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

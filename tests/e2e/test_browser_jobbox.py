@@ -5,50 +5,13 @@ polling fallback, refused uploads explained, Korean by default."""
 import os
 
 import pytest
-import redis
 
 from academy.videos import services
-from process_tools.redis_server import RedisServer
-from tests.asgi_server import serve_asgi
-from tests.browser import browsers, sign_in
+from tests.browser import job_row, password_of, sign_in
 from tests.video_helpers import new_video
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def private_redis():
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def server(private_redis):
-    with serve_asgi(private_redis.url) as base:
-        yield base
-
-
-@pytest.fixture(autouse=True)
-def on_private_redis(private_redis, settings, monkeypatch):
-    redis.Redis.from_url(private_redis.url).flushdb()
-    settings.JOBBOX = {**settings.JOBBOX, "REDIS_URL": private_redis.url}
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # ordinary synchronous ones (Django's guard cannot tell them apart).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def open_browser():
-    with browsers() as open_one:
-        yield open_one
-
-
-def password_of(member):
-    return f"pw-{member.tenant.slug}"
-
-
-def job_row(page, video):
-    return page.locator(f"li.job[data-kind=video][data-id='{video.pk}']")
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser,
+              pytest.mark.usefixtures("on_private_redis")]
 
 
 def test_a_signed_in_person_watches_a_job_reach_ready_without_reload(server, alice,

@@ -7,53 +7,24 @@ large grade report read page by page from its endpoint. Each key screen is kept 
 import re
 
 import pytest
-import redis
 
 from academy.ai import services as ai
 from academy.ai.job_types.grade_report import StudentRow, rank_students, subject_statistics
 from academy.videos import services as videos
-from process_tools.redis_server import RedisServer
 from tests.ai_helpers import done_job, new_job, processing_job
-from tests.asgi_server import serve_asgi
-from tests.browser import browsers, screenshot, sign_in
+from tests.browser import live_page, screenshot
 from tests.video_helpers import new_video
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser,
+              pytest.mark.usefixtures("on_private_redis")]
 
 SUBJECTS = ["국어", "수학", "영어"]  # not in alphabetical order, on purpose
 # CSS colours of the bar's fill (jobbox.css): one meaning per colour.
 GREEN, RED, BLUE = "rgb(30, 142, 62)", "rgb(197, 34, 31)", "rgb(47, 98, 208)"
 
 
-@pytest.fixture(scope="module")
-def private_redis():
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def server(private_redis):
-    with serve_asgi(private_redis.url) as base:
-        yield base
-
-
-@pytest.fixture(autouse=True)
-def on_private_redis(private_redis, settings, monkeypatch):
-    redis.Redis.from_url(private_redis.url).flushdb()
-    settings.JOBBOX = {**settings.JOBBOX, "REDIS_URL": private_redis.url}
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop, see browser
-
-
-@pytest.fixture
-def open_browser():
-    with browsers() as open_one:
-        yield open_one
-
-
 def page_of(member, server, open_browser):
-    page = sign_in(open_browser(), server, member.user.username, f"pw-{member.tenant.slug}")
-    page.wait_for_selector("#connection[data-mode=live]")
-    return page
+    return live_page(open_browser(), server, member)
 
 
 def card(page, kind, job_id):

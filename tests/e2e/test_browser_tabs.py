@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the browser fixtures are imported by name and used as arguments
 """The page's tabs share one event stream (a leader elected by Web Locks), a new leader takes
 over when the leader tab closes, and a job that ends while no tab is seen is told by a system
 notification — in Debian's Chromium."""
@@ -11,18 +10,11 @@ from academy.videos import services
 from jobbox import keys
 from jobbox.client import get_redis
 from process_tools import wait_until
-from tests.browser import sign_in
-from tests.e2e.test_browser_jobbox import (  # noqa: F401 - fixtures
-    job_row,
-    on_private_redis,
-    open_browser,
-    password_of,
-    private_redis,
-    server,
-)
+from tests.browser import job_row, password_of, sign_in
 from tests.video_helpers import new_video
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser,
+              pytest.mark.usefixtures("on_private_redis")]
 
 TABS = 5
 # Hidden-ness cannot be produced in a headless browser: the page is told it is hidden.

@@ -2,36 +2,15 @@
 Playwright): Cancel on a running video, then Retry, the log behind its toggle, the time left."""
 
 import pytest
-import redis
 
 from academy.videos import services
 from academy.videos.models import Video
 from jobbox import append_log, write
-from process_tools.redis_server import RedisServer
-from tests.asgi_server import serve_asgi
-from tests.browser import browsers, sign_in
+from tests.browser import browsers, live_page
 from tests.video_helpers import new_video
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def private_redis():
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def server(private_redis):
-    with serve_asgi(private_redis.url) as base:
-        yield base
-
-
-@pytest.fixture(autouse=True)
-def on_private_redis(private_redis, settings, monkeypatch):
-    redis.Redis.from_url(private_redis.url).flushdb()
-    settings.JOBBOX = {**settings.JOBBOX, "REDIS_URL": private_redis.url}
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop, our ORM
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser,
+              pytest.mark.usefixtures("on_private_redis")]
 
 
 def test_a_person_cancels_a_running_video_reads_its_log_and_runs_it_again(
@@ -40,8 +19,7 @@ def test_a_person_cancels_a_running_video_reads_its_log_and_runs_it_again(
     monkeypatch.setattr(write, "ETA_SAMPLE_MIN_MS", 0)
     settings.JOBBOX = {**settings.JOBBOX, "PROGRESS_EVENT_INTERVAL_MS": 0}
     with browsers() as open_browser:
-        page = sign_in(open_browser(), server, alice.user.username, f"pw-{alice.tenant.slug}")
-        page.wait_for_selector("#connection[data-mode=live]")
+        page = live_page(open_browser(), server, alice)
         video = new_video(alice, "잘못 올린 강의")
         services.mark_processing(video.pk, worker_id="w1")
         for percent in (10, 20, 30):

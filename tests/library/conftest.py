@@ -16,12 +16,15 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobbox.client import get_redis, reset_clients
+from tests.xdist_redis import require_private_redis
 
 LIBRARY_SETTINGS = "tests.library.settings"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Refuse, with the command to use, a run on any other settings."""
+    """Refuse, with the command to use, a run on any other settings or a parallel run
+    without a Redis per worker."""
+    require_private_redis(config)
     chosen = config.getoption("ds", default=None) or os.environ.get("DJANGO_SETTINGS_MODULE")
     if chosen != LIBRARY_SETTINGS:
         raise pytest.UsageError(

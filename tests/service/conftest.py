@@ -12,6 +12,11 @@ from jobbox.client import get_redis, reset_clients
 from tests.members import Member, make_member
 from tests.redis_cluster import LocalCluster, cluster_mode
 from tests.workers import start_worker, stop_worker
+from tests.xdist_redis import require_private_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    require_private_redis(config)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,8 @@ from tests.faults import private_redis_server
 from tests.redis_peek import outside_redis
 from tests.video_helpers import new_video
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Each test holds Redis paused for PAUSE_SECONDS of real time: `make test`, not test-fast.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 PAUSE_SECONDS = 20
 # Polls after the resume, spread over more than the breaker's open interval (2 s): every one

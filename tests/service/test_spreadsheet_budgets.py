@@ -111,6 +111,7 @@ def test_a_good_sheet_is_accepted_unparsed_and_graded_in_the_workers_child(
     assert job.result["summary"]["valid_rows"] == 2
 
 
+@pytest.mark.e2e  # builds a 50 MB bomb and parses it until a real CPU or memory limit stops it
 @pytest.mark.parametrize(("limit", "reason"), [
     ({"SHEET_READ_MEMORY_BYTES": 250 * MIB}, "needed more than 250 MiB of memory"),
     ({"SHEET_READ_CPU_SECONDS": 1}, "needed more than 1 seconds of CPU"),

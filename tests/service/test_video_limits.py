@@ -133,6 +133,7 @@ def test_a_frame_larger_than_the_pixel_limit_is_refused_before_it_is_decoded(
     assert (response.status_code, response.json()["code"]) == (400, "too_many_pixels")
 
 
+@pytest.mark.e2e  # a decoder runs until it reaches a real memory limit
 def test_the_memory_budget_stops_a_bomb_the_pixel_limit_lets_through(media, tmp_path,
                                                                      settings):
     settings.VIDEO_MAX_PIXELS = 10**9
@@ -171,6 +172,7 @@ _CATCHES_SIGXCPU = ("import signal, sys\n"
                     "while True: pass\n")
 
 
+@pytest.mark.e2e  # a child spins for a second of real CPU
 def test_a_child_that_catches_the_cpu_signal_and_exits_still_counts_as_over_budget():
     child = subprocess.Popen([sys.executable, "-c", _CATCHES_SIGXCPU], text=True,
                              preexec_fn=limited_child(cpu_seconds=1, memory_bytes=2**30))
@@ -181,6 +183,7 @@ def test_a_child_that_catches_the_cpu_signal_and_exits_still_counts_as_over_budg
     assert not ran_out_of_cpu(child.returncode, 0.2, 1)  # a failure well within the budget
 
 
+@pytest.mark.e2e  # ffmpeg spins until its real CPU budget stops it
 def test_a_transcode_over_its_cpu_budget_is_stopped_there(alice, media, tmp_path, settings):
     settings.VIDEO_FFMPEG_CPU_BASE_SECONDS = 1
     settings.VIDEO_FFMPEG_CPU_SECONDS_PER_MEDIA_SECOND = 0
