@@ -466,7 +466,8 @@ def test_each_curve_plot_states_where_it_came_from(tmp_path):
     latency = {"p50_ms": 2.0, "p99_ms": 9.0, "p99_9_ms": 12.0, "max_ms": 20.0}
     figures = {
         "db-reads": {"points": [{"variant": v, "jobs": n, "job_reads_per_second": r,
-                                 "all_reads_per_second": r, "achieved_rps": n}
+                                 "all_reads_per_second": r, "ok": n, "polls": n,
+                                 "achieved_rps": n}
                                 for v, r in (("jobbox", 0), ("before", 100)) for n in (10, 100)]},
         "streams": {"points": [{"streams": n, "opened": n, "kb_per_stream": 28.0,
                                 "redis_connections": 4, "latency_ms": latency,
