@@ -116,6 +116,10 @@ def plot_streams(result: dict[str, Any], path: Path) -> str:
     connections.plot(streams, [p["redis_connections"] for p in points], "o-")
     connections.set(xlabel="open streams (one process)", ylabel="TCP connections to Redis",
                     title="Redis connections", ylim=(0, None))
+    skipped = [f"{p['streams']:,}" for p in result["points"] if "not_run" in p]
+    if skipped:
+        figure.suptitle(f"not run: {', '.join(skipped)} streams (the JSON says why)",
+                        fontsize=8, x=0.99, ha="right")
     _axes_caption(figure, result)
     return _save(figure, path)
 

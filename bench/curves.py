@@ -113,8 +113,11 @@ def streams_run(arguments: list[str]) -> dict[str, Any]:
     recreated); its result, or why it did not run."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "run.json"
+        # Its scratch files (tokens, receipts, logs) in a directory of its own, not shared
+        # /tmp names another run on the machine may be writing.
         done = subprocess.run([sys.executable, "-m", "bench.streams", *arguments, "--out",
                                str(out), "--skip-redis-memory"], cwd=BASE_DIR,
+                              env={**os.environ, "TMPDIR": scratch},
                               capture_output=True, text=True, check=False)
         if done.returncode != 0 or not out.exists():
             return {"not_run": done.stderr.strip()[-600:], "returncode": done.returncode}

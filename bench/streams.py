@@ -54,6 +54,8 @@ STREAMS_PER_SOURCE_ADDRESS = 20_000
 # Threads committing transitions: one commit takes a few ms of database round trips, so
 # 100 a second need several in flight.
 DRIVER_THREADS = 8
+# How long /metrics may take to answer (18,000 streams at load average 16: over 10 s).
+METRICS_WAIT_SECONDS = 60.0
 # Commands per pipeline when warming: a few hundred KB per round trip.
 WARM_BATCH = 3_000
 # Jobs per person in the Redis memory measurement (a box of 10 jobs).
@@ -173,7 +175,8 @@ def redis_connections(pid: int, redis_port: int) -> int:
 def metric(base: str, token: str, name: str) -> float:
     request = urllib.request.Request(f"{base}/metrics",
                                      headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    # A process holding tens of thousands of streams on a loaded machine answers slowly.
+    with urllib.request.urlopen(request, timeout=METRICS_WAIT_SECONDS) as response:
         for line in response.read().decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])

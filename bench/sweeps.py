@@ -7,7 +7,6 @@ Serves docs/how-to/benchmarks.md, "Costs as curves".
 
 import contextlib
 import os
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,8 +18,6 @@ from bench import stack
 JOBS_PER_PERSON = 20
 # The servers' /metrics bearer token (this run's own servers, on loopback).
 METRICS_TOKEN = "bench-curves"
-# A server /metrics may take this long to answer right after an overloading phase.
-METRICS_WAIT_SECONDS = 60.0
 # Calibration churn steps (bench.run's): one step's database work is learnt, then removed.
 CALIBRATION_STEPS = 5
 
@@ -122,16 +119,13 @@ def db_reads_point(b: Any, variant: str, jobs: int, seconds: float) -> dict[str,
 
 def breaker_opens(server: Any) -> float | None:
     """Times the server's Redis circuit breaker opened so far (all its workers); None when
-    its /metrics did not answer within METRICS_WAIT_SECONDS (a server still busy)."""
-    request = urllib.request.Request(f"{server.base_url}/metrics",
-                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    its /metrics did not answer (a server still busy past bench.streams' wait)."""
+    from bench.streams import metric
+
     try:
-        with urllib.request.urlopen(request, timeout=METRICS_WAIT_SECONDS) as answer:
-            text = answer.read().decode()
+        return metric(server.base_url, METRICS_TOKEN, "jobbox_redis_breaker_opens_total")
     except OSError:
         return None
-    return sum(float(line.split()[1]) for line in text.splitlines()
-               if line.startswith("jobbox_redis_breaker_opens_total "))
 
 
 def opened_since(before: float | None, after: float | None) -> float | None:
