@@ -169,7 +169,8 @@ def plot_gc_pauses(result: dict[str, Any], path: Path) -> str:
                  label="max per 10 s")
     latency.set(xlabel="seconds since the transitions began", yscale="log",
                 ylabel="ms, transition's return -> client",
-                title=f"{run['opened']['a']['opened']:,} open streams: transition -> client")
+                title=f"{run['opened']['a']['opened']:,} streams opened on process A: "
+                      "transition -> client")
     latency.legend(fontsize="small")
     _axes_caption(figure, result)
     return _save(figure, path)
