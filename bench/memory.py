@@ -325,7 +325,7 @@ def main(argv: list[str]) -> int:
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"written: {path.relative_to(BASE_DIR)}")
         if args.plot and args.curve:
-            from bench.curves import plot_memory
+            from bench.curve_plots import plot_memory
 
             print(f"plot: {plot_memory(result, path.with_suffix('.png'))}")
     finally:

@@ -54,6 +54,8 @@ STREAMS_PER_SOURCE_ADDRESS = 20_000
 # Threads committing transitions: one commit takes a few ms of database round trips, so
 # 100 a second need several in flight.
 DRIVER_THREADS = 8
+# How long /metrics may take to answer (18,000 streams at load average 16: over 10 s).
+METRICS_WAIT_SECONDS = 60.0
 # Commands per pipeline when warming: a few hundred KB per round trip.
 WARM_BATCH = 3_000
 # Jobs per person in the Redis memory measurement (a box of 10 jobs).
@@ -173,22 +175,26 @@ def redis_connections(pid: int, redis_port: int) -> int:
 def metric(base: str, token: str, name: str) -> float:
     request = urllib.request.Request(f"{base}/metrics",
                                      headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    # A process holding tens of thousands of streams on a loaded machine answers slowly.
+    with urllib.request.urlopen(request, timeout=METRICS_WAIT_SECONDS) as response:
         for line in response.read().decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
     return 0.0
 
 
-def one_process_server(name: str) -> Any:
-    """uvicorn with one process (no supervisor): the streams all land in it."""
+def one_process_server(name: str, gc_pauses: Path | None = None) -> Any:
+    """uvicorn with one process (no supervisor): the streams all land in it. With
+    `gc_pauses`, every garbage collection of that process is timed into it (bench.gcpauses)."""
     from bench import stack
+
+    timed = [] if gc_pauses is None else ["-m", "bench.gcpauses", str(gc_pauses), "--"]
 
     class OneProcess(stack.Server):
         def command(self) -> list[str]:
-            return [sys.executable, "-m", "uvicorn", "academy.asgi:application", "--host",
-                    "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-                    "--backlog", str(OPEN_FILES_BESIDES_STREAMS)]
+            return [sys.executable, *timed, "-m", "uvicorn", "academy.asgi:application",
+                    "--host", "127.0.0.1", "--port", str(self.port), "--log-level",
+                    "warning", "--backlog", str(OPEN_FILES_BESIDES_STREAMS)]
 
     return OneProcess(name, "bench.settings", {}, asgi=True)
 
@@ -305,26 +311,44 @@ def _drive_share(owners: list[int], tenant_id: int, rate: float, seconds: float,
         time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def latencies(started: dict[tuple, tuple[int, float, float]],
-              receipts: list[list[Any]]) -> dict[str, Any]:
+def matched_receipts(started: dict[tuple, tuple[int, float, float]],
+                     receipts: list[list[Any]]) -> list[tuple[float, float, float]]:
+    """(read by the client, call started, call returned) of each transition a client read."""
     seen: dict[tuple, float] = {}
     for job_id, status, at in receipts:
         seen.setdefault((str(job_id), status), at)
-    matched = [(seen[k], begun, returned) for k, (_, begun, returned) in started.items()
-               if k in seen]
-    watched = len(started)
+    return [(seen[k], begun, returned) for k, (_, begun, returned) in started.items()
+            if k in seen]
+
+
+def latency_summary(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    return {"p50_ms": round(statistics.median(values), 1),
+            "p99_ms": round(values[max(0, int(len(values) * 0.99) - 1)], 1),
+            "p99_9_ms": round(values[max(0, int(len(values) * 0.999) - 1)], 1),
+            "max_ms": round(values[-1], 1)}
+
+
+def latencies(started: dict[tuple, tuple[int, float, float]],
+              receipts: list[list[Any]]) -> dict[str, Any]:
+    matched = matched_receipts(started, receipts)
     if not matched:
         return {"matched": 0}
+    return {"transitions_of_watched_people": len(started), "matched": len(matched),
+            "from_call_return": latency_summary([(r - e) * 1000 for r, _, e in matched]),
+            "from_call_start": latency_summary([(r - b) * 1000 for r, b, _ in matched])}
 
-    def summary(values: list[float]) -> dict[str, float]:
-        values.sort()
-        return {"p50_ms": round(statistics.median(values), 1),
-                "p99_ms": round(values[max(0, int(len(values) * 0.99) - 1)], 1),
-                "max_ms": round(values[-1], 1)}
 
-    return {"transitions_of_watched_people": watched, "matched": len(matched),
-            "from_call_return": summary([(r - e) * 1000 for r, _, e in matched]),
-            "from_call_start": summary([(r - b) * 1000 for r, b, _ in matched])}
+def latency_timeline(started: dict[tuple, tuple[int, float, float]], receipts: list[list[Any]],
+                     since: float, bucket_seconds: float = 10.0) -> list[dict[str, float]]:
+    """Per `bucket_seconds` from `since` (by the call's return): transitions read, and their
+    p99 and max from the call's return to the client (where a long pause lands in time)."""
+    buckets: dict[int, list[float]] = {}
+    for read, _, returned in matched_receipts(started, receipts):
+        buckets.setdefault(int((returned - since) // bucket_seconds), []).append(
+            (read - returned) * 1000)
+    return [{"t": n * bucket_seconds, "transitions": len(values),
+             **latency_summary(values)} for n, values in sorted(buckets.items())]
 
 
 def redis_memory(redis_url: str, tenant_id: int, owners: list[int]) -> dict[str, Any]:
@@ -387,6 +411,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--unwatched", type=int, default=1_000)
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the result's JSON (default bench/results/streams-<time>.json)")
+    parser.add_argument("--skip-redis-memory", action="store_true",
+                        help="leave out the Redis memory measurement after the streams")
+    parser.add_argument("--gc-pauses", action="store_true",
+                        help="time every garbage collection of process A (bench.gcpauses)")
+    parser.add_argument("--stream-max-seconds", type=int, default=None,
+                        help="the servers' JOBBOX_STREAM_MAX_SECONDS (default: the "
+                             "service's, 600): longer keeps the streams of a long run open")
     return parser.parse_args(argv)
 
 
@@ -411,11 +444,14 @@ def main(argv: list[str]) -> int:
     os.environ.update({"DATABASE_URL": database_url, "REDIS_URL": redis_server.url,
                        "DJANGO_SETTINGS_MODULE": "bench.settings", "LOG_LEVEL": "ERROR",
                        "METRICS_TOKEN": metrics_token})
+    if args.stream_max_seconds:
+        os.environ["JOBBOX_STREAM_MAX_SECONDS"] = str(args.stream_max_seconds)
     servers: dict[str, Any] = {}
     clients: list[subprocess.Popen[str]] = []
     result: dict[str, Any] = {"command": " ".join(["python -m bench.streams", *argv]),
                               "started_at": dt.datetime.now(dt.UTC).isoformat(),
                               "open_files_limit": result_limit,
+                              "load_average_at_start": os.getloadavg(),
                               "source_addresses": 1 + (args.streams - 1)
                               // STREAMS_PER_SOURCE_ADDRESS}
     try:
@@ -430,7 +466,10 @@ def main(argv: list[str]) -> int:
         tenant_id = tokens[0][0]
         warm_people(tenant_id, tokens, owners)
         log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
-        servers = {name: one_process_server(name).spawn(log_dir) for name in ("a", "b")}
+        pauses = log_dir / "streams-a-gc-pauses.jsonl"
+        pauses.unlink(missing_ok=True)
+        servers = {name: one_process_server(name, pauses if args.gc_pauses and name == "a"
+                                            else None).spawn(log_dir) for name in ("a", "b")}
         for server in servers.values():
             server.wait_ready()
         pid_a = worker_pid(servers["a"])
@@ -460,8 +499,10 @@ def main(argv: list[str]) -> int:
         # Every person gets transitions, watched by A, by B or by nobody, in a mixed order.
         shuffled = owners[:]
         random.Random(12).shuffle(shuffled)
+        result["transitions_started_at"] = time.time()
         started = drive(shuffled, tenant_id, args.rate, args.seconds)
         time.sleep(DRAIN_SECONDS)
+        result["load_average_at_end"] = os.getloadavg()
         result["process_a"]["during_transitions"] = {
             "rss_kb": rss_kb(pid_a), "threads": threads(pid_a),
             "redis_connections": redis_connections(pid_a, redis_server.port)}
@@ -474,8 +515,11 @@ def main(argv: list[str]) -> int:
         receipts += json.loads((log_dir / "streams-b-receipts.json").read_text())
         watched_by = {owner: name for name, (start, count) in groups.items()
                       for owner in owners[start:start + count]}
-        result["latency_transition_to_client"] = latencies(
-            {k: v for k, v in started.items() if v[0] in watched_by}, receipts)
+        of_watched = {k: v for k, v in started.items() if v[0] in watched_by}
+        result["latency_transition_to_client"] = latencies(of_watched, receipts)
+        if args.gc_pauses:
+            result["latency_timeline"] = latency_timeline(
+                of_watched, receipts, result["transitions_started_at"])
         result["events_read_by_process"] = {
             n: {"watched_people": count, "history_entries_read": read[n],
                 "transitions_of_its_people": sum(1 for owner, _, _ in started.values()
@@ -484,7 +528,13 @@ def main(argv: list[str]) -> int:
             for n, (_, count) in groups.items()}
         for server in servers.values():
             server.stop()
-        result["redis_memory"] = redis_memory(redis_server.url, tenant_id, owners)
+        if args.gc_pauses:
+            from bench.gcpauses import read_pauses, summarize
+
+            result["gc_pauses_a"] = summarize(read_pauses(pauses),
+                                              result["transitions_started_at"])
+        if not args.skip_redis_memory:
+            result["redis_memory"] = redis_memory(redis_server.url, tenant_id, owners)
     finally:
         for client in clients:
             if client.poll() is None:
@@ -492,7 +542,7 @@ def main(argv: list[str]) -> int:
         for server in servers.values():
             server.stop()
         redis_server.stop()
-    out = BASE_DIR / "bench" / "results" / (
+    out = args.out or BASE_DIR / "bench" / "results" / (
         f"streams-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%MZ')}.json")
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

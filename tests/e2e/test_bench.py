@@ -450,3 +450,126 @@ def test_the_stream_mode_counts_server_sent_events():
     result = asyncio.run(scenario())
     assert result.ok == 2 and result.events == 6 and result.errors == {}
     assert result.bytes_read > 0
+
+
+# --- the curves -----------------------------------------------------------------------------
+
+
+def curve_stamp(name: str) -> dict:
+    return {"curve": name, "command": f"python -m bench.curves {name}", "date": "2026-12-08",
+            "machine": "test x86_64, 2 cores", "redis": "7.0", "load_average": [1.0, 1, 1]}
+
+
+def test_each_curve_plot_states_where_it_came_from(tmp_path):
+    from bench import curves
+
+    latency = {"p50_ms": 2.0, "p99_ms": 9.0, "p99_9_ms": 12.0, "max_ms": 20.0}
+    figures = {
+        "db-reads": {"points": [{"variant": v, "jobs": n, "job_reads_per_second": r,
+                                 "all_reads_per_second": r, "ok": n, "polls": n,
+                                 "achieved_rps": n}
+                                for v, r in (("jobbox", 0), ("before", 100)) for n in (10, 100)]},
+        "streams": {"points": [{"streams": n, "opened": n, "kb_per_stream": 28.0,
+                                "redis_connections": 4, "latency_ms": latency,
+                                "load_average": [1.0, 1, 1]} for n in (1000, 2000)]
+                    + [{"streams": 50000, "not_run": "open files are capped"}]},
+        "outage": {"processes": [1, 2], "points": [
+            {"processes": w, "jobs": 100, "outage_job_reads_per_second": w,
+             "outage_job_reads_per_second_per_process": 1.0} for w in (1, 2)]},
+        "gc-pauses": {"run": {"opened": {"a": {"opened": 10}}, "latency_timeline": [
+            {"t": 0, **latency}, {"t": 10, **latency}], "gc_pauses_a": {
+                "all": {"collections": 3, "p99_9_ms": 4.0, "max_ms": 900.0},
+                "long_pauses": [[5.0, 2, 900.0], [6.0, 0, 6.0]]}}},
+    }
+    for name, figure in figures.items():
+        plot = curves.SWEEPS[name][1]
+        path = curves.write({**curve_stamp(name), **figure}, plot, tmp_path)
+        assert json.loads(path.read_text())["command"] == f"python -m bench.curves {name}"
+        assert path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_stream_curve_point_keeps_what_the_run_measured_or_why_it_did_not_run():
+    from bench.curves import stream_point
+
+    assert stream_point({"not_run": "capped", "returncode": 2})["not_run"] == "capped"
+    after = {"rss_kb": 2000, "threads": 4, "redis_connections": 4}
+    run = {"process_a": {"streams": 1000, "kb_per_stream": 28.5, "after_streams_opened": after,
+                         "during_transitions": after},
+           "opened": {"a": {"opened": 1000, "refused": 0, "open_seconds": 3.0}},
+           "latency_transition_to_client": {"matched": 50, "from_call_return": {"p99_ms": 9}},
+           "load_average_at_start": [1.0, 1, 1], "load_average_at_end": [2.0, 1, 1]}
+    point = stream_point(run)
+    assert (point["opened"], point["kb_per_stream"], point["redis_connections"]) == (1000, 28.5, 4)
+    assert point["latency_ms"] == {"p99_ms": 9}
+
+
+def test_stream_latency_per_interval_counts_each_transition_in_the_interval_it_returned():
+    from bench.streams import latency_timeline
+
+    started = {("1", "READY"): (7, 100.0, 100.5), ("2", "READY"): (7, 101.0, 112.0),
+               ("3", "READY"): (7, 101.0, 113.0)}  # job 3's event never arrived
+    receipts = [["1", "READY", 100.52], ["2", "READY", 112.2], ["2", "READY", 115.0]]
+    rows = latency_timeline(started, receipts, since=100.0)
+    assert [(r["t"], r["transitions"]) for r in rows] == [(0.0, 1), (10.0, 1)]
+    assert rows[0]["max_ms"] == pytest.approx(20, abs=0.1)
+    assert rows[1]["p99_ms"] == pytest.approx(200, abs=0.1)  # the first receipt counts
+
+
+def test_gc_pauses_are_summarized_from_the_start_with_long_ones_kept_one_by_one():
+    from bench.gcpauses import summarize
+
+    rows = [[99.0, 2, 500.0, 0]] + [[100.0 + n, 0, 0.1, 0] for n in range(998)] + [
+        [1200.0, 2, 800.0, 12], [1201.0, 1, 6.0, 0]]
+    summary = summarize(rows, since=100.0)
+    assert summary["all"]["collections"] == 1000  # the one before `since` left out
+    assert summary["all"]["max_ms"] == 800.0
+    assert summary["all"]["p99_9_ms"] == 6.0
+    assert summary["by_generation"]["2"] == {"collections": 1, "p50_ms": 800.0,
+                                             "p99_ms": 800.0, "p99_9_ms": 800.0,
+                                             "max_ms": 800.0}
+    assert summary["long_pauses"] == [[1100.0, 2, 800.0], [1101.0, 1, 6.0]]
+
+
+def test_the_gc_pause_launcher_times_the_collections_of_the_module_it_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from bench.gcpauses import read_pauses
+    from bench.stack import BASE_DIR
+
+    out = tmp_path / "pauses.jsonl"
+    subprocess.run([sys.executable, "-m", "bench.gcpauses", str(out), "--", "-m", "timeit",
+                    "-n", "1", "-r", "1", "import gc; gc.collect()"], cwd=BASE_DIR,
+                   check=True, capture_output=True, timeout=60)
+    rows = read_pauses(out)
+    assert any(generation == 2 for _, generation, _, _ in rows)  # the explicit collect
+    assert all(pause_ms >= 0 for _, _, pause_ms, _ in rows)
+
+
+@pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+                    reason="PostgreSQL's statistics views count the work (DATABASE_URL)")
+def test_the_db_reads_curve_counts_no_job_read_for_jobbox_and_one_per_poll_before(
+        transactional_db, tmp_path):
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from bench.stack import BASE_DIR, maintenance_dsn
+    from tests.workers import test_database_url
+
+    own = test_database_url() + "_curve"  # the sweep drops and creates it
+    env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
+    try:
+        subprocess.run([sys.executable, "-m", "bench.curves", "--database-url", own,
+                        "--results-dir", str(tmp_path), "db-reads", "--jobs", "4",
+                        "--seconds", "2"], cwd=BASE_DIR, env=env, check=True, timeout=300)
+    finally:
+        with psycopg.connect(maintenance_dsn(own), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {own.rsplit('/', 1)[1]} WITH (FORCE)")
+    [path] = tmp_path.glob("curve-db-reads-*.json")
+    points = {p["variant"]: p for p in json.loads(path.read_text())["points"]}
+    assert points["jobbox"]["ok"] == points["jobbox"]["polls"] == 8
+    assert points["jobbox"]["job_reads_per_second"] == 0
+    assert points["before"]["job_reads_per_second"] == 4  # 4 jobs, one poll a second each
+    assert path.with_suffix(".png").exists()
