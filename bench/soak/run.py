@@ -88,7 +88,16 @@ def soak(*, minutes: float, cluster: bool) -> dict[str, Any]:
         return _load_and_check(stack, minutes=minutes, cluster=cluster)
     finally:
         stack.stop()
+        _keep_logs(stack.logs)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _keep_logs(logs: Path) -> None:
+    """The stack's logs (web processes, workers, beat) beside the history: where a violation's
+    cause is read after the run directory is gone."""
+    kept = BASE_DIR / ".run" / f"soak-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.logs"
+    shutil.copytree(logs, kept, ignore=shutil.ignore_patterns("metrics-*"), dirs_exist_ok=True)
+    print(f"soak: logs in {kept}", file=sys.stderr)
 
 
 def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, Any]:
