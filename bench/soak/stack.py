@@ -245,6 +245,16 @@ class Stack:
             names[self.beat.pid] = "beat"
         return names
 
+    def _connections_allowed(self) -> dict[str, int]:
+        """The Redis connections each live process of the stack may hold: its sync pool's cap;
+        a web process also its streams' async pool and pub/sub connection; this process also
+        the check's own."""
+        cap = int(self.env["JOBBOX_REDIS_MAX_CONNECTIONS"])
+        allowed = dict.fromkeys(set(self._process_names().values()), cap)
+        allowed.update({web.name: cap + 2 for web in self.webs})
+        allowed["soak runner"] = cap + 1
+        return allowed
+
     def _owners(self, listed: list[dict[str, Any]]) -> list[str]:
         """The stack's process behind each connection Redis lists: through the proxy, its
         client's port names it; a connection of a process the stack no longer knows is
@@ -263,14 +273,16 @@ class Stack:
         """Redis memory and connections, and streams open in the web processes."""
         figures: dict[str, Any] = {"streams_open": 0}
         if not self.cluster:
-            info = self.redis.client().info()
+            client = self.redis.client()
+            info, listed = client.info(), client.client_list()
             figures["redis_connections"] = int(info["connected_clients"])
-            # What the connections last did (a pool's idle ones, subscribers, this check):
-            # where to look when the count did not come back.
-            listed = self.redis.client().client_list()
+            # What the connections last did (a pool's idle ones, subscribers, this check) and
+            # which process holds them, against what each may hold.
             figures["redis_connections_by_last_command"] = _tally(c["cmd"] for c in listed)
             figures["redis_connections_by_process"] = _tally(self._owners(listed))
+            figures["redis_connections_allowed"] = self._connections_allowed()
             figures["redis_memory_bytes"] = int(info["used_memory"])
+            client.close()
         for web in self.webs:
             text = self._metrics(web)
             for line in (text or "").splitlines():
