@@ -251,3 +251,31 @@ def test_the_notifier_subscribes_people_whose_slots_differ_on_one_node(cluster):
 
     heard = asyncio.run(subscribe_and_hear())
     assert len(heard) == 3
+
+
+def test_the_loops_cluster_client_waits_for_a_connection_instead_of_refusing(cluster):
+    """Streams starting together send more commands at once than a node's few connections
+    of the loop's client: each waits its turn, none is refused (redis-py's cluster pool
+    would raise MaxConnectionsError, and the stream answer 503)."""
+    import asyncio
+
+    from jobbox import aio
+
+    key = keys.owner_streams_key("t1", "7")
+
+    async def pipelined() -> list:
+        pipe = aio.async_client().pipeline()
+        pipe.zcard(key)
+        return await pipe.execute()
+
+    async def burst() -> list:
+        client = await aio.cluster_ready(aio.async_client())
+        try:
+            return await asyncio.gather(*[client.zcard(key) for _ in range(20)],
+                                        *[pipelined() for _ in range(5)],
+                                        return_exceptions=True)
+        finally:
+            await client.aclose()
+
+    answers = asyncio.run(burst())
+    assert answers == [0] * 20 + [[0]] * 5
