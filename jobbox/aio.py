@@ -10,6 +10,7 @@ thread or a Redis connection of its own.
 import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import redis.asyncio
@@ -79,12 +80,54 @@ def _new_async_client() -> Any:
         "socket_connect_timeout": conf.settings().CONNECT_TIMEOUT_SECONDS,
     }
     if is_cluster():
-        return redis.asyncio.cluster.RedisCluster.from_url(
+        return _WaitingCluster.from_url(
             conf.settings().REDIS_URL, max_connections=ASYNC_POOL_CONNECTIONS + 1, **options)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         conf.settings().REDIS_URL, max_connections=ASYNC_POOL_CONNECTIONS,
         timeout=conf.settings().SOCKET_TIMEOUT_SECONDS * 40, **options)
     return redis.asyncio.Redis(connection_pool=pool)
+
+
+# Set while a task runs a command in its turn: redis-py's cluster client runs commands of
+# its own inside a pipeline (a redirected one sent again), which must not wait for a turn
+# their caller holds.
+_in_turn: ContextVar[bool] = ContextVar("jobbox_cluster_in_turn", default=False)
+
+
+class _WaitingCluster(redis.asyncio.cluster.RedisCluster):
+    """The cluster client with its commands and pipelines taking turns: redis-py's cluster
+    pool raises MaxConnectionsError past a node's cap instead of waiting, so a few streams
+    starting together (each subscribing, reading and taking its lease) were refused with a
+    503 though Redis was fine. No more commands are in flight than a node may have
+    connections, so a command past the cap waits its turn instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turns = asyncio.Semaphore(kwargs.get("max_connections", ASYNC_POOL_CONNECTIONS))
+
+    async def _take_turn(self, call: Callable[[], Awaitable[T]]) -> T:
+        if _in_turn.get():
+            return await call()
+        async with self._turns:
+            token = _in_turn.set(True)
+            try:
+                return await call()
+            finally:
+                _in_turn.reset(token)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._take_turn(lambda: super(_WaitingCluster, self).execute_command(
+            *args, **kwargs))
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        pipe = super().pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def execute_in_turn(*call_args: Any, **call_kwargs: Any) -> Any:
+            return await self._take_turn(lambda: execute(*call_args, **call_kwargs))
+
+        pipe.execute = execute_in_turn
+        return pipe
 
 
 async def cluster_ready(client: Any) -> Any:

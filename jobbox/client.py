@@ -105,7 +105,12 @@ def _make_client(url: str, cluster: bool) -> RedisClient:
         client = redis.cluster.RedisCluster.from_url(url, **options)
         failover.watch(client)  # a promoted replica may have lost writes: repaired then
         return client
-    return redis.Redis.from_url(url, **options)
+    # Blocking: past the cap a command waits for a free connection (as long as it may wait
+    # on Redis itself) instead of opening one more, which the pool would keep idle forever.
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=conf.settings().REDIS_MAX_CONNECTIONS,
+        timeout=conf.settings().SOCKET_TIMEOUT_SECONDS, **options)
+    return redis.Redis.from_pool(pool)
 
 
 def get_breaker() -> CircuitBreaker:

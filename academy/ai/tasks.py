@@ -14,6 +14,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from academy.ai import reaper, services
+from academy.queue import is_database_outage, left_to_the_reaper_if_database_down
 
 # The reaper's registered name (settings.CELERY_BEAT_SCHEDULE sends it by name).
 REAP_TASK = "ai.reap_ai_jobs"
@@ -25,10 +26,15 @@ class AIJobTask(Task):
     def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
                    kwargs: dict[str, Any], einfo: Any) -> None:
         job_id = kwargs.get("job_id") or (args[0] if args else None)
+        if is_database_outage(exc):
+            # Not the job's fault: it runs again once its lease runs out (the reaper).
+            logger.warning("ai job %s: the database is unavailable; left to the reaper", job_id)
+            return
         logger.error("ai job %s: task %s raised %r", job_id, task_id, exc)
         if job_id:
-            services.ai_job_fail(job_id=job_id,
-                                 error_message=services.UNEXPECTED_FAILURE_MESSAGE)
+            with left_to_the_reaper_if_database_down(f"ai job {job_id}"):
+                services.ai_job_fail(job_id=job_id,
+                                     error_message=services.UNEXPECTED_FAILURE_MESSAGE)
 
 
 # A 10,000-row sheet grades in seconds; ten minutes means the job is stuck. The soft limit

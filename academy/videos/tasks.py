@@ -10,6 +10,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from academy.queue import left_to_the_reaper_if_database_down
 from academy.videos import processing, reaper, services
 
 
@@ -25,7 +26,8 @@ class TranscodeTask(Task):
         # reaper re-queues the video on its next run and counts the attempt.
         video_id = kwargs.get("video_id", args[0] if args else None)
         if video_id is not None:
-            services.expire_video_lease(int(video_id), worker_id=worker_id_of(self))
+            with left_to_the_reaper_if_database_down(f"video {video_id}"):
+                services.expire_video_lease(int(video_id), worker_id=worker_id_of(self))
 
 
 @shared_task(bind=True, base=TranscodeTask, name=services.TRANSCODE_TASK)

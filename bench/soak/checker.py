@@ -250,13 +250,27 @@ def _outage_reads(faults: list[dict[str, Any]], jobs: int, found: Violations) ->
 
 
 def _baseline(baseline: dict[str, Any], after: dict[str, Any], found: Violations) -> None:
-    """Once the clients are gone: no stream left open, Redis connections back to what the
-    stack held under load before the faults (a little slack for a pool's idle connection)."""
+    """Once the clients are gone: no stream left open, and every Redis connection held by a
+    live process of the stack, within what its pools may hold (a pool keeps the idle
+    connections a fault's pile-up made it open, up to its cap; a connection beyond the cap,
+    or of a process killed during the run, is a leak). Figures without the connections'
+    owners are held to the count under load before the faults (a little slack)."""
     if not after:
         return
     if after.get("streams_open", 0) != 0:
         found.add("baseline_not_restored", "streams still open after the clients left",
                   {"after": after})
-    if after.get("redis_connections", 0) > baseline.get("redis_connections", 0) + 4:
-        found.add("baseline_not_restored", "more Redis connections than before the load",
-                  {"baseline": baseline, "after": after})
+    by_process, allowed = after.get("redis_connections_by_process"), after.get(
+        "redis_connections_allowed")
+    if by_process is None or allowed is None:
+        if after.get("redis_connections", 0) > baseline.get("redis_connections", 0) + 4:
+            found.add("baseline_not_restored", "more Redis connections than before the load",
+                      {"baseline": baseline, "after": after})
+        return
+    for process, count in sorted(by_process.items()):
+        if process not in allowed:
+            found.add("baseline_not_restored", f"{count} Redis connections of {process}, no "
+                      "live process of the stack", {"after": after})
+        elif count > allowed[process]:
+            found.add("baseline_not_restored", f"{process} holds {count} Redis connections, "
+                      f"more than its {allowed[process]}", {"after": after})

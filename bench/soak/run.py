@@ -33,10 +33,8 @@ SETTLE_SECONDS = 15.0
 # Jobs still running when the faults end get this long to finish (a killed worker's job
 # waits for its lease to run out and the reaper to queue it again).
 FINISH_TIMEOUT_SECONDS = 180.0
-# The driver acts this often: creates, moves on or deletes one simulated job.
-DRIVER_PAUSE_SECONDS = 0.3
-# A real score sheet is uploaded this often (each is a worker's job of a second or two).
-SHEET_PAUSE_SECONDS = 4.0
+# Once the clients are gone, the servers get this long to notice their closed streams.
+STREAMS_CLOSE_SECONDS = 20.0
 # The first faults wait for this much warm load; faults are then spread evenly.
 WARMUP_SECONDS = 10.0
 # Environment of every process of the stack: short leases and timeouts, so a killed worker's
@@ -48,8 +46,17 @@ STACK_ENV = {
     "AI_RESEND_AFTER_SECONDS": "20",
     "VIDEO_LEASE_SECONDS": "20",
     "VIDEO_REAP_INTERVAL_SECONDS": "5",
+    "VIDEO_RESEND_AFTER_SECONDS": "20",
+    # The real uploads' transcode: two tiny renditions (the fewest a ladder takes), the
+    # fastest preset, one thread.
+    "VIDEO_HLS_LADDER": "160x90:150,320x180:300",
+    "VIDEO_X264_PRESET": "ultrafast",
+    "VIDEO_FFMPEG_THREADS": "1",
     "JOBBOX_STREAM_HEARTBEAT_SECONDS": "2",
     "JOBBOX_STREAMS_PER_PERSON": "16",
+    # A process's sync Redis pool at most (it keeps what it opened): the checker holds each
+    # process to it once the clients are gone.
+    "JOBBOX_REDIS_MAX_CONNECTIONS": "8",
     "DJANGO_SETTINGS_MODULE": "academy.settings",
 }
 
@@ -88,7 +95,16 @@ def soak(*, minutes: float, cluster: bool) -> dict[str, Any]:
         return _load_and_check(stack, minutes=minutes, cluster=cluster)
     finally:
         stack.stop()
+        _keep_logs(stack.logs)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _keep_logs(logs: Path) -> None:
+    """The stack's logs (web processes, workers, beat) beside the history: where a violation's
+    cause is read after the run directory is gone."""
+    kept = BASE_DIR / ".run" / f"soak-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.logs"
+    shutil.copytree(logs, kept, ignore=shutil.ignore_patterns("metrics-*"), dirs_exist_ok=True)
+    print(f"soak: logs in {kept}", file=sys.stderr)
 
 
 def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, Any]:
@@ -114,7 +130,7 @@ def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, A
                                       recorder, stop_clients))
         clients.append(StreamClient(f"stream-{person.person}", person, bases, recorder,
                                     stop_clients))
-    driver = Driver(people, bases, recorder, stop_driver)
+    driver = Driver(people, bases, recorder, stop_driver, clip=_clip(stack.root))
     for thread in [*clients, driver]:
         thread.start()
 
@@ -139,6 +155,7 @@ def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, A
     connections.close_all()  # this thread's connection did not survive the database restart
     driver.finish_all(timeout_seconds=FINISH_TIMEOUT_SECONDS)
     truth = driver.truth()
+    real_work = driver.real_work()
     last_change = max([faults_cleared, *driver.deleted_at.values(),
                        *(row["changed_ts"] for row in truth.values() if row["changed_ts"])])
     converge_from = last_change + checker.CONVERGE_SECONDS
@@ -146,8 +163,7 @@ def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, A
     stop_clients.set()
     for thread in clients:
         thread.join(timeout=30)
-    time.sleep(3)  # the servers notice the closed streams
-    after = stack.figures()
+    after = _figures_once_streams_closed(stack)
 
     found = checker.check(recorder.answers, truth, log.faults, converge_from=converge_from,
                           baseline=baseline, after=after)
@@ -157,6 +173,7 @@ def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, A
         "answers_recorded": len(recorder.answers),
         "answers_by_op": _count(recorder.answers, "op"),
         "jobs": len(truth), "jobs_deleted": sum(r["deleted"] for r in truth.values()),
+        "real_work": real_work,
         "violations": found.counts, "examples": dict(found.examples),
         "baseline": baseline, "after": after, "converge_from": converge_from,
         "seconds": time.time() - started,
@@ -168,6 +185,25 @@ def _load_and_check(stack: Any, *, minutes: float, cluster: bool) -> dict[str, A
     recorder.dump(history)
     print(f"soak: history in {history}", file=sys.stderr)
     return report
+
+
+def _figures_once_streams_closed(stack: Any) -> dict[str, Any]:
+    """The stack's figures once the servers noticed the clients' closed streams (a closed
+    one is found by a heartbeat that fails, a few heartbeats at most on a loaded machine), or
+    as they are after STREAMS_CLOSE_SECONDS: a stream still open then is reported."""
+    deadline = time.monotonic() + STREAMS_CLOSE_SECONDS
+    while True:
+        figures = stack.figures()
+        if figures["streams_open"] == 0 or time.monotonic() > deadline:
+            return figures
+        time.sleep(1)
+
+
+def _clip(root: Path) -> bytes:
+    """The small video every real upload sends: 2 seconds of ffmpeg's test picture and tone."""
+    from tests.media import make_clip
+
+    return make_clip(root / "clip.mp4", size="320x180", seconds=2).read_bytes()
 
 
 def _count(answers: list[dict[str, Any]], field: str) -> dict[str, int]:
@@ -192,6 +228,9 @@ def _write(report: dict[str, Any]) -> None:
     out.write(f"- answers recorded: {report['answers_recorded']} "
               f"({', '.join(f'{k} {v}' for k, v in sorted(report['answers_by_op'].items()))})\n")
     out.write(f"- jobs: {report['jobs']} ({report['jobs_deleted']} deleted)\n")
+    for work, ends in sorted(report["real_work"].items()):
+        out.write(f"- real {work.replace('_', ' ')}: "
+                  f"{', '.join(f'{k} {v}' for k, v in ends.items())} (the rest deleted)\n")
     out.write(f"- run took {report['seconds']:.0f} s\n\n## Faults injected\n\n")
     for kind, count in sorted(report["faults_injected"].items()):
         out.write(f"- {kind}: {count}\n")

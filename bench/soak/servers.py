@@ -139,6 +139,9 @@ class LatencyProxy:
         self.port = free_port()
         self.target_port = target_port
         self.delay_seconds = 0.0
+        # Each open upstream connection's local port -> its client's port: who holds a
+        # connection Redis lists (its CLIENT LIST shows the proxy's address).
+        self.client_ports: dict[int, int] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -156,8 +159,13 @@ class LatencyProxy:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
-                             return_exceptions=True)
+        upstream_port = up_writer.get_extra_info("sockname")[1]
+        self.client_ports[upstream_port] = writer.get_extra_info("peername")[1]
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
+                                 return_exceptions=True)
+        finally:
+            self.client_ports.pop(upstream_port, None)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -3,11 +3,13 @@ in front of Redis, web processes (uvicorn: polls, boxes and streams), Celery wor
 (the reconciler and the reapers), each one that a fault can kill and start again."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,25 @@ METRICS_TOKEN = "soak-scraper"
 JOB_TABLE_SOURCES = ("db_fill", "db_fallback", "not_found")
 # A worker imports Django and reaches its broker in a few seconds; a loaded machine gets room.
 WORKER_START_SECONDS = 5.0
+
+
+def _tally(names: Iterable[str]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for name in names:
+        counted[name] = counted.get(name, 0) + 1
+    return counted
+
+
+def _pids_by_local_port() -> dict[int, int]:
+    """Each established TCP connection's local port on 127.0.0.1 -> the pid holding it."""
+    listed = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True,
+                            text=True, check=False).stdout
+    owners: dict[int, int] = {}
+    for line in listed.splitlines():
+        fields, pid = line.split(), re.search(r"pid=(\d+)", line)
+        if len(fields) >= 3 and pid:
+            owners[int(fields[2].rsplit(":", 1)[1])] = int(pid.group(1))
+    return owners
 
 
 def _is_job_table_read(sample: str) -> bool:
@@ -174,6 +195,10 @@ class Stack:
 
     def start_web(self, index: int) -> None:
         old = self.webs[index]
+        if old.log_path and old.log_path.exists():
+            # The killed process's log is kept: a new one is written from the start.
+            pid = old.process.pid if old.process else 0
+            old.log_path.rename(old.log_path.with_suffix(f".{pid}.log"))
         self.webs[index] = Server(old.name, old.settings_module, old.env, port=old.port,
                                   asgi=True, workers=1).start(self.logs)
 
@@ -208,19 +233,56 @@ class Stack:
         except OSError:
             return None
 
+    def _process_names(self) -> dict[int, str]:
+        names = {os.getpid(): "soak runner"}
+        for web in self.webs:
+            if web.process:
+                for pid in [web.process.pid, *web.worker_pids()]:
+                    names[pid] = web.name
+        for index, worker in enumerate(self.workers):
+            names[worker.pid] = f"worker-{index}"
+        if self.beat:
+            names[self.beat.pid] = "beat"
+        return names
+
+    def _connections_allowed(self) -> dict[str, int]:
+        """The Redis connections each live process of the stack may hold: its sync pool's cap;
+        a web process also its streams' async pool and pub/sub connection; this process also
+        the check's own."""
+        cap = int(self.env["JOBBOX_REDIS_MAX_CONNECTIONS"])
+        allowed = dict.fromkeys(set(self._process_names().values()), cap)
+        allowed.update({web.name: cap + 2 for web in self.webs})
+        allowed["soak runner"] = cap + 1
+        return allowed
+
+    def _owners(self, listed: list[dict[str, Any]]) -> list[str]:
+        """The stack's process behind each connection Redis lists: through the proxy, its
+        client's port names it; a connection of a process the stack no longer knows is
+        named by its pid."""
+        assert self.proxy is not None
+        pids, names = _pids_by_local_port(), self._process_names()
+        owners = []
+        for client in listed:
+            port = int(client["addr"].rsplit(":", 1)[1])
+            via_proxy = self.proxy.client_ports.get(port)
+            pid = pids.get(via_proxy if via_proxy is not None else port)
+            owners.append(names.get(pid, f"pid {pid}") if pid else "unknown")
+        return owners
+
     def figures(self) -> dict[str, Any]:
         """Redis memory and connections, and streams open in the web processes."""
         figures: dict[str, Any] = {"streams_open": 0}
         if not self.cluster:
-            info = self.redis.client().info()
+            client = self.redis.client()
+            info, listed = client.info(), client.client_list()
             figures["redis_connections"] = int(info["connected_clients"])
-            # What the connections last did (a pool's idle ones, subscribers, this check):
-            # where to look when the count did not come back.
-            by_command: dict[str, int] = {}
-            for client in self.redis.client().client_list():
-                by_command[client["cmd"]] = by_command.get(client["cmd"], 0) + 1
-            figures["redis_connections_by_last_command"] = by_command
+            # What the connections last did (a pool's idle ones, subscribers, this check) and
+            # which process holds them, against what each may hold.
+            figures["redis_connections_by_last_command"] = _tally(c["cmd"] for c in listed)
+            figures["redis_connections_by_process"] = _tally(self._owners(listed))
+            figures["redis_connections_allowed"] = self._connections_allowed()
             figures["redis_memory_bytes"] = int(info["used_memory"])
+            client.close()
         for web in self.webs:
             text = self._metrics(web)
             for line in (text or "").splitlines():

@@ -3,9 +3,10 @@
 Per process, the hub subscribes to the channels of the people it has streams open for (on
 the first stream of a person; unsubscribed FEED_IDLE_SECONDS after the last), over the
 notifier's connections (`jobbox.stream.notifier`). People whose first streams start
-together join in rounds: one SUBSCRIBE per node for all of them, then one pipeline of their
-newest ids. A notification makes it read that person's history after the last id it read,
-once for all their streams, render and frame each event once, and fan the bytes out in
+together join in rounds: one SUBSCRIBE per node for all of them (on a cluster, one SSUBSCRIBE
+per slot: it refuses channels of several), then one pipeline of their newest ids. A
+notification makes it read that person's history after the last id it read, once for all
+their streams, render and frame each event once, and fan the bytes out in
 memory: an open stream costs a queue, never a Redis connection or an OS thread. After a lost
 pub/sub connection it subscribes again and reads every watched history after its last id,
 so open streams miss nothing. The upkeep of open streams is the keeper's
@@ -140,8 +141,9 @@ class EventHub:
 
     async def _join_waiting(self) -> None:
         """Joining rounds while people wait: everyone who queued while the previous round
-        was in flight goes in the next, with one SUBSCRIBE per node and one pipeline of
-        newest ids, so a burst of N new people costs a few round trips, not N."""
+        was in flight goes in the next, with one SUBSCRIBE per node (per slot on a cluster)
+        and one pipeline of newest ids, so a burst of N new people costs a few round trips on
+        a single Redis, not N."""
         while self._joining:
             await self._ready.wait()
             async with self._feed_lock:

@@ -7,12 +7,13 @@ says "this person's history grew"; the hub (`jobbox.stream.hub`) then reads the 
 
 import asyncio
 import contextlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.cluster import key_slot
 
 from jobbox import conf
 from jobbox.client import is_cluster
@@ -24,7 +25,7 @@ READ_BLOCK_SECONDS = 5.0
 # A subscription not confirmed by Redis within this long counts as a lost connection.
 SUBSCRIBE_CONFIRM_SECONDS = 5.0
 # Channels per SUBSCRIBE / UNSUBSCRIBE command: a reconnect with 10,000 people watched sends
-# ten commands, each reply read as it comes.
+# ten commands on a single Redis, each reply read as it comes (on a cluster, one per slot).
 SUBSCRIBE_BATCH = 1_000
 
 
@@ -53,10 +54,10 @@ class Notifier:
         self._messages: asyncio.Queue[str | BaseException] = asyncio.Queue()
 
     async def subscribe(self, channels: Collection[str]) -> None:
-        """Subscribe to `channels`, one command per node (per SUBSCRIBE_BATCH channels), and
-        wait until Redis confirmed every one: from then on, no notification of them is
-        missed. One round at a time (the hub's feed lock). Raises NotifierLost, after which
-        this notifier is given up (the hub connects again)."""
+        """Subscribe to `channels` (a command per node and SUBSCRIBE_BATCH channels; on a
+        cluster, per slot) and wait until Redis confirmed every one: from then on, no
+        notification of them is missed. One round at a time (the hub's feed lock). Raises
+        NotifierLost, after which this notifier is given up (the hub connects again)."""
         by_node: dict[str, list[str]] = {}
         for channel in channels:
             by_node.setdefault(self._node_for(channel), []).append(channel)
@@ -68,8 +69,7 @@ class Notifier:
             for channel in batch:
                 self._leaving.discard(channel)
                 self._node_of[channel] = node
-            for start in range(0, len(batch), SUBSCRIBE_BATCH):
-                chunk = batch[start:start + SUBSCRIBE_BATCH]
+            for chunk in self._commands(batch):
                 await (pubsub.ssubscribe(*chunk) if self._cluster else pubsub.subscribe(*chunk))
             if node not in self._readers:
                 self._readers[node] = asyncio.get_running_loop().create_task(self._read(pubsub))
@@ -96,9 +96,8 @@ class Notifier:
                 await self._close_node(node)
                 continue
             self._leaving.update(batch)
-            for start in range(0, len(batch), SUBSCRIBE_BATCH):
-                chunk = batch[start:start + SUBSCRIBE_BATCH]
-                pubsub = self._pubsubs[node]
+            pubsub = self._pubsubs[node]
+            for chunk in self._commands(batch):
                 await (pubsub.sunsubscribe(*chunk) if self._cluster
                        else pubsub.unsubscribe(*chunk))
 
@@ -111,6 +110,19 @@ class Notifier:
     @property
     def connections(self) -> int:
         return len(self._pubsubs)
+
+    def _commands(self, channels: list[str]) -> Iterator[list[str]]:
+        """`channels` in the groups one (un)subscribe command may carry: at most
+        SUBSCRIBE_BATCH, and on a cluster one slot's only: SSUBSCRIBE refuses channels of
+        different slots even when one node owns them all (CROSSSLOT), which would leave the
+        whole round unconfirmed. A cluster node's round costs a command per watched slot."""
+        groups: dict[int, list[str]] = {}
+        for channel in channels:
+            slot = key_slot(channel.encode()) if self._cluster else 0
+            groups.setdefault(slot, []).append(channel)
+        for group in groups.values():
+            for start in range(0, len(group), SUBSCRIBE_BATCH):
+                yield group[start:start + SUBSCRIBE_BATCH]
 
     def _node_for(self, channel: str) -> str:
         if not self._cluster:

@@ -217,3 +217,65 @@ def _add_replica(cluster, master_port):
     assert wait_until(lambda: cluster.node(port).info("replication").get(
         "master_link_status") == "up", timeout_seconds=FAILOVER_WAIT_SECONDS)
     return port
+
+
+def test_the_notifier_subscribes_people_whose_slots_differ_on_one_node(cluster):
+    """SSUBSCRIBE refuses channels of different slots even when one node owns them all: a
+    round (a reconnect's resubscription, people whose first streams start together) is
+    confirmed only if each slot gets its own command."""
+    import asyncio
+
+    import redis.asyncio.cluster
+    from redis.cluster import key_slot
+
+    from jobbox.stream.notifier import Notifier
+
+    async def subscribe_and_hear() -> set[str]:
+        client = redis.asyncio.cluster.RedisCluster.from_url(cluster.url)
+        await client.initialize()
+        port = cluster.master_ports()[0]
+        on_node = [channel for n in range(500)
+                   if client.get_node_from_key(channel := keys.owner_channel("t1", str(n))).port
+                   == port]
+        channels = list({key_slot(channel.encode()): channel for channel in on_node}.values())[:3]
+        assert len(slots_of(*channels)) == 3
+        notifier = Notifier(client)
+        try:
+            await notifier.subscribe(channels)
+            for channel in channels:
+                await client.execute_command("SPUBLISH", channel, "grew")
+            return {await asyncio.wait_for(notifier.next_channel(), 10) for _ in channels}
+        finally:
+            await notifier.close()
+            await client.aclose()
+
+    heard = asyncio.run(subscribe_and_hear())
+    assert len(heard) == 3
+
+
+def test_the_loops_cluster_client_waits_for_a_connection_instead_of_refusing(cluster):
+    """Streams starting together send more commands at once than a node's few connections
+    of the loop's client: each waits its turn, none is refused (redis-py's cluster pool
+    would raise MaxConnectionsError, and the stream answer 503)."""
+    import asyncio
+
+    from jobbox import aio
+
+    key = keys.owner_streams_key("t1", "7")
+
+    async def pipelined() -> list:
+        pipe = aio.async_client().pipeline()
+        pipe.zcard(key)
+        return await pipe.execute()
+
+    async def burst() -> list:
+        client = await aio.cluster_ready(aio.async_client())
+        try:
+            return await asyncio.gather(*[client.zcard(key) for _ in range(20)],
+                                        *[pipelined() for _ in range(5)],
+                                        return_exceptions=True)
+        finally:
+            await client.aclose()
+
+    answers = asyncio.run(burst())
+    assert answers == [0] * 20 + [[0]] * 5

@@ -155,3 +155,21 @@ def test_a_tolerated_property_is_reported_but_fails_no_run_and_others_still_do()
                               {"version_backwards"}) == 1
     with pytest.raises(SystemExit):
         failing_violations({"version_backwards": 0}, {"versoin_backwards"})
+
+
+def test_pools_grown_within_their_caps_are_not_a_leak_but_past_a_cap_or_orphaned_are():
+    allowed = {"soak-web-0": 10, "soak-web-1": 10, "worker-0": 8, "soak runner": 9}
+    under_load = {"streams_open": 4, "redis_connections": 12}
+    grown = {"streams_open": 0, "redis_connections": 24, "redis_connections_allowed": allowed,
+             "redis_connections_by_process": {"soak-web-0": 10, "soak-web-1": 10,
+                                              "worker-0": 1, "soak runner": 3}}
+    leaked = {**grown, "redis_connections_by_process": {
+        "soak-web-0": 11, "soak-web-1": 10, "pid 4242": 2, "soak runner": 1}}
+
+    assert check([], {}, [], converge_from=CONVERGE_FROM, baseline=under_load,
+                 after=grown).counts["baseline_not_restored"] == 0
+    found = check([], {}, [], converge_from=CONVERGE_FROM, baseline=under_load, after=leaked)
+    assert found.counts["baseline_not_restored"] == 2
+    assert {example["why"] for example in found.examples["baseline_not_restored"]} == {
+        "soak-web-0 holds 11 Redis connections, more than its 10",
+        "2 Redis connections of pid 4242, no live process of the stack"}

@@ -4,6 +4,8 @@ its shared pool behave the same on redis-py 5 through 8 (`make test-matrix` runs
 both). Library only: nothing here needs the contrib app."""
 
 import asyncio
+import contextlib
+import threading
 
 import redis
 
@@ -54,3 +56,26 @@ def test_the_streams_share_a_small_blocking_pool_far_below_redis_py_8s_cap():
     # connections instead of opening more: redis-py 8's cap of 100 is never reached.
     assert isinstance(pool, redis.asyncio.BlockingConnectionPool)
     assert pool.max_connections == aio.ASYNC_POOL_CONNECTIONS < 100
+
+
+def test_requests_held_by_a_slow_redis_open_no_more_connections_than_the_cap(settings):
+    """Twelve requests at once each wait on Redis (a blocking pop stands in for a slow
+    server); the process opens at most REDIS_MAX_CONNECTIONS, and the others wait for one
+    (or give up as on any Redis failure). An uncapped pool would open twelve and keep them."""
+    settings.JOBBOX = {**settings.JOBBOX, "REDIS_MAX_CONNECTIONS": 3}
+    client = get_redis()
+    start = threading.Barrier(12)
+
+    def slow_request() -> None:
+        start.wait()
+        with contextlib.suppress(redis.exceptions.ConnectionError):
+            client.blpop(["jobbox-test:nothing"], timeout=0.1)
+
+    threads = [threading.Thread(target=slow_request) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    listed = redis.Redis.from_url(conf.settings().REDIS_URL).client_list()
+    assert 1 <= len([c for c in listed if c["cmd"] == "blpop"]) <= 3
+    assert isinstance(client.connection_pool, redis.BlockingConnectionPool)

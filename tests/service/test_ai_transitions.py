@@ -163,3 +163,25 @@ def test_seed_helpers_wrap_the_library(alice):
     assert get_job_status_from_redis(job_id)["status"] == "PENDING"
     assert cache_job_status("C" * 32) is False
     assert get_job_status_from_redis("not a valid id") is None
+
+
+def test_a_task_failing_on_a_database_outage_leaves_its_job_to_the_reaper_and_the_worker_up(
+        alice, monkeypatch):
+    """The database restarting under a running job: the job is not at fault (it stays
+    PROCESSING, for its lease and the reaper), and a failure hook whose own write meets the
+    outage logs it instead of raising (Celery stops a worker whose failure hook raises)."""
+    from django.db import OperationalError
+
+    from academy.ai.tasks import AIJobTask
+
+    job_id = processing_job(alice)
+    hook = AIJobTask().on_failure
+    hook(OperationalError("connection refused"), "task-1", (job_id,), {}, None)
+    assert AIJobModel.objects.get(job_id=job_id).status == AIJobStatus.PROCESSING
+
+    def database_down(**_: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(services, "ai_job_fail", database_down)
+    hook(ValueError("a broken sheet"), "task-2", (job_id,), {}, None)  # does not raise
+    assert AIJobModel.objects.get(job_id=job_id).status == AIJobStatus.PROCESSING
