@@ -45,7 +45,9 @@ PARALLEL := -n 2 -p tests.xdist_redis
 # Everything: the library layer, then the service and end-to-end layers.
 test: $(VENV)/.installed lint docs $(HLSJS) $(MESSAGES) browser monitoring nginx
 	$(WITH_REDIS) $(LIBRARY_TESTS) $(PARALLEL) $(PYTEST_ARGS)
-	$(WITH_REDIS) $(PY) -m pytest tests/service $(PARALLEL) $(PYTEST_ARGS)
+	$(WITH_REDIS) $(PY) -m pytest tests/service -m 'not e2e' $(PARALLEL) $(PYTEST_ARGS)
+	# Serial: these measure CPU, memory and real time, or run workers and browsers.
+	$(WITH_REDIS) $(PY) -m pytest tests/service -m e2e $(PYTEST_ARGS)
 	$(WITH_REDIS) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 # The library and service layers: no browser, no worker process, no fresh install, no cluster
