@@ -2,7 +2,7 @@
 reference/metrics.md).
 
 Counters and gauges only, a leaf every other module may import; the view that serves them is
-`jobbox.http.views.metrics_view`. Under prometheus_client's multiprocess mode
+`jobbox.http.ops.metrics_view`. Under prometheus_client's multiprocess mode
 (PROMETHEUS_MULTIPROC_DIR) the view sums every process's values; each gauge says how
 (`multiprocess_mode`). deploy/grafana/jobbox.json charts them.
 """

@@ -6,7 +6,8 @@ A job kind's status view is the project's own (`JobStatusAPIView` subclassed), a
 
 from django.urls import path
 
-from jobbox.http.views import JobBoxView, healthz, job_box_stream, metrics_view
+from jobbox.http.ops import healthz, metrics_view
+from jobbox.http.views import JobBoxView, job_box_stream
 
 urlpatterns = [
     path("api/jobbox/", JobBoxView.as_view(), name="jobbox"),

@@ -4,16 +4,14 @@ work lives in the library's modules.
 - `JobStatusAPIView`: one job's representation; a project subclasses it per job kind.
 - `JobBoxView`: `GET /api/jobbox/`, all of the caller's running and recently finished jobs.
 - `job_box_stream`: `GET /api/jobbox/stream`, the same as Server-Sent Events (ASGI only).
-- `metrics_view`, `healthz`: Prometheus text; liveness and dependency health.
 
 Authentication is the principal cache (`jobbox.auth`), bodies come from `jobbox.read` and
 `jobbox.box`, and a missing job, another tenant's job and a malformed id all answer the
-same 404 without detail (invariant 5). `jobbox.http.urls` routes the box, the stream, the
-metrics and the health check.
+same 404 without detail (invariant 5). `jobbox.http.urls` routes the box, the stream, and
+the operational endpoints of `jobbox.http.ops` (metrics, health).
 """
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from functools import update_wrapper
@@ -21,11 +19,9 @@ from inspect import unwrap
 from typing import Any, ClassVar
 
 from django.core.handlers.asgi import ASGIRequest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import IsAuthenticated
@@ -48,10 +44,10 @@ from jobbox.auth.principals import (
     token_in_header,
 )
 from jobbox.box import Box, box_from_database, read_box
-from jobbox.client import RedisUnavailable, get_redis, redis_errors
+from jobbox.client import RedisUnavailable
 from jobbox.http import errors
 from jobbox.http.schema import NOT_FOUND, UNAUTHENTICATED, BoxShape, extend_schema
-from jobbox.metrics import READS, start_at_zero
+from jobbox.metrics import READS
 from jobbox.read import JobNotFound, read_job_snapshot
 from jobbox.stream import (
     CLIENT_RETRY_SECONDS,
@@ -432,58 +428,3 @@ class EventStreamResponse(StreamingHttpResponse):
 async def _events(stream: Stream) -> AsyncIterator[bytes]:
     async for chunk in stream.events():
         yield chunk
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text, for a scraper holding `Bearer <JOBBOX["METRICS_TOKEN"]>` or staff."""
-    if not _may_scrape(request):
-        return HttpResponse(status=401, headers={"WWW-Authenticate": "Bearer"})
-    return HttpResponse(_metrics_text(), content_type=CONTENT_TYPE_LATEST)
-
-
-def _metrics_text() -> bytes:
-    """This process's metrics, or, under prometheus_client's multiprocess mode
-    (PROMETHEUS_MULTIPROC_DIR set), every process's summed: a scrape answered by any worker
-    shows the same totals, and consecutive scrapes never go backwards."""
-    start_at_zero([job.kind for job in registry.all_jobs()])
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return generate_latest()
-    collected = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collected)
-    return generate_latest(collected)
-
-
-def _may_scrape(request: HttpRequest) -> bool:
-    expected = conf.settings().METRICS_TOKEN
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if expected and constant_time_compare(header, f"Bearer {expected}"):
-        return True
-    principal = principal_for_request(request)
-    return bool(principal and principal.is_active and principal.is_staff)
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    """200 while the service can answer polls (Redis or the database up), 503 otherwise."""
-    checks = {"redis": _redis_ok(), "database": _database_ok()}
-    healthy = any(checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable",
-         **{name: "ok" if ok else "down" for name, ok in checks.items()}},
-        status=200 if healthy else 503,
-    )
-
-
-def _redis_ok() -> bool:
-    try:
-        with redis_errors():
-            return bool(get_redis().ping())
-    except RedisUnavailable:
-        return False
-
-
-def _database_ok() -> bool:
-    try:
-        connection.ensure_connection()
-        return connection.is_usable()
-    except Exception:
-        return False

@@ -8,6 +8,8 @@ from pathlib import Path
 import jobbox
 
 PACKAGE_DIR = Path(jobbox.__file__).parent
+# A module a reader takes in at one sitting: past this, it holds more than one idea.
+MODULE_MAX_LINES = 450
 
 
 def module_name(path: Path) -> str:
@@ -66,6 +68,12 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_library_has_no_import_cycle():
     assert find_cycle(import_graph()) is None
+
+
+def test_no_module_of_the_library_is_over_450_lines():
+    long = {name: lines for name, path in library_modules().items()
+            if (lines := len(path.read_text().splitlines())) > MODULE_MAX_LINES}
+    assert long == {}
 
 
 def test_the_cycle_finder_sees_a_cycle_through_a_lazy_import():
