@@ -135,7 +135,7 @@ CACHES = {
 JOBBOX = {
     "KEY_PREFIX": env.text("JOBBOX_KEY_PREFIX", ""),
     "REDIS_CLUSTER": env.flag("REDIS_CLUSTER"),
-    "REDIS_MAX_CONNECTIONS": env.integer("JOBBOX_REDIS_MAX_CONNECTIONS", 32),
+    "REDIS_MAX_CONNECTIONS": env.integer("JOBBOX_REDIS_MAX_CONNECTIONS", 100),
     "TENANT_RESOLVER": "academy.tenants.services.tenant_id_for_user",
     "TENANT_RESOLVER_MANY": "academy.tenants.services.tenant_ids_for_users",
     "PRINCIPAL_MODELS": ["tenants.Membership"],

@@ -61,10 +61,11 @@ class JobboxSettings:
     CONNECT_TIMEOUT_SECONDS: float = _setting(
         0.25, "As SOCKET_TIMEOUT_SECONDS, for opening a connection.", "seconds")
     REDIS_MAX_CONNECTIONS: int = _setting(
-        32, "A process's synchronous Redis connections at most (on a single Redis): past it a "
-        "command waits up to SOCKET_TIMEOUT_SECONDS for a free one. A pool never closes an "
-        "idle connection, so without a cap a slow Redis, which makes every request in flight "
-        "hold one, would leave the process holding as many as it ever had requests at once.",
+        100, "A process's synchronous Redis connections at most (on a single Redis). Keep it at "
+        "or above the threads that use Redis at once: past it a command waits up to "
+        "SOCKET_TIMEOUT_SECONDS for a free connection, then fails as if Redis were unavailable "
+        "(the database answers). A pool never closes an idle connection: the cap bounds what "
+        "a process keeps after a slow Redis made every request in flight hold one.",
         "count")
     PRINCIPAL_TTL_SECONDS: int = _setting(
         5 * 60, "The cached user and tenant of a token or session. Signals and "

@@ -56,7 +56,7 @@ STACK_ENV = {
     "JOBBOX_STREAMS_PER_PERSON": "16",
     # A process's sync Redis pool at most (it keeps what it opened): the checker holds each
     # process to it once the clients are gone.
-    "JOBBOX_REDIS_MAX_CONNECTIONS": "8",
+    "JOBBOX_REDIS_MAX_CONNECTIONS": "16",
     "DJANGO_SETTINGS_MODULE": "academy.settings",
 }
 
