@@ -61,7 +61,15 @@ def test_a_failover_that_lost_the_last_write_is_repaired_when_the_client_learns_
                       timeout_seconds=WAIT_SECONDS)
     assert stored_snapshot(video.pk)["status"] == "PROCESSING"  # what clients would see
     # What redis-py does after a failover's errors (MOVED, connections lost): re-read the
-    # topology, which now names the promoted replica.
-    get_redis().nodes_manager.initialize()
+    # topology, again on each error until the nodes it asks name the promoted replica (the
+    # other nodes learn of a promotion by gossip, a moment after the replica itself).
+    assert wait_until(lambda: promoted_seen(replica), timeout_seconds=WAIT_SECONDS)
     assert wait_until(lambda: stored_snapshot(video.pk)["status"] == "READY",
                       timeout_seconds=WAIT_SECONDS)
+
+
+def promoted_seen(promoted: int) -> bool:
+    manager = get_redis().nodes_manager
+    manager.initialize()
+    return any(int(node.port) == promoted and node.server_type == "primary"
+               for node in dict(manager.nodes_cache).values())
